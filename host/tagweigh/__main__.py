@@ -1,0 +1,3 @@
+from tagweigh.cli import main
+
+raise SystemExit(main())
