@@ -1,0 +1,40 @@
+# CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0; check("123456789") = 0x29B1.
+# CPython has it in C (binascii.crc_hqx); MicroPython has no crc_hqx, so a 256-entry table is used.
+try:
+    from binascii import crc_hqx as _hqx  # type: ignore[attr-defined]
+except ImportError:  # MicroPython
+    _hqx = None
+
+
+def _make_table():
+    t = []
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+        t.append(c & 0xFFFF)
+    return tuple(t)
+
+
+TABLE = _make_table()
+
+
+def crc16_table(data, start=0, end=None, crc=0xFFFF):
+    """Table-driven CRC over data[start:end]; allocation-free (indexes, no slicing)."""
+    t = TABLE
+    if end is None or end < 0:
+        end = len(data)
+    for i in range(start, end):
+        crc = ((crc << 8) & 0xFF00) ^ t[(crc >> 8) ^ data[i]]
+    return crc
+
+
+def crc16(data, start=0, end=None, crc=0xFFFF):
+    """CRC-16/CCITT-FALSE of data[start:end] (end None or -1 = to the end), continuing from crc."""
+    if _hqx is None:
+        return crc16_table(data, start, end, crc)
+    if end is None or end < 0:
+        end = len(data)
+    if start == 0 and end == len(data):
+        return _hqx(data, crc)
+    return _hqx(memoryview(data)[start:end], crc)
