@@ -139,6 +139,7 @@ class Decoder:
         self.dropped = 0
         self.errors = 0
         self.frames = 0
+        self._hunting = False
 
     def pending(self):
         """Bytes held but not yet decoded."""
@@ -185,6 +186,8 @@ class Decoder:
         """The line went idle: give up a partial candidate frame (drop its SOF). True if any."""
         if self._end > self._start:
             self._drop(1)
+            self.errors += 1
+            self.error = "timeout"
             return True
         return False
 
@@ -202,17 +205,20 @@ class Decoder:
         return ERROR
 
     def poll(self):
+        """Decode the next outcome: NEED_MORE, FRAME or ERROR (see the class doc)."""
         self.frame = None
         buf = self._buf
-        s = self._start
-        end = self._end
-        avail = end - s
-        if avail == 0:
-            self._start = self._end = 0
-            return NEED_MORE
-        b = buf[s]
-        if b != SOF:
-            # Garbage: skip to the next SOF in the window (or drop all of it).
+        while True:
+            s = self._start
+            end = self._end
+            if s == end:
+                self._start = self._end = 0
+                return NEED_MORE
+            b = buf[s]
+            if b == SOF:
+                break
+            # Garbage: skip to the next SOF in the window (or drop all of it). A run of garbage
+            # is one ERROR however it was chunked: later parts of the run drop silently.
             if _HAS_FIND:
                 i = buf.find(_SOF_BYTES, s, end)
                 if i < 0:
@@ -221,7 +227,12 @@ class Decoder:
                 i = s + 1
                 while i < end and buf[i] != SOF:
                     i += 1
-            return self._fail("bad_version" if b & 0xF0 == 0xA0 else "bad_sof", i - s)
+            if not self._hunting:
+                self._hunting = True
+                return self._fail("bad_version" if b & 0xF0 == 0xA0 else "bad_sof", i - s)
+            self._drop(i - s)
+        self._hunting = False
+        avail = end - s
         if avail < 2:
             return NEED_MORE
         n = buf[s + 1]

@@ -181,6 +181,17 @@ def _bytes_len(name, v, lo, hi, short="bad_field", long="bad_field"):
     return n
 
 
+def _check_size(n, size, tail):
+    """A body of n bytes: `size` fixed bytes, then a tail (name, min, max) or nothing."""
+    if n < size:
+        raise MessageError("truncated")
+    if tail is None:
+        if n != size:
+            raise MessageError("bad_length")
+    elif n - size < tail[1] or n - size > tail[2]:
+        raise MessageError("bad_length", tail[0])
+
+
 def _copy(buf, off, data, n):
     # A plain index loop: MicroPython compiles it without allocating (a slice would).
     for i in range(n):
@@ -284,15 +295,7 @@ class _Fixed(Message):
     @classmethod
     def unpack(cls, mv):
         n = len(mv)
-        if n < cls.SIZE:
-            raise MessageError("truncated")
-        if cls.TAIL is None:
-            if n != cls.SIZE:
-                raise MessageError("bad_length")
-        else:
-            name, lo, hi = cls.TAIL
-            if n - cls.SIZE < lo or n - cls.SIZE > hi:
-                raise MessageError("bad_length", name)
+        _check_size(n, cls.SIZE, cls.TAIL)
         m = cls()
         vals = struct.unpack_from(cls.FMT, mv, 0)
         for i in range(len(vals)):
@@ -584,13 +587,7 @@ class Command(Message):
             return cls(cmd_id, op, args)
         fmt, names, tail = spec
         size = 3 + struct.calcsize(fmt)
-        if n < size:
-            raise MessageError("truncated")
-        if tail is None:
-            if n != size:
-                raise MessageError("bad_length")
-        elif n - size < tail[1] or n - size > tail[2]:
-            raise MessageError("bad_length", tail[0])
+        _check_size(n, size, tail)
         vals = struct.unpack_from(fmt, mv, 3)
         for i in range(len(names)):
             args[names[i]] = vals[i]
