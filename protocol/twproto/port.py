@@ -31,6 +31,9 @@ except AttributeError:  # CPython: same semantics, 30-bit wrapping like the ESP3
         return (_mono_ns() // 1_000) & (_TICKS_PERIOD - 1)
 
     def ticks_add(ticks, delta):  # type: ignore[misc]
+        # As MicroPython: |delta| < half a period, so ticks_diff(ticks_add(t, d), t) == d always.
+        if not -_TICKS_HALF < delta < _TICKS_HALF:
+            raise OverflowError("ticks interval overflow")
         return (ticks + delta) & (_TICKS_PERIOD - 1)
 
     def ticks_diff(end, start):  # type: ignore[misc]
