@@ -1,0 +1,147 @@
+# The stable reason table: numeric code (0..63, carried in bits 2-7 of a READING's verdict byte)
+# <-> rule ID (a stable string) <-> short operator messages and "what to do" hints in English and
+# French. Codes are never reused or renumbered: a new reason gets a new code. RULES.md lists them.
+
+ACCEPT = 0
+WARN = 1
+REJECT = 2
+
+VERDICT_NAMES = ("accept", "warn", "reject")
+_VERDICT_TEXT = {
+    "en": ("Accepted", "Accepted with warning", "Rejected"),
+    "fr": ("Accepté", "Accepté avec avertissement", "Refusé"),
+}
+
+NONE = 0
+TAG_SYNTAX = 1
+TAG_CHECK = 2
+TAG_SITE = 3
+WEIGHT_RANGE = 4
+NOT_STABLE = 5
+OUT_OF_RANGE = 6
+DUPLICATE_STEP = 7
+TIME_FUTURE = 8
+TIME_BEFORE_PROVISIONING = 9
+TIME_NOT_SYNCED = 10
+SEQ_GAP = 11
+OPERATOR = 12
+MASS_BALANCE = 13
+STEP_UNKNOWN = 14
+RULESET_MISMATCH = 15
+TAG_STEP = 16
+
+MAX_CODE = 63
+
+# code, rule ID, EN message, FR message, EN hint, FR hint. Messages fit a small display (EN <= 40
+# characters, FR <= 48); hints are one sentence for the operator page.
+TABLE = (
+    (NONE, "NONE", "Accepted", "Accepté", "Put the next bag on the scale.", "Posez le sac suivant sur la balance."),
+    (TAG_SYNTAX, "TAG-SYNTAX", "Tag is not a valid ID", "Étiquette : identifiant invalide",
+     "Scan again; if it fails, set the bag aside and call the supervisor.",
+     "Scannez à nouveau ; en cas d'échec, mettez le sac de côté et appelez le superviseur."),
+    (TAG_CHECK, "TAG-CHECK", "Tag check character wrong", "Caractère de contrôle faux",
+     "Scan again; a damaged label must be replaced by the supervisor.",
+     "Scannez à nouveau ; une étiquette abîmée doit être remplacée par le superviseur."),
+    (TAG_SITE, "TAG-SITE", "Tag not issued to this site", "Étiquette non attribuée à ce site",
+     "Do not process this bag; report it to the supervisor.",
+     "Ne traitez pas ce sac ; signalez-le au superviseur."),
+    (WEIGHT_RANGE, "WEIGHT-RANGE", "Weight outside allowed range", "Poids hors de la plage autorisée",
+     "Check the bag and the scale, then weigh again.",
+     "Vérifiez le sac et la balance, puis pesez à nouveau."),
+    (NOT_STABLE, "NOT-STABLE", "Scale not stable", "Balance instable",
+     "Wait until the bag is still, then weigh again.",
+     "Attendez que le sac soit immobile, puis pesez à nouveau."),
+    (OUT_OF_RANGE, "OUT-OF-RANGE", "Scale overloaded or below zero", "Balance en surcharge ou sous zéro",
+     "Remove the load, check the zero, then weigh again.",
+     "Retirez la charge, vérifiez le zéro, puis pesez à nouveau."),
+    (DUPLICATE_STEP, "DUPLICATE-STEP", "Tag already weighed at this step", "Étiquette déjà pesée à cette étape",
+     "Do not weigh a bag twice; call the supervisor if unsure.",
+     "Ne pesez pas un sac deux fois ; en cas de doute, appelez le superviseur."),
+    (TIME_FUTURE, "TIME-FUTURE", "Station time is in the future", "Heure du poste dans le futur",
+     "The station clock is ahead: ask a technician to set it.",
+     "L'horloge du poste avance : faites-la régler par un technicien."),
+    (TIME_BEFORE_PROVISIONING, "TIME-BEFORE-PROVISIONING", "Time is before station setup",
+     "Heure antérieure à l'installation",
+     "The station clock is wrong: ask a technician to set it.",
+     "L'horloge du poste est fausse : faites-la régler par un technicien."),
+    (TIME_NOT_SYNCED, "TIME-NOT-SYNCED", "Station clock not set", "Horloge du poste non réglée",
+     "Connect the station to the depot computer to set the time.",
+     "Connectez le poste à l'ordinateur du dépôt pour régler l'heure."),
+    (SEQ_GAP, "SEQ-GAP", "Records missing in sequence", "Enregistrements manquants",
+     "Keep the station connected so every record is sent; tell the supervisor.",
+     "Gardez le poste connecté pour envoyer chaque enregistrement ; prévenez le superviseur."),
+    (OPERATOR, "OPERATOR", "Operator not authorised", "Opérateur non autorisé",
+     "Log in with your own operator badge.",
+     "Connectez-vous avec votre propre badge d'opérateur."),
+    (MASS_BALANCE, "MASS-BALANCE", "Bag heavier than at earlier step", "Sac plus lourd qu'à l'étape précédente",
+     "Set the bag aside and call the supervisor.",
+     "Mettez le sac de côté et appelez le superviseur."),
+    (STEP_UNKNOWN, "STEP-UNKNOWN", "Step not allowed at this site", "Étape non autorisée sur ce site",
+     "The station role is wrong: call a technician.",
+     "Le rôle du poste est faux : appelez un technicien."),
+    (RULESET_MISMATCH, "RULESET-MISMATCH", "Rule set differs from station", "Règles différentes du poste",
+     "Update the station's rule set.",
+     "Mettez à jour les règles du poste."),
+    (TAG_STEP, "TAG-STEP", "Tag not valid at this step", "Étiquette non valable à cette étape",
+     "Check that the bag is at the right station.",
+     "Vérifiez que le sac est au bon poste."),
+)
+
+_LANG = {"en": 2, "fr": 3}
+
+
+def _row(code):
+    for r in TABLE:
+        if r[0] == code:
+            return r
+    return None
+
+
+def rule_id(code):
+    """Stable rule ID string for a reason code, or 'UNKNOWN-<n>' for a code this build lacks."""
+    r = _row(code)
+    return r[1] if r else "UNKNOWN-" + str(code)
+
+
+def code_of(rid):
+    """Reason code for a rule ID string, or None."""
+    for r in TABLE:
+        if r[1] == rid:
+            return r[0]
+    return None
+
+
+def message(code, lang="en"):
+    """Short operator message; unknown language falls back to English, unknown code to a generic
+    text that still shows the number (a newer station may send a code this build lacks)."""
+    k = _LANG.get(lang, 2)
+    r = _row(code)
+    if r is None:
+        return ("Reason " if k == 2 else "Motif ") + str(code)
+    return r[k]
+
+
+def hint(code, lang="en"):
+    """What the operator should do, one sentence."""
+    k = _LANG.get(lang, 2)
+    r = _row(code)
+    if r is None:
+        return "Call the supervisor." if k == 2 else "Appelez le superviseur."
+    return r[k + 2]
+
+
+def verdict_text(verdict, lang="en"):
+    t = _VERDICT_TEXT.get(lang, _VERDICT_TEXT["en"])
+    return t[verdict] if 0 <= verdict <= 2 else "?"
+
+
+def pack_verdict(verdict, reason):
+    """The READING verdict byte: bits 0-1 verdict, bits 2-7 reason code."""
+    if not 0 <= verdict <= 2 or not 0 <= reason <= MAX_CODE:
+        raise ValueError("verdict 0..2 and reason 0..63")
+    return verdict | (reason << 2)
+
+
+def unpack_verdict(b):
+    """(verdict, reason) from a verdict byte; verdict 3 is reserved and returned as is."""
+    return b & 3, (b >> 2) & 63
