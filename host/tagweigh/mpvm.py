@@ -193,6 +193,8 @@ class MicroPythonVM:
         self.timeout = timeout
         self.esp32_env = esp32_env
         node = node or find_node()
+        if node and not os.path.isfile(node):
+            node = shutil.which(node)
         if not node:
             raise MicroPythonUnavailable(
                 "node not found: the MicroPython VM needs Node.js >= 18",
