@@ -1,0 +1,813 @@
+# The station: one state machine advanced by non-blocking steps (Station.step), plus the link
+# session (HELLO/WELCOME, in-order backlog with a bounded window, ACKs, commands) serviced in the
+# same step. Nothing here waits: every wait is a deadline checked with ticks_diff.
+#
+# Reading states (self.state):
+#   IDLE       platform empty, no tag held
+#   WEIGHING   load on the platform, weight not yet stable
+#   STABLE     stable weight captured; waiting for a tag until bind deadline (config bind_ms)
+#   TAG        tag held; waiting for a stable weight until bind deadline
+#   VALIDATE   one stable weight + one tag bound: rules from the shared core give the verdict
+#   SIGN       READING packed (next seq, prev = chain link of the previous READING) and MAC'd
+#   JOURNAL    frame appended to the flash journal: durable before anything is sent
+#   SEND       frame written to the link if a session is up and the window has room
+#   AWAIT_ACK  waiting for the bridge's ACK (its verdict is authoritative) until ack deadline
+#   FEEDBACK   verdict shown to the operator (accepted / rejected / attention, not synced)
+#   REMOVE     the weighed bag is still on the platform: nothing new binds until it leaves
+#
+# Decisions (firmware/README.md explains them for operators and integrators):
+#   weight then tag       STABLE -> tag within bind_ms -> reading
+#   tag then weight       TAG -> stable weight within bind_ms -> reading
+#   scale still moving    no capture while moving; a tag held until bind deadline while the load
+#                         is on but never settles gives a reading WITHOUT the stable flag, which
+#                         is never accepted (rejected NOT-STABLE): the evidence is kept
+#   bag removed untagged  STABLE/WEIGHING -> platform empty: no reading (nothing to bind), attention
+#   tag, no load          TAG -> bind deadline with an empty platform: tag dropped, attention
+#   two tags              reader reports a collision, or a second different tag while one is held:
+#                         nothing binds, EVENT multiple_tags, attention; tags are ignored until
+#                         the platform is emptied or no tag is seen for bind_ms
+#   same tag re-read      an RFID reader sees a tag continuously: repeats of the held or just
+#                         weighed tag are ignored (it must be gone for REPEAT_MS to count again)
+#   weight changes        STABLE -> moving again: captured weight dropped, back to WEIGHING
+#   journal full          refuse the reading (no record, nothing overwritten), rejected pattern,
+#                         EVENT journal_full
+#   maintenance mode      no readings; commands for calibration allowed
+import hashlib
+import os
+
+from twproto.port import const, ticks_diff
+from twproto import frame as F
+from twproto import messages as M
+from twproto import rules as rules_mod
+from twproto import ruleset as ruleset_mod
+from twstation import FIRMWARE_VERSION
+
+IDLE = const(0)
+WEIGHING = const(1)
+STABLE = const(2)
+TAG = const(3)
+VALIDATE = const(4)
+SIGN = const(5)
+JOURNAL = const(6)
+SEND = const(7)
+AWAIT_ACK = const(8)
+FEEDBACK = const(9)
+REMOVE = const(10)
+STATE_NAMES = ("idle", "weighing", "stable", "tag", "validate", "sign", "journal", "send",
+               "await_ack", "feedback", "remove")
+
+# Feedback patterns (names the feedback driver knows).
+P_ACCEPTED = "accepted"
+P_REJECTED = "rejected"
+P_ATTENTION = "attention"
+P_NOT_SYNCED = "not_synced"
+
+REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
+SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
+EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
+RESEND_TRIES = const(3)  # resends without any bridge frame before the session counts as lost
+EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
+REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
+RULESET_FILE = "ruleset.json"
+
+
+class Devices:
+    """The hardware the station uses, built by main.py from the board (or by the simulator from
+    fake pins wired to models). hx711 is required; rfid/scanner per config 'reader'."""
+
+    def __init__(self, hx711, rfid=None, scanner=None, feedback=None, display=None):
+        self.hx711 = hx711
+        self.rfid = rfid
+        self.scanner = scanner
+        self.feedback = feedback
+        self.display = display
+
+
+class Clock:
+    """Default clock: twproto.port ticks. Tests pass an object with the same ticks_ms()."""
+
+    def ticks_ms(self):
+        from twproto.port import ticks_ms
+
+        return ticks_ms()
+
+
+def _join(root, name):
+    if not root or root == "/":
+        return "/" + name
+    return root.rstrip("/") + "/" + name
+
+
+def _u32(b):
+    return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
+
+
+class Station:
+    def __init__(self, devices, scale, journal, config, link, clock=None, boot=1, root="/",
+                 ruleset=None, reboot=None, rule_capacity=256):
+        self.dev = devices
+        self.scale = scale
+        self.journal = journal
+        self.config = config
+        self.link = link
+        self.clock = clock if clock is not None else Clock()
+        self.boot = boot
+        self.root = root
+        self._reboot = reboot
+        self.ruleset = ruleset if ruleset is not None else self._load_ruleset()
+        self.rule_state = rules_mod.MemoryRuleState(rule_capacity)
+        now = self.clock.ticks_ms()
+        self._last_ticks = now
+        self.uptime_ms = 0
+        self.state = IDLE
+        self._deadline = now
+        self.running = True
+        self.maintenance = False
+        self.operator = config.operator
+        # time: synced when the bridge told us (WELCOME with time, or SET_TIME)
+        self._sync_unix = None
+        self._sync_up = 0
+        # binding
+        self._tag = None  # (kind, bytes) held
+        self._net = 0  # captured stable net weight
+        self._stable_cap = False
+        self._last_tag = None  # last bound tag, for repeat suppression
+        self._last_tag_seen = now
+        self._conflict = False
+        self._conflict_seen = now
+        # reading in progress
+        self._r = M.Reading()
+        self._verdict = None
+        self._frame_len = 0
+        self._cur_seq = 0
+        self._bridge_verdict = None
+        self.last_result = None  # (seq or None, station verdict byte, bridge verdict byte or None)
+        # journal head: sequence and chain survive reboot
+        last_seq, chain = journal.head()
+        self.seq = last_seq
+        self.prev = chain if isinstance(chain, int) else _u32(chain)
+        self.boot_first_seq = last_seq + 1
+        # session and backlog
+        self.session = False
+        self._hello_at = now
+        self._inflight = []  # seqs sent, not yet acknowledged (oldest first, <= send_window)
+        self._resend_at = now
+        self._tries = 0
+        self._last_cmd = -1
+        self._events = []  # (code, severity, detail, uptime) while no session
+        self._ev_last = {}
+        self._live_at = now
+        self._live_net = None
+        self._status_at = now
+        self._sample_at = now
+        self._hx_fault = False
+        self._over = False
+        self._fill_warned = False
+        self._rs_push = None  # (tmp path, expected length, sha256 obj, expected digest, received)
+        self._reboot_at = None
+        self._replay_journal()
+        self._boot_events()
+
+    # ------------------------------------------------------------------ setup helpers
+    def _load_ruleset(self):
+        try:
+            return ruleset_mod.load_file(_join(self.root, RULESET_FILE))
+        except (OSError, ValueError, Exception):  # missing or invalid: HELLO flags SF_NO_RULESET
+            return None
+
+    def _replay_journal(self):
+        # Readings not yet acknowledged are still in the journal: feed them to the rule state so
+        # a duplicate weighed before the reboot is still seen.
+        for fr in self._pending_frames():
+            try:
+                t, r = M.decode_frame(fr)
+            except Exception:
+                continue
+            if t == F.T_READING and self.ruleset is not None:
+                self.rule_state.record(r, rules_mod.evaluate(self.ruleset, r, None, None))
+
+    def _boot_events(self):
+        self.event(M.EV_BOOT, M.SEV_INFO, self.boot)
+        if getattr(self.journal, "recovered", 0):
+            self.event(M.EV_JOURNAL_RECOVERED, M.SEV_WARNING, self.journal.recovered)
+        if self._zero_bad():
+            # Never silently re-zero: report it; the operator/technician decides.
+            self.event(M.EV_ZERO_OUT_OF_RANGE, M.SEV_ERROR, 0)
+
+    def _zero_bad(self):
+        return bool(getattr(self.scale, "zero_out_of_range", False))
+
+    # ------------------------------------------------------------------ time
+    def unix_time(self):
+        """Unix seconds if synced, else None."""
+        if self._sync_unix is None:
+            return None
+        return self._sync_unix + (self.uptime_ms - self._sync_up) // 1000
+
+    def set_time(self, unix_s, ms=0):
+        self._sync_unix = unix_s
+        self._sync_up = self.uptime_ms - ms
+
+    # ------------------------------------------------------------------ main step
+    def step(self):
+        """One non-blocking step. Returns False when the app should stop (Ctrl-C on an idle line
+        or after a REBOOT command when no reboot function was given)."""
+        now = self.clock.ticks_ms()
+        d = ticks_diff(now, self._last_ticks)
+        if d > 0:
+            self.uptime_ms += d
+            self._last_ticks = now
+        self._service_link(now)
+        if self.link.exit_requested:
+            self.running = False
+            return False
+        self._sample(now)
+        tag = self._poll_tags(now)
+        self._advance(now, tag)
+        self._service_session(now)
+        self._live(now)
+        fb = self.dev.feedback
+        if fb is not None:
+            fb.tick(now)
+        if self._reboot_at is not None and ticks_diff(now, self._reboot_at) >= 0:
+            self._reboot_at = None
+            self.close()
+            if self._reboot is not None:
+                self._reboot()
+            self.running = False
+        return self.running
+
+    def close(self):
+        c = getattr(self.journal, "close", None)
+        if c is not None:
+            c()
+
+    # ------------------------------------------------------------------ scale
+    def _sample(self, now):
+        hx = self.dev.hx711
+        if hx.ready():
+            self.scale.add_sample(hx.read_raw())
+            self._sample_at = now
+            if self._hx_fault:
+                self._hx_fault = False
+        elif not self._hx_fault and ticks_diff(now, self._sample_at) > SAMPLE_MS:
+            self._hx_fault = True
+            self.event(M.EV_HX711_NOT_READY, M.SEV_ERROR, 0)
+        over = self._out_of_range()
+        if over and not self._over:
+            net = self.scale.net_g
+            self.event(M.EV_OVERLOAD if net > 0 else M.EV_UNDERLOAD, M.SEV_WARNING, net)
+        self._over = over
+
+    def _out_of_range(self):
+        return bool(getattr(self.scale, "out_of_range", False))
+
+    def _loaded(self):
+        return self.scale.net_g >= self.config.empty_g
+
+    def _stable(self):
+        return bool(self.scale.stable) and not self._hx_fault
+
+    # ------------------------------------------------------------------ tags
+    def _poll_tags(self, now):
+        """Returns (kind, bytes), or None. Collisions and garbage become events here."""
+        got = None
+        rfid = self.dev.rfid
+        if rfid is not None:
+            res = rfid.poll()
+            if res is not None:
+                got = self._rfid_result(res, now)
+        sc = self.dev.scanner
+        if sc is not None and got is None:
+            line = sc.poll()
+            if line is not None:
+                got = self._scan_result(line, now)
+        if got is None:
+            if self._conflict and ticks_diff(now, self._conflict_seen) > self.config.bind_ms:
+                self._conflict = False
+            return None
+        if got == "multi":
+            self._multi(now)
+            return None
+        if self._conflict:
+            self._conflict_seen = now
+            return None
+        return got
+
+    def _rfid_result(self, res, now):
+        # mfrc522.poll() -> None | bytes (UID) | MULTIPLE | ERROR (see mfrc522.py)
+        kind = getattr(res, "kind", None)
+        if isinstance(res, (bytes, bytearray)):
+            return (M.TAG_RFID_UID, bytes(res))
+        if kind == "multiple" or res == "multiple":
+            return "multi"
+        if kind == "tag":
+            return (getattr(res, "tag_kind", M.TAG_RFID_UID), bytes(res.value))
+        self.event(M.EV_READER_FAULT, M.SEV_WARNING, 0)
+        return None
+
+    def _scan_result(self, line, now):
+        if isinstance(line, str):
+            line = line.encode()
+        n = len(line)
+        ok = 0 < n <= M.TAG_MAX
+        if ok:
+            for b in line:
+                if b < 0x20 or b > 0x7E:
+                    ok = False
+                    break
+        if not ok:
+            self.event(M.EV_SCANNER_GARBAGE, M.SEV_WARNING, n)
+            self._show(P_ATTENTION, now)
+            return None
+        return (M.TAG_QR_TEXT, bytes(line))
+
+    def _multi(self, now):
+        self._conflict = True
+        self._conflict_seen = now
+        self._tag = None
+        self.event(M.EV_MULTIPLE_TAGS, M.SEV_WARNING, 0)
+        self._show(P_ATTENTION, now)
+        if self.state in (TAG, STABLE):
+            self.state = WEIGHING if self._loaded() else IDLE
+
+    def _is_repeat(self, tag, now):
+        """True for a re-read of the tag just weighed (seen continuously since)."""
+        if self._last_tag is not None and tag == self._last_tag:
+            fresh = ticks_diff(now, self._last_tag_seen) < REPEAT_MS
+            self._last_tag_seen = now
+            return fresh
+        return False
+
+    # ------------------------------------------------------------------ state machine
+    def _advance(self, now, tag):
+        s = self.state
+        cfg = self.config
+        if tag is not None and self._is_repeat(tag, now):
+            tag = None
+        if self.maintenance and s in (IDLE, WEIGHING, STABLE, TAG):
+            # No readings in maintenance mode; tags are shown as "attention" and dropped.
+            if tag is not None:
+                self._show(P_ATTENTION, now)
+            self._tag = None
+            self.state = WEIGHING if self._loaded() else IDLE
+            return
+        if s == IDLE:
+            if tag is not None:
+                self._hold(tag, now)
+            elif self._loaded():
+                self.state = WEIGHING
+        elif s == WEIGHING:
+            if tag is not None:
+                self._hold(tag, now)
+            elif not self._loaded():
+                # bag removed before any tag was read: nothing to bind, nothing recorded
+                self.state = IDLE
+            elif self._stable():
+                self._net = self.scale.net_g
+                self._deadline = self._after(now, cfg.bind_ms)
+                self.state = STABLE
+        elif s == STABLE:
+            if tag is not None:
+                self._tag = tag
+                self._stable_cap = True
+                self.state = VALIDATE
+            elif not self._loaded():
+                self._show(P_ATTENTION, now)  # bag removed before its tag was read
+                self.state = IDLE
+            elif not self._stable():
+                self.state = WEIGHING  # moved again: the captured weight no longer holds
+            elif ticks_diff(now, self._deadline) >= 0:
+                # no tag within the window: keep waiting for one with a fresh window
+                self._net = self.scale.net_g
+                self._deadline = self._after(now, cfg.bind_ms)
+        elif s == TAG:
+            if tag is not None and tag != self._tag:
+                self._multi(now)  # two different tags for one weighing: bind neither
+            elif self._loaded() and self._stable():
+                self._net = self.scale.net_g
+                self._stable_cap = True
+                self.state = VALIDATE
+            elif ticks_diff(now, self._deadline) >= 0:
+                if self._loaded():
+                    # load on but never settled: record it unstable (rejected NOT-STABLE)
+                    self._net = self.scale.net_g
+                    self._stable_cap = False
+                    self.state = VALIDATE
+                else:
+                    self._tag = None  # a tag with no bag: dropped
+                    self._show(P_ATTENTION, now)
+                    self.event(M.EV_MOTION_TIMEOUT, M.SEV_INFO, 0)
+                    self.state = IDLE
+        elif s == VALIDATE:
+            if self._journal_full():
+                self._refuse_full(now)
+            else:
+                self._validate()
+                self.state = SIGN
+        elif s == SIGN:
+            self._sign()
+            self.state = JOURNAL
+        elif s == JOURNAL:
+            self._commit(now)
+        elif s == SEND:
+            self._pump(now)
+            self._deadline = self._after(now, cfg.ack_ms)
+            self.state = AWAIT_ACK
+        elif s == AWAIT_ACK:
+            if self._bridge_verdict is not None or not self.session \
+                    or ticks_diff(now, self._deadline) >= 0:
+                self._feedback(now)
+        elif s == FEEDBACK:
+            if ticks_diff(now, self._deadline) >= 0:
+                self.state = REMOVE
+        elif s == REMOVE:
+            if tag is not None:
+                self._show(P_ATTENTION, now)  # a new tag before the bag left: remove it first
+            if not self._loaded():
+                self.state = IDLE
+
+    def _after(self, now, ms):
+        from twproto.port import ticks_add
+
+        return ticks_add(now, ms)
+
+    def _hold(self, tag, now):
+        self._tag = tag
+        self._deadline = self._after(now, self.config.bind_ms)
+        self.state = TAG
+
+    def _journal_full(self):
+        return bool(self.journal.full)
+
+    def _refuse_full(self, now):
+        self.event(M.EV_JOURNAL_FULL, M.SEV_CRITICAL, self._fill())
+        self._show(P_REJECTED, now)
+        self._remember_tag(now)
+        self.last_result = (None, M.REJECT, None)
+        self._tag = None
+        self._deadline = self._after(now, self.config.feedback_ms)
+        self.state = FEEDBACK
+
+    def _validate(self):
+        cfg = self.config
+        r = self._r
+        sc = self.scale
+        r.seq = self.seq + 1
+        flags = 0
+        if self._stable_cap:
+            flags |= M.F_STABLE
+        if self._out_of_range() or self._net > cfg.capacity_g:
+            flags |= M.F_OUT_OF_RANGE
+        if getattr(sc, "zero_tracked", False):
+            flags |= M.F_ZERO_TRACKED
+        if getattr(sc, "preset_tare", False):
+            flags |= M.F_PRESET_TARE
+        r.flags = flags
+        r.step = cfg.step
+        r.tag_kind = self._tag[0]
+        r.tag = self._tag[1]
+        t = self.unix_time()
+        r.time = t
+        r.boot = self.boot
+        r.uptime_ms = self.uptime_ms & 0xFFFFFFFF
+        net = self._net
+        r.net_g = net if -0x800000 <= net <= 0x7FFFFF else (0x7FFFFF if net > 0 else -0x800000)
+        tare = getattr(sc, "tare_g", 0)
+        r.tare_g = tare if 0 <= tare <= 0xFFFF else 0
+        r.e_g = cfg.division_g
+        r.operator = self.operator
+        r.cal_id = getattr(sc, "cal_id", 0) & 0xFFFF
+        r.ruleset_id = self.ruleset.id if self.ruleset is not None else 0
+        r.prev = self.prev
+        v = None
+        verdict, reason = M.ACCEPT, 0
+        if self.ruleset is not None:
+            v = rules_mod.evaluate(self.ruleset, r, self.rule_state, t)
+            verdict, reason = v.verdict, v.reason
+        # Station guards that hold whatever the rule set says: an unsettled or out-of-range
+        # weight is never accepted.
+        if not self._stable_cap and verdict != M.REJECT:
+            verdict, reason = M.REJECT, 5  # NOT-STABLE
+        elif flags & M.F_OUT_OF_RANGE and verdict != M.REJECT:
+            verdict, reason = M.REJECT, 6  # OUT-OF-RANGE
+        r.verdict = verdict
+        r.reason = reason
+        self._verdict = v
+
+    def _sign(self):
+        lk = self.link
+        n = M.pack_reading(lk.tx, F.BODY, self._r)
+        self._frame_len = lk.seal(F.T_READING, n)
+
+    def _commit(self, now):
+        lk = self.link
+        n = self._frame_len
+        mv = memoryview(lk.tx)[0:n]
+        try:
+            self.journal.append(mv)
+        except Exception:
+            # full or a flash error: the reading is refused, nothing half-written counts
+            self._refuse_full(now)
+            return
+        r = self._r
+        self.seq = r.seq
+        mac_off = F.BODY + lk.tx[1]
+        self.prev = _u32(lk.tx[mac_off : mac_off + 4])
+        self._cur_seq = r.seq
+        self._bridge_verdict = None
+        if self._verdict is not None:
+            self.rule_state.record(r, self._verdict)
+        self._check_fill()
+        self.state = SEND
+
+    def _feedback(self, now):
+        r = self._r
+        v = r.verdict
+        bv = self._bridge_verdict
+        if bv is not None and (bv & 3) > v:
+            v = bv & 3  # the bridge knows more (full history): its worse verdict wins
+        self.last_result = (r.seq, r.verdict | (r.reason << 2), bv)
+        self._show(P_ACCEPTED if v == M.ACCEPT else P_ATTENTION if v == M.WARN else P_REJECTED,
+                   now)
+        if bv is None:
+            self._show(P_NOT_SYNCED, now)
+        self._remember_tag(now)
+        self._tag = None
+        self._deadline = self._after(now, self.config.feedback_ms)
+        self.state = FEEDBACK
+
+    def _remember_tag(self, now):
+        self._last_tag = self._tag
+        self._last_tag_seen = now
+
+    def _show(self, pattern, now):
+        fb = self.dev.feedback
+        if fb is not None:
+            fb.show(pattern, now)
+
+    # ------------------------------------------------------------------ journal fill
+    def _fill(self):
+        return self.journal.fill_pct()
+
+    def _check_fill(self):
+        if self.journal.full:
+            self.event(M.EV_JOURNAL_FULL, M.SEV_CRITICAL, self._fill())
+        elif self.journal.nearly_full:
+            if not self._fill_warned:
+                self._fill_warned = True
+                self.event(M.EV_JOURNAL_NEARLY_FULL, M.SEV_WARNING, self._fill())
+        else:
+            self._fill_warned = False
+
+    # ------------------------------------------------------------------ events
+    def event(self, code, severity, detail):
+        """Send (or queue while there is no session) an EVENT; the same code at most once per
+        EVENT_GAP_MS so a stuck fault cannot flood the link."""
+        now = self.clock.ticks_ms()
+        last = self._ev_last.get(code)
+        if last is not None and ticks_diff(now, last) < EVENT_GAP_MS:
+            return
+        self._ev_last[code] = now
+        if not -0x80000000 <= detail <= 0x7FFFFFFF:
+            detail = 0
+        up = self.uptime_ms & 0xFFFFFFFF
+        if self.session:
+            self._send_event(code, severity, detail, up)
+        else:
+            if len(self._events) >= EVENT_QUEUE:
+                self._events.pop(0)
+            self._events.append((code, severity, detail, up))
+
+    def _send_event(self, code, severity, detail, up):
+        ev = M.Event(code=code, severity=severity, detail=detail, uptime_ms=up)
+        self.link.send(F.T_EVENT, ev.pack(self.link.tx, F.BODY))
+
+    # ------------------------------------------------------------------ link: receive
+    def _service_link(self, now):
+        for _ in range(4):  # a few frames per step, bounded
+            f = self.link.poll()
+            if f is None:
+                return
+            self._tries = 0
+            try:
+                self._on_frame(f, now)
+            except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
+                self._nack(f[2], 0, M.NACK_MALFORMED)
+                self._last_error = e
+
+    def _nack(self, ref_type, ref_seq, reason):
+        n = M.Nack(ref_type=ref_type, ref_seq=ref_seq, reason=reason).pack(self.link.tx, F.BODY)
+        self.link.send(F.T_NACK, n)
+
+    def _on_frame(self, f, now):
+        t = f[2]
+        body = F.frame_body(f)
+        if t == F.T_WELCOME:
+            w = M.unpack_welcome(body)
+            if w.flags & M.WF_TIME_VALID:
+                self.set_time(w.time, w.ms)
+            self.session = True
+            self._inflight = []
+            self._resend_at = now
+            self._flush_events()
+            self._send_status(now)
+        elif t == F.T_ACK:
+            self._on_ack(M.unpack_ack(body), now)
+        elif t == F.T_COMMAND:
+            self._on_command(M.unpack_command(body), now)
+        elif t == F.T_NACK:
+            nk = M.unpack_nack(body)
+            if nk.reason in (M.NACK_NO_SESSION, M.NACK_BAD_MAC):
+                self._lose_session(now)
+
+    def _on_ack(self, ack, now):
+        # The link already checked the MAC over our session nonce: a forged ACK never gets here.
+        for seq, v in ack.entries:
+            if seq > self.seq:
+                continue  # an ACK for a reading that does not exist yet: ignore
+            self.journal.ack(seq)
+            if seq in self._inflight:
+                self._inflight.remove(seq)
+            if seq == self._cur_seq:
+                self._bridge_verdict = v
+        self._check_fill()
+        self._resend_at = self._after(now, self.config.ack_ms)
+
+    # ------------------------------------------------------------------ link: send
+    def _service_session(self, now):
+        cfg = self.config
+        if not self.session:
+            if ticks_diff(now, self._hello_at) >= 0:
+                self._send_hello(now)
+                self._hello_at = self._after(now, cfg.hello_ms)
+            return
+        self._pump(now)
+        if self._inflight and ticks_diff(now, self._resend_at) >= 0:
+            self._tries += 1
+            if self._tries > RESEND_TRIES:
+                self._lose_session(now)
+                return
+            for seq in self._inflight:  # resend in order, oldest first
+                fr = self._frame_of(seq)
+                if fr is not None:
+                    self.link.send_frame(fr)
+            self._resend_at = self._after(now, cfg.ack_ms)
+        if ticks_diff(now, self._status_at) >= 0:
+            self._send_status(now)
+
+    def _lose_session(self, now):
+        self.session = False
+        self._inflight = []
+        self._hello_at = now
+
+    def _pump(self, now):
+        """Send journaled readings in order while the window has room."""
+        if not self.session:
+            return
+        win = self.config.send_window
+        if len(self._inflight) >= win:
+            return
+        last = self._inflight[-1] if self._inflight else 0
+        for fr in self._pending_frames():
+            seq = _u32(fr[F.BODY : F.BODY + 4])
+            if seq <= last or seq in self._inflight:
+                continue
+            if not self._inflight:
+                self._resend_at = self._after(now, self.config.ack_ms)
+            self.link.send_frame(fr)
+            self._inflight.append(seq)
+            if len(self._inflight) >= win:
+                break
+
+    def _pending_frames(self):
+        return self.journal.pending()
+
+    def _frame_of(self, seq):
+        for fr in self._pending_frames():
+            if _u32(fr[F.BODY : F.BODY + 4]) == seq:
+                return fr
+        return None
+
+    def _flags(self):
+        f = 0
+        if self._sync_unix is not None:
+            f |= M.SF_TIME_SYNCED
+        if self.maintenance:
+            f |= M.SF_MAINTENANCE
+        if self._zero_bad():
+            f |= M.SF_ZERO_OUT_OF_RANGE
+        if not getattr(self.scale, "calibrated", True):
+            f |= M.SF_UNCALIBRATED
+        if self.journal.full:
+            f |= M.SF_JOURNAL_FULL
+        if self.ruleset is None:
+            f |= M.SF_NO_RULESET
+        if self._hx_fault:
+            f |= M.SF_SCALE_FAULT
+        return f
+
+    def _ruleset_version(self):
+        try:
+            v = int(self.ruleset.version)
+            return v if 0 <= v <= 0xFFFF else 0
+        except (AttributeError, ValueError, TypeError):
+            return 0
+
+    def _send_hello(self, now):
+        lk = self.link
+        lk.new_nonce()
+        self._last_cmd = -1  # command ids count afresh per session (the nonce binds them)
+        rs = self.ruleset
+        h = M.Hello(
+            device_id=self.config.device_id, fw_major=FIRMWARE_VERSION[0],
+            fw_minor=FIRMWARE_VERSION[1], fw_patch=FIRMWARE_VERSION[2],
+            ruleset_id=rs.id if rs is not None else 0, ruleset_version=self._ruleset_version(),
+            config_hash=_u32(self.config.hash), last_seq=self.seq,
+            backlog=min(self.journal.backlog(), 0xFFFF), journal_pct=min(self._fill(), 100),
+            boot=self.boot, boot_first_seq=self.boot_first_seq,
+            uptime_ms=self.uptime_ms & 0xFFFFFFFF, flags=self._flags(), nonce=bytes(lk.nonce),
+            chain_head=self.prev,
+        )
+        lk.send(F.T_HELLO, h.pack(lk.tx, F.BODY))
+
+    def _send_status(self, now):
+        self._status_at = self._after(now, self.config.status_ms)
+        sc = self.scale
+        j = self.journal
+        try:
+            import gc
+
+            heap = gc.mem_free()
+        except (ImportError, AttributeError):
+            heap = 0
+        st = M.Status(
+            raw=_i32(getattr(sc, "raw", 0)), zero_raw=_i32(getattr(sc, "zero_raw", 0)),
+            counts_per_kg=_i32(getattr(sc, "counts_per_kg", 0)),
+            noise_rms=min(getattr(sc, "noise_rms", 0), 0xFFFF), rate_hz=0, flags=self._flags(),
+            hx711_timeouts=0, spikes=min(getattr(sc, "spikes", 0), 0xFFFF),
+            journal_used=min(j.backlog(), 0xFFFF), journal_capacity=min(j.capacity, 0xFFFF),
+            free_heap=heap & 0xFFFFFFFF, uptime_ms=self.uptime_ms & 0xFFFFFFFF, boot=self.boot,
+            cal_id=getattr(sc, "cal_id", 0) & 0xFFFF,
+        )
+        self.link.send(F.T_STATUS, st.pack(self.link.tx, F.BODY))
+
+    def _flush_events(self):
+        q = self._events
+        self._events = []
+        for code, sev, detail, up in q:
+            self._send_event(code, sev, detail, up)
+
+    def _live(self, now):
+        """LIVE frames at most every live_ms, only while the weight changes."""
+        if not self.session or ticks_diff(now, self._live_at) < 0:
+            return
+        net = self.scale.net_g
+        if self._live_net is not None and abs(net - self._live_net) < self.config.division_g:
+            return
+        self._live_net = net
+        self._live_at = self._after(now, self.config.live_ms)
+        flags = self.config.division_code
+        if self._stable():
+            flags |= M.F_STABLE
+        if self._out_of_range():
+            flags |= M.F_OUT_OF_RANGE
+        ts = M.TS_READ if self._tag is not None else M.TS_NONE
+        lv = self._live_msg
+        lv.net_g = net if -0x800000 <= net <= 0x7FFFFF else 0
+        tare = getattr(self.scale, "tare_g", 0)
+        lv.tare_g = tare if 0 <= tare <= 0xFFFF else 0
+        lv.flags = flags
+        lv.tag_state = ts
+        self.link.send(F.T_LIVE, lv.pack(self.link.tx, F.BODY))
+
+    _live_msg = M.Live(net_g=0, tare_g=0, flags=0, tag_state=0)
+
+    # ------------------------------------------------------------------ commands
+    def _on_command(self, c, now):
+        if c.cmd_id <= self._last_cmd:
+            # replayed or stale within this session: refused, never executed
+            self._result(c.cmd_id, M.RS_STALE_COMMAND, 0)
+            return
+        self._last_cmd = c.cmd_id
+        from twstation import commands
+
+        st, val, detail = commands.execute(self, c, now)
+        self._result(c.cmd_id, st, val, detail)
+
+    def _result(self, cmd_id, status, value, detail=b""):
+        r = M.Result(cmd_id=cmd_id, status=status, value=value, detail=detail)
+        self.link.send(F.T_RESULT, r.pack(self.link.tx, F.BODY))
+
+    def in_motion(self):
+        return not self._stable()
+
+    def schedule_reboot(self, now):
+        self._reboot_at = self._after(now, REBOOT_DELAY_MS)
+
+    def ruleset_path(self):
+        return _join(self.root, RULESET_FILE)
+
+
+def _i32(v):
+    return v if -0x80000000 <= v <= 0x7FFFFFFF else 0
