@@ -329,7 +329,9 @@ def flash_firmware(
 
 
 def _size_bytes(size: str) -> int:
-    return int(size.rstrip("MB")) * 1024 * 1024
+    """esptool's size names ("256KB", "4MB") in bytes."""
+    unit = 1024 * 1024 if size.endswith("MB") else 1024
+    return int(size[:-2]) * unit
 
 
 def _padded(data: bytes) -> bytes:

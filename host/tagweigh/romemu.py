@@ -220,7 +220,7 @@ class RomBootloaderEmulator:
         self.commands: list[int] = []
         self.baud: int | None = None
         self.attached = False
-        self.flash_limit = ROM_DEFAULT_FLASH_SIZE
+        self.flash_limit = min(ROM_DEFAULT_FLASH_SIZE, flash_size)
         self.left_loader = False  # FLASH_END / MEM_END ran "user code": the loader is gone
         self._regs = self._initial_registers(mac)
         self._write = None  # (offset, block_size, next_seq, blocks_left, inflater or None)
