@@ -139,6 +139,7 @@ class FlashResult:
     offset: int
     written: bool  # False when the flash already held this image
     md5: str
+    reset: str  # how the board was left: "hard-reset", "soft-reset" or "no-reset"
     log: list[str]
 
 
@@ -222,6 +223,7 @@ def flash_firmware(
     baud: int = 460800,
     progress: Progress | None = None,
     before: str = "default-reset",
+    after: str | None = None,
     connect_attempts: int = 4,
     erase_all: bool = False,
     force_write: bool = False,
@@ -230,8 +232,13 @@ def flash_firmware(
     """Detect the chip on ``port``, check ``image`` matches it, erase, write and verify.
 
     ``before``: esptool's reset mode ("default-reset" uses DTR/RTS; "no-reset" when the board
-    was put in the bootloader by hand). ``expect_chip``: esptool CHIP_NAME the caller requires.
+    was put in the bootloader by hand). ``after``: "hard-reset" (RTS), "soft-reset" (the ROM's
+    "run user code", works without reset lines) or "no-reset"; by default hard-reset after a
+    default-reset, soft-reset otherwise, so MicroPython is running for the REPL steps.
+    ``expect_chip``: esptool CHIP_NAME the caller requires.
     """
+    if after is None:
+        after = "soft-reset" if before == "no-reset" else "hard-reset"
     import serial
     from esptool import cmds
     from esptool.util import FatalError
@@ -306,6 +313,7 @@ def flash_firmware(
                 log.step("verify", 0, 1)
                 cmds.verify_flash(esp, [(info.flash_offset, data)], flash_size="keep")
                 log.step("verify", 1, 1)
+                cmds.reset_chip(esp, after)
             except FlashError:
                 raise
             except (FatalError, serial.SerialException, OSError) as exc:
@@ -318,6 +326,7 @@ def flash_firmware(
                 offset=info.flash_offset,
                 written=written,
                 md5=md5,
+                reset=after,
                 log=list(log.lines),
             )
         finally:

@@ -18,6 +18,7 @@ FW = build_firmware()
 def flash(emu, image=FW, **kw):
     kw.setdefault("before", "no-reset")
     kw.setdefault("connect_attempts", 1)
+    kw.setdefault("after", "no-reset")  # stay in the loader so a test can flash again
     return flash_firmware(emu.port, image, **kw)
 
 
@@ -95,6 +96,14 @@ def test_flash_writes_verifies_and_reports_progress():
     assert writes[-1] == ("write", len(FW), len(FW))
     assert [d for _, d, _ in writes] == sorted(d for _, d, _ in writes)
     assert ("verify", 1, 1) == events[-1]
+
+
+def test_soft_reset_leaves_the_loader_to_run_the_firmware():
+    with RomBootloaderEmulator() as emu:
+        result = flash_firmware(emu.port, FW, before="no-reset", connect_attempts=1, baud=115200)
+        assert result.reset == "soft-reset"
+        assert emu.left_loader  # FLASH_END "run user code" was sent last
+        assert emu.commands[-2:] == [FLASH_BEGIN, 0x04]
 
 
 def test_rerun_skips_the_write_and_keeps_the_filesystem():
