@@ -17,6 +17,8 @@ from tagweigh.errors import TagweighError
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "vectors": ("tagweigh.commands.vectors", "decode and check the protocol's golden test vectors"),
+    "ports": ("tagweigh.commands.ports", "list serial ports: adapter kind, VID:PID, serial, access"),
+    "flash": ("tagweigh.commands.flash", "install MicroPython on a station and provision it"),
 }
 
 
