@@ -27,7 +27,10 @@ _IDLE_MS = 250  # a partial frame with no new byte for this long is abandoned (l
 
 
 class Link:
-    def __init__(self, stream, mac, clock):
+    def __init__(self, stream, mac, clock, urandom=None):
+        # urandom(n) -> n random bytes: os.urandom (the ESP32's hardware RNG) unless given.
+        # No weak fallback: a predictable nonce would let old bridge frames be replayed.
+        self._urandom = urandom if urandom is not None else os.urandom
         self._s = stream
         self._mac = mac
         self._clock = clock
@@ -45,7 +48,7 @@ class Link:
 
     def new_nonce(self):
         """Fresh random session nonce (for a new HELLO). Bridge frames must carry a MAC over it."""
-        r = os.urandom(NONCE_LEN)
+        r = self._urandom(NONCE_LEN)
         for i in range(NONCE_LEN):
             self.nonce[i] = r[i]
 

@@ -35,7 +35,7 @@
 import hashlib
 import os
 
-from twproto.port import const, ticks_diff
+from twproto.port import const, ticks_add, ticks_diff
 from twproto import frame as F
 from twproto import messages as M
 from twproto import rules as rules_mod
@@ -68,6 +68,7 @@ EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than th
 RESEND_TRIES = const(3)  # resends without any bridge frame before the session counts as lost
 EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
 REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
+ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
 RULESET_FILE = "ruleset.json"
 
 
@@ -131,6 +132,7 @@ class Station:
         self._tag = None  # (kind, bytes) held
         self._net = 0  # captured stable net weight
         self._stable_cap = False
+        self._weighed = False  # the load on the platform settled once (a bag was weighed)
         self._last_tag = None  # last bound tag, for repeat suppression
         self._last_tag_seen = now
         self._conflict = False
@@ -161,10 +163,15 @@ class Station:
         self._status_at = now
         self._sample_at = now
         self._hx_fault = False
+        self._hx_timeouts = 0
+        self._raw = 0
         self._over = False
         self._fill_warned = False
         self._rs_push = None  # (tmp path, expected length, sha256 obj, expected digest, received)
         self._reboot_at = None
+        self._zero_checked = False
+        self._reader_fault = False
+        self._zero_out = False
         self._replay_journal()
         self._boot_events()
 
@@ -190,12 +197,22 @@ class Station:
         self.event(M.EV_BOOT, M.SEV_INFO, self.boot)
         if getattr(self.journal, "recovered", 0):
             self.event(M.EV_JOURNAL_RECOVERED, M.SEV_WARNING, self.journal.recovered)
-        if self._zero_bad():
-            # Never silently re-zero: report it; the operator/technician decides.
-            self.event(M.EV_ZERO_OUT_OF_RANGE, M.SEV_ERROR, 0)
+
+    def _boot_zero(self):
+        # Once the empty scale is first stable after boot, compare it with the stored zero.
+        # Never silently re-zero: an out-of-range zero is reported (EVENT, STATUS flag) and left
+        # for the operator (ZERO command) or the technician (calibration).
+        c = self.scale.boot_check()
+        if c == 3:  # BOOT_PENDING
+            return
+        self._zero_checked = True
+        if c == 2:  # BOOT_OUT_OF_RANGE
+            self._zero_out = True
+            bz = self.scale.boot_zero
+            self.event(M.EV_ZERO_OUT_OF_RANGE, M.SEV_ERROR, bz[1] if bz else 0)
 
     def _zero_bad(self):
-        return bool(getattr(self.scale, "zero_out_of_range", False))
+        return self._zero_out
 
     # ------------------------------------------------------------------ time
     def unix_time(self):
@@ -246,13 +263,18 @@ class Station:
     def _sample(self, now):
         hx = self.dev.hx711
         if hx.ready():
-            self.scale.add_sample(hx.read_raw())
+            raw = hx.read_raw()
+            self._raw = raw
+            self.scale.add_sample(raw)
             self._sample_at = now
             if self._hx_fault:
                 self._hx_fault = False
         elif not self._hx_fault and ticks_diff(now, self._sample_at) > SAMPLE_MS:
             self._hx_fault = True
+            self._hx_timeouts += 1
             self.event(M.EV_HX711_NOT_READY, M.SEV_ERROR, 0)
+        if not self._zero_checked and self._sample_at == now:
+            self._boot_zero()
         over = self._out_of_range()
         if over and not self._over:
             net = self.scale.net_g
@@ -260,7 +282,7 @@ class Station:
         self._over = over
 
     def _out_of_range(self):
-        return bool(getattr(self.scale, "out_of_range", False))
+        return self.scale.out_of_range
 
     def _loaded(self):
         return self.scale.net_g >= self.config.empty_g
@@ -361,9 +383,14 @@ class Station:
             if tag is not None:
                 self._hold(tag, now)
             elif not self._loaded():
-                # bag removed before any tag was read: nothing to bind, nothing recorded
+                # bag removed before any tag was read: nothing to bind, nothing recorded; if it
+                # had settled (it was weighed), tell the operator its tag was never read
+                if self._weighed:
+                    self._show(P_ATTENTION, now)
+                self._weighed = False
                 self.state = IDLE
             elif self._stable():
+                self._weighed = True
                 self._net = self.scale.net_g
                 self._deadline = self._after(now, cfg.bind_ms)
                 self.state = STABLE
@@ -374,6 +401,7 @@ class Station:
                 self.state = VALIDATE
             elif not self._loaded():
                 self._show(P_ATTENTION, now)  # bag removed before its tag was read
+                self._weighed = False
                 self.state = IDLE
             elif not self._stable():
                 self.state = WEIGHING  # moved again: the captured weight no longer holds
@@ -412,7 +440,7 @@ class Station:
             self._commit(now)
         elif s == SEND:
             self._pump(now)
-            self._deadline = self._after(now, cfg.ack_ms)
+            self._deadline = self._after(now, ACK_WAIT_MS)
             self.state = AWAIT_ACK
         elif s == AWAIT_ACK:
             if self._bridge_verdict is not None or not self.session \
@@ -425,11 +453,10 @@ class Station:
             if tag is not None:
                 self._show(P_ATTENTION, now)  # a new tag before the bag left: remove it first
             if not self._loaded():
+                self._weighed = False
                 self.state = IDLE
 
     def _after(self, now, ms):
-        from twproto.port import ticks_add
-
         return ticks_add(now, ms)
 
     def _hold(self, tag, now):
@@ -454,15 +481,11 @@ class Station:
         r = self._r
         sc = self.scale
         r.seq = self.seq + 1
-        flags = 0
+        # status bits from the scale (out of range, centre of zero, preset tare); the stable bit
+        # is the captured one (a reading bound on a deadline while moving carries no stable bit)
+        flags = sc.reading_flags() & (M.F_OUT_OF_RANGE | M.F_ZERO_TRACKED | M.F_PRESET_TARE)
         if self._stable_cap:
             flags |= M.F_STABLE
-        if self._out_of_range() or self._net > cfg.capacity_g:
-            flags |= M.F_OUT_OF_RANGE
-        if getattr(sc, "zero_tracked", False):
-            flags |= M.F_ZERO_TRACKED
-        if getattr(sc, "preset_tare", False):
-            flags |= M.F_PRESET_TARE
         r.flags = flags
         r.step = cfg.step
         r.tag_kind = self._tag[0]
@@ -473,11 +496,11 @@ class Station:
         r.uptime_ms = self.uptime_ms & 0xFFFFFFFF
         net = self._net
         r.net_g = net if -0x800000 <= net <= 0x7FFFFF else (0x7FFFFF if net > 0 else -0x800000)
-        tare = getattr(sc, "tare_g", 0)
+        tare = sc.tare_g
         r.tare_g = tare if 0 <= tare <= 0xFFFF else 0
-        r.e_g = cfg.division_g
+        r.e_g = sc.e_g
         r.operator = self.operator
-        r.cal_id = getattr(sc, "cal_id", 0) & 0xFFFF
+        r.cal_id = sc.cal.cal_id & 0xFFFF
         r.ruleset_id = self.ruleset.id if self.ruleset is not None else 0
         r.prev = self.prev
         v = None
@@ -699,6 +722,8 @@ class Station:
             f |= M.SF_ZERO_OUT_OF_RANGE
         if not getattr(self.scale, "calibrated", True):
             f |= M.SF_UNCALIBRATED
+        if self._reader_fault:
+            f |= M.SF_READER_FAULT
         if self.journal.full:
             f |= M.SF_JOURNAL_FULL
         if self.ruleset is None:
@@ -741,14 +766,15 @@ class Station:
             heap = gc.mem_free()
         except (ImportError, AttributeError):
             heap = 0
+        cal = sc.cal
+        cpk = (1000 * cal.den) // cal.num if cal.num else 0
         st = M.Status(
-            raw=_i32(getattr(sc, "raw", 0)), zero_raw=_i32(getattr(sc, "zero_raw", 0)),
-            counts_per_kg=_i32(getattr(sc, "counts_per_kg", 0)),
-            noise_rms=min(getattr(sc, "noise_rms", 0), 0xFFFF), rate_hz=0, flags=self._flags(),
-            hx711_timeouts=0, spikes=min(getattr(sc, "spikes", 0), 0xFFFF),
+            raw=_i32(self._raw), zero_raw=_i32(sc.zero_counts), counts_per_kg=_i32(abs(cpk)),
+            noise_rms=0, rate_hz=sc.sps & 0xFF, flags=self._flags(),
+            hx711_timeouts=self._hx_timeouts & 0xFFFF, spikes=0,
             journal_used=min(j.backlog(), 0xFFFF), journal_capacity=min(j.capacity, 0xFFFF),
             free_heap=heap & 0xFFFFFFFF, uptime_ms=self.uptime_ms & 0xFFFFFFFF, boot=self.boot,
-            cal_id=getattr(sc, "cal_id", 0) & 0xFFFF,
+            cal_id=cal.cal_id & 0xFFFF,
         )
         self.link.send(F.T_STATUS, st.pack(self.link.tx, F.BODY))
 
@@ -767,15 +793,11 @@ class Station:
             return
         self._live_net = net
         self._live_at = self._after(now, self.config.live_ms)
-        flags = self.config.division_code
-        if self._stable():
-            flags |= M.F_STABLE
-        if self._out_of_range():
-            flags |= M.F_OUT_OF_RANGE
+        flags = self.scale.reading_flags()
         ts = M.TS_READ if self._tag is not None else M.TS_NONE
         lv = self._live_msg
         lv.net_g = net if -0x800000 <= net <= 0x7FFFFF else 0
-        tare = getattr(self.scale, "tare_g", 0)
+        tare = self.scale.tare_g
         lv.tare_g = tare if 0 <= tare <= 0xFFFF else 0
         lv.flags = flags
         lv.tag_state = ts
@@ -798,6 +820,11 @@ class Station:
     def _result(self, cmd_id, status, value, detail=b""):
         r = M.Result(cmd_id=cmd_id, status=status, value=value, detail=detail)
         self.link.send(F.T_RESULT, r.pack(self.link.tx, F.BODY))
+
+    def zero_cleared(self):
+        """A new zero was set (ZERO command or calibration): the boot zero fault is over."""
+        self._zero_out = False
+        self._zero_checked = True
 
     def in_motion(self):
         return not self._stable()

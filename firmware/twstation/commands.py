@@ -1,0 +1,220 @@
+# Execution of bridge COMMANDs. The link has already checked the MAC over the session nonce and
+# the station has checked that cmd_id increases; here each op is checked against the station's
+# state and run. execute() returns (RESULT status, value, detail bytes) and never raises for a
+# refused command: the bridge always gets an answer.
+#
+#   tare / zero / tare_preset       refused while the scale is in motion (refused_motion)
+#   cal_zero / cal_span / cal_check / cal_commit
+#                                   only in maintenance mode, refused while in motion
+#   set_config key 0                value = JSON object of fields to change (device_id cannot
+#                                   change: that is provisioning); validated as a whole, then
+#                                   /station.json is replaced atomically
+#   ruleset_begin/chunk/end         chunks in order into a temp file with a running SHA-256; at
+#                                   end the digest must match, the file must load as a rule set,
+#                                   then it is renamed over ruleset.json and swapped in. A bad hash
+#                                   or a bad rule set leaves the old one in force (never half-loaded)
+#   reboot                          RESULT first, reset ~200 ms later
+#   maintenance on/off, set_operator, set_time, self_test (detail = compact JSON), get_status
+import hashlib
+import json
+import os
+
+from twproto import messages as M
+from twproto import ruleset as ruleset_mod
+from twproto.errors import ProtocolError
+from twstation import config as config_mod
+from twstation.errors import StationError
+
+
+def execute(st, c, now):
+    op = c.op
+    a = c.args
+    if op in (M.OP_TARE, M.OP_ZERO):
+        if st.in_motion():
+            return M.RS_REFUSED_MOTION, 0, b""
+        return _scale_call(st, op, a)
+    if op == M.OP_TARE_PRESET:  # a known container weight: allowed in motion (scale.py)
+        return _scale_call(st, op, a)
+    if op in (M.OP_CAL_ZERO, M.OP_CAL_SPAN, M.OP_CAL_CHECK, M.OP_CAL_COMMIT):
+        if not st.maintenance:
+            return M.RS_NOT_IN_MAINTENANCE, 0, b""
+        if op != M.OP_CAL_COMMIT and st.in_motion():
+            return M.RS_REFUSED_MOTION, 0, b""
+        return _scale_call(st, op, a)
+    if op == M.OP_SET_CONFIG:
+        return _set_config(st, a)
+    if op == M.OP_RULESET_BEGIN:
+        return _rs_begin(st, a)
+    if op == M.OP_RULESET_CHUNK:
+        return _rs_chunk(st, a)
+    if op == M.OP_RULESET_END:
+        return _rs_end(st, now)
+    if op == M.OP_REBOOT:
+        st.schedule_reboot(now)
+        return M.RS_OK, 0, b""
+    if op == M.OP_MAINTENANCE:
+        st.maintenance = bool(a["on"])
+        return M.RS_OK, a["on"], b""
+    if op == M.OP_SET_OPERATOR:
+        st.operator = a["operator"]
+        return M.RS_OK, a["operator"], b""
+    if op == M.OP_SET_TIME:
+        st.set_time(a["time"], a["ms"])
+        return M.RS_OK, 0, b""
+    if op == M.OP_SELF_TEST:
+        from twstation import selftest
+
+        res = selftest.run(st.dev, st.journal, st.root, st.clock)
+        text = json.dumps(res).encode()
+        return (M.RS_OK if res.get("ok") else M.RS_FAILED), 0, text[: M.MAX_BODY - 7]
+    if op == M.OP_GET_STATUS:
+        st._send_status(now)
+        return M.RS_OK, 0, b""
+    return M.RS_UNSUPPORTED, 0, b""
+
+
+# scale status codes (twstation.scale OK, E_MOTION, E_RANGE, E_OVERLOAD, E_TARE, E_NOT_READY,
+# E_SPAN, E_REF) -> RESULT status
+_SCALE_RS = (M.RS_OK, M.RS_REFUSED_MOTION, M.RS_OUT_OF_RANGE, M.RS_OUT_OF_RANGE, M.RS_BUSY,
+             M.RS_BUSY, M.RS_BAD_ARGS, M.RS_BAD_ARGS)
+
+
+def _rs(code):
+    return _SCALE_RS[code] if 0 <= code < len(_SCALE_RS) else M.RS_FAILED
+
+
+def _scale_call(st, op, a):
+    # Calibration over the link: CAL_ZERO captures the empty scale, CAL_SPAN(mass) computes,
+    # applies and persists the new calibration (value = its cal_id), CAL_CHECK(mass) returns the
+    # error in grams, CAL_COMMIT(cal_id, ...) confirms the calibration in force and raises the
+    # calibration_changed EVENT (bad_args if the cal_id is not the one in force).
+    sc = st.scale
+    if op == M.OP_TARE:
+        c = sc.tare()
+        return _rs(c), sc.tare_g, b""
+    if op == M.OP_ZERO:
+        c = sc.zero()
+        if c == 0:
+            st.zero_cleared()
+        return _rs(c), 0, b""
+    if op == M.OP_TARE_PRESET:
+        c = sc.tare_preset(a["tare_g"])
+        return _rs(c), sc.tare_g, b""
+    if op == M.OP_CAL_ZERO:
+        return _rs(sc.cal_zero()), 0, b""
+    if op == M.OP_CAL_SPAN:
+        t = st.unix_time()
+        try:
+            cal = sc.cal_span(a["mass_g"], t if t is not None else 0, st.operator)
+        except StationError as e:
+            return _rs(getattr(e, "code", 5)), 0, str(e).encode()[:80]
+        st.zero_cleared()
+        return M.RS_OK, cal.cal_id, b""
+    if op == M.OP_CAL_CHECK:
+        err = sc.check(a["mass_g"])
+        if err is None:
+            return M.RS_REFUSED_MOTION, 0, b""
+        return M.RS_OK, _i32(err), b""
+    if a["cal_id"] != sc.cal.cal_id:
+        return M.RS_BAD_ARGS, sc.cal.cal_id, b"cal_id is not the calibration in force"
+    st.event(M.EV_CALIBRATION_CHANGED, M.SEV_INFO, a["cal_id"])
+    return M.RS_OK, a["cal_id"], b""
+
+
+def _i32(v):
+    if isinstance(v, int) and -0x80000000 <= v <= 0x7FFFFFFF:
+        return v
+    return 0
+
+
+def _set_config(st, a):
+    if a["key"] != 0:
+        return M.RS_UNSUPPORTED, 0, b"only key 0 (JSON object)"
+    try:
+        changes = json.loads(bytes(a["value"]))
+    except ValueError:
+        return M.RS_BAD_ARGS, 0, b"value: not JSON"
+    if not isinstance(changes, dict):
+        return M.RS_BAD_ARGS, 0, b"value: expected an object"
+    if "device_id" in changes and changes["device_id"] != st.config.device_id:
+        return M.RS_BAD_ARGS, 0, b"device_id is set by provisioning"
+    try:
+        cfg = st.config.updated(changes)
+        config_mod.save(st.root, cfg)
+    except StationError as e:
+        return M.RS_BAD_ARGS, 0, str(e).encode()[:120]
+    except OSError:
+        return M.RS_FAILED, 0, b"write failed"
+    st.config = cfg
+    st.event(M.EV_CONFIG_CHANGED, M.SEV_INFO, 0)
+    return M.RS_OK, 0, b""
+
+
+def _rs_begin(st, a):
+    n = a["length"]
+    if n < 1 or n > 16384:
+        return M.RS_BAD_ARGS, 0, b"length 1..16384"
+    tmp = st.ruleset_path() + ".part"
+    try:
+        open(tmp, "wb").close()
+    except OSError:
+        return M.RS_FAILED, 0, b"cannot write"
+    st._rs_push = [tmp, n, hashlib.sha256(), bytes(a["sha256"]), 0]
+    return M.RS_OK, 0, b""
+
+
+def _rs_chunk(st, a):
+    p = st._rs_push
+    if p is None:
+        return M.RS_BAD_ARGS, 0, b"no ruleset_begin"
+    data = a["data"]
+    if a["offset"] != p[4] or p[4] + len(data) > p[1]:
+        return M.RS_BAD_ARGS, p[4], b"chunk out of order"  # value = offset expected
+    try:
+        with open(p[0], "ab") as f:
+            f.write(data)
+    except OSError:
+        st._rs_push = None
+        return M.RS_NO_SPACE, 0, b""
+    p[2].update(data)
+    p[4] += len(data)
+    return M.RS_OK, p[4], b""
+
+
+def _rs_end(st, now):
+    p = st._rs_push
+    st._rs_push = None
+    if p is None:
+        return M.RS_BAD_ARGS, 0, b"no ruleset_begin"
+    tmp = p[0]
+    if p[4] != p[1]:
+        _rm(tmp)
+        return M.RS_BAD_ARGS, p[4], b"incomplete"
+    if p[2].digest() != p[3]:
+        _rm(tmp)
+        return M.RS_BAD_HASH, 0, b""
+    try:
+        rs = ruleset_mod.load_file(tmp)
+    except (ProtocolError, ValueError) as e:
+        _rm(tmp)
+        return M.RS_BAD_ARGS, 0, str(e).encode()[:120]
+    path = st.ruleset_path()
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.remove(path)
+            os.rename(tmp, path)
+        except OSError:
+            _rm(tmp)
+            return M.RS_FAILED, 0, b"rename failed"
+    st.ruleset = rs
+    st.event(M.EV_RULESET_CHANGED, M.SEV_INFO, rs.id & 0x7FFFFFFF)
+    return M.RS_OK, 0, b""
+
+
+def _rm(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
