@@ -1,7 +1,7 @@
 # Frame codec (SPEC.md "Frame"): SOF LEN TYPE BODY [MAC] CRC.
 # encode() writes header, MAC and CRC around a body already placed at buf[3:3+N]; Decoder is an
 # incremental decoder over a fixed window that resynchronises on the next SOF after any garbage.
-from twproto.crc import crc16
+from twproto.crc import _hqx, crc16
 from twproto.errors import FrameError, MacError
 from twproto.mac import DIR_BRIDGE, DIR_STATION, MAC_LEN
 
@@ -103,12 +103,12 @@ def verify(frame, mac, direction, nonce=None):
     'wrong_direction' or MacError 'bad_mac'; NACK frames carry no MAC and always pass.
     """
     t = frame[2]
-    check_direction(t, direction)
+    if t not in (STATION_TYPES if direction == DIR_STATION else BRIDGE_TYPES):
+        raise FrameError("wrong_direction")
     if t == T_NACK:
         return
     end = HEADER + frame[1]
-    mv = memoryview(frame)
-    if not mac.verify(direction, nonce, mv[0:end], mv[end : end + MAC_LEN]):
+    if not mac.verify(direction, nonce, frame[0:end], frame[end : end + MAC_LEN]):
         raise MacError("bad_mac")
 
 
@@ -125,11 +125,12 @@ class Decoder:
     discarded bytes, self.errors error outcomes, self.frames good frames.
     """
 
-    def __init__(self, max_frame=MAX_FRAME):
+    def __init__(self, max_frame=MAX_FRAME, capacity=0):
         if max_frame < HEADER + 2 or max_frame > MAX_FRAME:
             raise FrameError("bad_max_frame")
         self.max_frame = max_frame
-        self.capacity = 2 * max_frame
+        # At least two frames; a host may choose more (fewer, larger copies), still fixed.
+        self.capacity = capacity if capacity > 2 * max_frame else 2 * max_frame
         self._buf = bytearray(self.capacity)
         self._mv = memoryview(self._buf)
         self._start = 0
@@ -243,15 +244,19 @@ class Decoder:
         t = buf[s + 2]
         if t not in TYPE_NAMES:
             return self._fail("bad_type", 1)
-        total = frame_len(t, n)
+        total = n + (5 if t == T_NACK else 21)  # header 3 + body + MAC 16 + CRC 2
         if total > self.max_frame:
             return self._fail("too_long", 1)
         if avail < total:
             if end == self.capacity:
                 self._compact()
             return NEED_MORE
-        c = crc16(buf, s, s + total - 2)
-        if buf[s + total - 2] != c & 0xFF or buf[s + total - 1] != c >> 8:
+        e = s + total - 2
+        if _hqx is None:
+            c = crc16(buf, s, e)
+        else:
+            c = _hqx(self._mv[s:e], 0xFFFF)
+        if buf[e] | (buf[e + 1] << 8) != c:
             return self._fail("bad_crc", 1)
         self.frame = self._mv[s : s + total]
         self._start = s + total

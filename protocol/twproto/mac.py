@@ -89,5 +89,4 @@ class Mac:
             return False
         if direction == DIR_BRIDGE and (nonce is None or len(nonce) != NONCE_LEN):
             return False
-        full = self._digest(direction, nonce, data)
-        return _compare(memoryview(full)[:MAC_LEN], mac)
+        return _compare(self._digest(direction, nonce, data)[:MAC_LEN], mac)

@@ -8,7 +8,7 @@ from binascii import hexlify, unhexlify
 from twproto.errors import MessageError
 from twproto.frame import (
     BODY, MAX_BODY, T_ACK, T_COMMAND, T_EVENT, T_HELLO, T_LIVE, T_NACK, T_READING, T_RESULT,
-    T_STATUS, T_WELCOME, check_direction, encode, frame_body, frame_mac, verify,
+    T_STATUS, T_WELCOME, check_direction, encode, verify,
 )
 from twproto.mac import DIR_STATION
 
@@ -726,38 +726,32 @@ def unpack_reading(mv):
     if n < 5:
         raise MessageError("truncated")
     flags = mv[4]
-    r = Reading()
     if flags & F_TIME_SYNCED:
         fixed = R_FIXED_SYNC
         if n < fixed:
             raise MessageError("truncated")
-        (r.seq, f, sk, v, r.time, lo, hi, r.tare_g, r.operator, r.cal_id, r.ruleset_id,
-         r.prev) = struct.unpack_from(_R_SYNC, mv, 0)
+        seq, f, sk, v, t, lo, hi, tare, op, cal, rs, prev = struct.unpack_from(_R_SYNC, mv, 0)
+        boot = ms = None
     else:
         fixed = R_FIXED_BOOT
         if n < fixed:
             raise MessageError("truncated")
-        (r.seq, f, sk, v, r.boot, r.uptime_ms, lo, hi, r.tare_g, r.operator, r.cal_id,
-         r.ruleset_id, r.prev) = struct.unpack_from(_R_BOOT, mv, 0)
+        seq, f, sk, v, boot, ms, lo, hi, tare, op, cal, rs, prev = struct.unpack_from(
+            _R_BOOT, mv, 0)
+        t = None
     if n == fixed:
         raise MessageError("tag_empty")
     if n - fixed > TAG_MAX:
         raise MessageError("tag_too_long")
-    if r.seq == 0:
+    if seq == 0:
         raise MessageError("bad_field", "seq")
-    r.flags = flags & F_STATUS_MASK
-    r.e_g = E_CODES[flags & F_E_MASK]
-    r.step = sk >> 4
-    r.tag_kind = sk & 0x0F
-    if r.tag_kind > TAG_BARCODE:
+    if sk & 0x0F > TAG_BARCODE:
         raise MessageError("bad_field", "tag_kind")
-    r.verdict = v & 3
-    if r.verdict > REJECT:
+    if v & 3 > REJECT:
         raise MessageError("bad_field", "verdict")
-    r.reason = v >> 2
-    r.net_g = (hi << 16) | lo
-    r.tag = bytes(mv[fixed:n])
-    return r
+    return Reading(seq, flags & F_STATUS_MASK, sk >> 4, sk & 0x0F, v & 3, v >> 2, t, boot, ms,
+                   (hi << 16) | lo, tare, E_CODES[flags & F_E_MASK], op, cal, rs, prev,
+                   bytes(mv[fixed:n]))
 
 
 CLASSES = {
@@ -797,7 +791,9 @@ def decode_frame(frame, mac=None, direction=None, nonce=None):
         verify(frame, mac, direction, nonce)
     elif direction is not None:
         check_direction(t, direction)
-    msg = unpack(t, frame_body(frame))
+    end = BODY + frame[1]
     if t == T_READING:
-        msg.mac = bytes(frame_mac(frame))
-    return t, msg
+        msg = unpack_reading(frame[BODY:end])
+        msg.mac = bytes(frame[end : end + 16])
+        return t, msg
+    return t, unpack(t, frame[BODY:end])
