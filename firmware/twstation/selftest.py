@@ -3,7 +3,7 @@
 # SELF_TEST command returns the same dict as RESULT detail.
 #
 #   hx    HX711 answers: DOUT goes low (data ready) within HX_MS
-#   rdr   MFRC522 VersionReg reads 0x91 or 0x92 ("none" when the station has no RFID reader)
+#   rdr   MFRC522 answers a reset and its VersionReg reads 0x91 or 0x92 (v1.0/v2.0) ("none" when the station has no RFID reader)
 #   scn   scanner UART present and readable without error ("none" without a scanner)
 #   jnl   journal writable: a probe file is written, read back and removed next to it
 #   key   /key.bin present with 32 bytes (the key itself is never read here)
@@ -11,34 +11,33 @@
 # "ok" is true when every present part passed.
 import os
 
-from twproto.port import ticks_diff, ticks_add, sleep_ms
+from twproto.port import sleep_ms, ticks_diff
 
 HX_MS = 600  # HX711 at 10 SPS is ready every 100 ms; 600 ms covers a slow first conversion
 _VERSIONS = (0x91, 0x92)
 
 
-def _hx(hx, clock):
+def _hx(hx):
     if hx is None:
         return "none"
-    deadline = ticks_add(clock.ticks_ms(), HX_MS)
-    while ticks_diff(deadline, clock.ticks_ms()) > 0:
-        if hx.ready():
-            hx.read_raw()
-            return "ok"
-        sleep_ms(5)
-    return "timeout"
+    try:
+        hx.read_raw(HX_MS)  # waits for DOUT low with its own deadline
+        return "ok"
+    except Exception as e:  # DriverTimeout: no conversion in time
+        return "timeout" if type(e).__name__ == "DriverTimeout" else "error " + type(e).__name__
 
 
 def _rdr(rfid):
     if rfid is None:
         return "none"
     try:
-        v = rfid.version()
+        rfid.init()  # soft reset; reads VersionReg again (DriverError if the chip is silent)
+        v = rfid.version
     except Exception as e:  # a driver error is the answer, not a crash
         return "error " + type(e).__name__
     if v in _VERSIONS:
         return "ok"
-    return "bad_version 0x%02x" % (v & 0xFF)
+    return "version 0x%02x" % (v & 0xFF)  # a clone chip: works, but say so
 
 
 def _scn(scanner):
@@ -86,7 +85,7 @@ def run(devices, journal, root="/", clock=None):
 
         clock = Clock()
     r = {
-        "hx": _hx(getattr(devices, "hx711", None), clock),
+        "hx": _hx(getattr(devices, "hx711", None)),
         "rdr": _rdr(getattr(devices, "rfid", None)),
         "scn": _scn(getattr(devices, "scanner", None)),
         "jnl": _jnl(root),

@@ -41,6 +41,7 @@ from twproto import messages as M
 from twproto import rules as rules_mod
 from twproto import ruleset as ruleset_mod
 from twstation import FIRMWARE_VERSION
+from twstation.errors import DriverError, StationError
 
 IDLE = const(0)
 WEIGHING = const(1)
@@ -185,7 +186,7 @@ class Station:
     def _replay_journal(self):
         # Readings not yet acknowledged are still in the journal: feed them to the rule state so
         # a duplicate weighed before the reboot is still seen.
-        for fr in self._pending_frames():
+        for fr in self.journal.pending():
             try:
                 t, r = M.decode_frame(fr)
             except Exception:
@@ -261,18 +262,20 @@ class Station:
 
     # ------------------------------------------------------------------ scale
     def _sample(self, now):
-        hx = self.dev.hx711
-        if hx.ready():
-            raw = hx.read_raw()
+        # hx711.poll(): a new conversion (int) or None; DriverTimeout when DOUT stayed high past
+        # its stall window (unplugged, no power). Either way the loop goes on.
+        try:
+            raw = self.dev.hx711.poll()
+        except DriverError:
+            raw = None
+            self._hx_stall(now)
+        if raw is not None:
             self._raw = raw
             self.scale.add_sample(raw)
             self._sample_at = now
-            if self._hx_fault:
-                self._hx_fault = False
+            self._hx_fault = False
         elif not self._hx_fault and ticks_diff(now, self._sample_at) > SAMPLE_MS:
-            self._hx_fault = True
-            self._hx_timeouts += 1
-            self.event(M.EV_HX711_NOT_READY, M.SEV_ERROR, 0)
+            self._hx_stall(now)
         if not self._zero_checked and self._sample_at == now:
             self._boot_zero()
         over = self._out_of_range()
@@ -280,6 +283,12 @@ class Station:
             net = self.scale.net_g
             self.event(M.EV_OVERLOAD if net > 0 else M.EV_UNDERLOAD, M.SEV_WARNING, net)
         self._over = over
+
+    def _hx_stall(self, now):
+        self._hx_timeouts += 1
+        if not self._hx_fault:
+            self._hx_fault = True
+            self.event(M.EV_HX711_NOT_READY, M.SEV_ERROR, self._hx_timeouts)
 
     def _out_of_range(self):
         return self.scale.out_of_range
@@ -297,7 +306,7 @@ class Station:
         rfid = self.dev.rfid
         if rfid is not None:
             res = rfid.poll()
-            if res is not None:
+            if res:
                 got = self._rfid_result(res, now)
         sc = self.dev.scanner
         if sc is not None and got is None:
@@ -317,15 +326,23 @@ class Station:
         return got
 
     def _rfid_result(self, res, now):
-        # mfrc522.poll() -> None | bytes (UID) | MULTIPLE | ERROR (see mfrc522.py)
-        kind = getattr(res, "kind", None)
-        if isinstance(res, (bytes, bytearray)):
-            return (M.TAG_RFID_UID, bytes(res))
-        if kind == "multiple" or res == "multiple":
+        # mfrc522.poll(): NONE 0, TAG 1 (uid, ndef_kind, value), MULTIPLE 2, ERROR 3, GONE 4
+        rf = self.dev.rfid
+        if res == 1:
+            self._reader_fault = False
+            k = rf.ndef_kind
+            if (k == M.TAG_NDEF_TEXT or k == M.TAG_NDEF_URI) and rf.value:
+                return (k, bytes(rf.value[: M.TAG_MAX]))  # the label's text/URI is the tag
+            return (M.TAG_RFID_UID, bytes(rf.uid))
+        if res == 2:
             return "multi"
-        if kind == "tag":
-            return (getattr(res, "tag_kind", M.TAG_RFID_UID), bytes(res.value))
-        self.event(M.EV_READER_FAULT, M.SEV_WARNING, 0)
+        if res == 4:
+            if self._last_tag is not None and self._last_tag[0] != M.TAG_QR_TEXT:
+                self._last_tag = None  # the tag left the field: it may be presented again
+            return None
+        if res == 3 and rf.error == 4:  # ERR_CHIP: the reader itself failed (SPI, power)
+            self._reader_fault = True
+            self.event(M.EV_READER_FAULT, M.SEV_ERROR, rf.error)
         return None
 
     def _scan_result(self, line, now):
@@ -529,8 +546,9 @@ class Station:
         mv = memoryview(lk.tx)[0:n]
         try:
             self.journal.append(mv)
-        except Exception:
-            # full or a flash error: the reading is refused, nothing half-written counts
+        except StationError:
+            # JournalFull, or a flash write the journal cut back: the reading is refused (the
+            # journal keeps nothing half-written), the operator sees "rejected"
             self._refuse_full(now)
             return
         r = self._r
@@ -672,7 +690,7 @@ class Station:
                 self._lose_session(now)
                 return
             for seq in self._inflight:  # resend in order, oldest first
-                fr = self._frame_of(seq)
+                fr = self.journal.frame(seq)
                 if fr is not None:
                     self.link.send_frame(fr)
             self._resend_at = self._after(now, cfg.ack_ms)
@@ -692,9 +710,9 @@ class Station:
         if len(self._inflight) >= win:
             return
         last = self._inflight[-1] if self._inflight else 0
-        for fr in self._pending_frames():
+        for fr in self.journal.pending(last):
             seq = _u32(fr[F.BODY : F.BODY + 4])
-            if seq <= last or seq in self._inflight:
+            if seq in self._inflight:
                 continue
             if not self._inflight:
                 self._resend_at = self._after(now, self.config.ack_ms)
@@ -702,15 +720,6 @@ class Station:
             self._inflight.append(seq)
             if len(self._inflight) >= win:
                 break
-
-    def _pending_frames(self):
-        return self.journal.pending()
-
-    def _frame_of(self, seq):
-        for fr in self._pending_frames():
-            if _u32(fr[F.BODY : F.BODY + 4]) == seq:
-                return fr
-        return None
 
     def _flags(self):
         f = 0

@@ -70,7 +70,10 @@ class FakeHX:
     def ready(self):
         return self.alive and self.clock.t - self._next >= 0
 
-    def read_raw(self):
+    def poll(self):
+        return self.read_raw() if self.ready() else None
+
+    def read_raw(self, timeout_ms=0):
         self._next = self.clock.t + 100
         self._n += 1
         w = self.swing if self._n & 1 else -self.swing
@@ -78,16 +81,34 @@ class FakeHX:
 
 
 class FakeReader:
-    """Tag reader: poll() returns what the test queued (bytes, "multiple"), one per call."""
+    """MFRC522 stand-in with the driver's poll() protocol: the test queues bytes (a UID, TAG),
+    "multiple" (MULTIPLE), "gone" (GONE) or "chip" (ERROR with ERR_CHIP), one per call."""
 
     def __init__(self):
         self.q = []
+        self.uid = b""
+        self.ndef_kind = 0
+        self.value = None
+        self.error = 0
 
     def poll(self):
-        return self.q.pop(0) if self.q else None
+        if not self.q:
+            return 0
+        x = self.q.pop(0)
+        if x == "multiple":
+            return 2
+        if x == "gone":
+            return 4
+        if x == "chip":
+            self.error = 4
+            return 3
+        self.uid = x
+        return 1
 
-    def version(self):
-        return 0x92
+    version = 0x92
+
+    def init(self):
+        pass
 
 
 class FakeScanner:
@@ -138,14 +159,22 @@ class MemJournal:
 
     def append(self, frame):
         if self.full:
-            raise OSError(28)
+            from twstation.errors import StationError
+
+            raise StationError("journal full")
         f = bytes(frame)
         self.frames.append(f)
         mac = f[3 + f[1] : 7 + f[1]]
         self._head = (M.struct.unpack_from("<I", f, 3)[0], M.chain_link(mac))
 
-    def pending(self):
-        return list(self.frames)
+    def pending(self, after=0):
+        return [f for f in self.frames if _seq(f) > after]
+
+    def frame(self, seq):
+        for f in self.frames:
+            if _seq(f) == seq:
+                return f
+        return None
 
     def ack(self, seq):
         for f in self.frames:
