@@ -123,7 +123,7 @@ class Allocation:
         _keys(d, path, _ALLOC, ("origin", "mineral"))
         self.origin = _ident(d["origin"], path + ".origin")
         self.mineral = d["mineral"]
-        if self.mineral not in minerals:
+        if not isinstance(self.mineral, str) or self.mineral not in minerals:
             raise _fail(path + ".mineral", "unknown mineral " + repr(self.mineral))
         self.steps = _steps(d["steps"], path + ".steps", steps) if "steps" in d else None
         rs = _list(d.get("ranges", []), path + ".ranges", False)
@@ -163,11 +163,11 @@ class Rule:
         _keys(d, path, _RULE, ("id", "kind", "severity"))
         self.id = _ident(d["id"], path + ".id")
         k = d["kind"]
-        if k not in KINDS:
+        if not isinstance(k, str) or k not in KINDS:
             raise _fail(path + ".kind", "unknown rule kind " + repr(k))
         self.kind = k
         s = d["severity"]
-        if s not in SEVERITIES:
+        if not isinstance(s, str) or s not in SEVERITIES:
             raise _fail(path + ".severity", "must be 'reject' or 'warn'")
         self.severity = SEVERITIES[s]
         self.steps = _steps(d["steps"], path + ".steps", rs.steps) if "steps" in d else None

@@ -263,11 +263,11 @@ class TagFormat:
         self.strip = _ascii_str(spec, "strip", path, 48, "")
         self.prefix = _ascii_str(spec, "prefix", path, 16, "")
         a = spec.get("alphabet")
-        if a not in ALPHABETS:
+        if not isinstance(a, str) or a not in ALPHABETS:
             raise _fail(path + ".alphabet", "must be one of digits, alnum, hex, printable")
         self.alphabet = ALPHABETS[a]
         c = spec.get("check", "none")
-        if c not in SCHEMES:
+        if not isinstance(c, str) or c not in SCHEMES:
             raise _fail(path + ".check", "must be one of none, mod37-2, luhn, luhn-mod36, gs1")
         self.valid, bodies, self.check_chars = SCHEMES[c]
         if a not in bodies:
