@@ -51,10 +51,12 @@ from .errors import TagweighError
 
 __all__ = [
     "DEFAULT_HEAP_SIZE",
+    "ESP32_BOOT",
     "MicroPythonError",
     "MicroPythonTimeout",
     "MicroPythonUnavailable",
     "MicroPythonVM",
+    "esp32_env_files",
     "find_micropython_mjs",
     "find_node",
 ]
@@ -113,7 +115,19 @@ for _name in ("stat", "remove", "unlink", "rename", "mkdir", "rmdir", "listdir",
     setattr(os, _name, _errno_mapped(getattr(os, _name)))
 builtins.open = _errno_mapped(builtins.open)
 """
-_ESP32_BOOT = "import sys\nsys.path[:] = ['', '/_esp32', '.frozen', '/lib']\nimport _tw_env\ndel sys, _tw_env\n"
+#: Run in a fresh interpreter after writing esp32_env_files(): ESP32 sys.path order plus /_esp32.
+ESP32_BOOT = "import sys\nsys.path[:] = ['', '/_esp32', '.frozen', '/lib']\nimport _tw_env\ndel sys, _tw_env\n"
+
+
+def esp32_env_files() -> dict[str, bytes]:
+    """VM files that make imports and errno values behave as on ESP32 firmware (module doc):
+    an ImportError stub per module the ESP32 lacks, and ``_tw_env`` (errno translation)."""
+    files = {}
+    for name in ESP32_MISSING_MODULES:
+        stub = f"raise ImportError(\"no module named '{name}' (not in ESP32 firmware)\")\n"
+        files[f"/_esp32/{name}.py"] = stub.encode()
+    files["/_esp32/_tw_env.py"] = (_ESP32_ENV % {"errno_map": ERRNO_MAP}).encode()
+    return files
 
 
 class MicroPythonError(TagweighError):
@@ -289,14 +303,9 @@ class MicroPythonVM:
         self.sources = {}
         self._request({"op": "mkdir", "path": "/lib"})
         if self.esp32_env:
-            for name in ESP32_MISSING_MODULES:
-                stub = f"raise ImportError(\"no module named '{name}' (not in ESP32 firmware)\")\n"
-                self._request(
-                    {"op": "write", "path": f"/_esp32/{name}.py", "data_b64": _b64(stub.encode())}
-                )
-            env = _ESP32_ENV % {"errno_map": ERRNO_MAP}
-            self._request({"op": "write", "path": "/_esp32/_tw_env.py", "data_b64": _b64(env.encode())})
-            self.exec(_ESP32_BOOT)
+            for path, data in esp32_env_files().items():
+                self._request({"op": "write", "path": path, "data_b64": _b64(data)})
+            self.exec(ESP32_BOOT)
 
     def _request(self, req: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         if self._proc is None or self._proc.poll() is not None:

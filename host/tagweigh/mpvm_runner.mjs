@@ -14,6 +14,7 @@
 //   {op:"ping"}
 // Reply: {ok:true, ...} or {ok:false, stdout, error:{type, message, traceback}}.
 import { pathToFileURL } from "node:url";
+import { newInstance } from "./mpvm_shim.mjs";
 
 // Frames go to fd 1 only through reply(); anything else a library logs goes to stderr.
 for (const name of ["log", "info", "warn", "debug"]) console[name] = (...a) => console.error(...a);
@@ -33,6 +34,7 @@ let captured = [];
 async function init(req) {
     mp = null;
     captured = [];
+    newInstance();
     mp = await loadMicroPython({
         heapsize: req.heapsize ?? 110 * 1024,
         pystack: req.pystack ?? 2048,

@@ -154,3 +154,13 @@ def test_missing_node_or_package_is_a_clear_error(mpvm, tmp_path):
         MicroPythonVM(node=str(tmp_path / "no-node"))
     with pytest.raises(MicroPythonUnavailable, match="micropython-webassembly-pyscript"):
         MicroPythonVM(micropython_mjs=tmp_path / "missing.mjs")
+
+
+def test_many_resets_do_not_corrupt_the_next_interpreter(vm):
+    # Regression: proxies of replaced interpreters were finalized into the current one
+    # ("memory access out of bounds"); mpvm_shim.mjs keeps their callbacks away from it.
+    for i in range(40):
+        vm.reset()
+        vm.exec("import gc\nd = {'k': [1, 2, 3]}\ngc.collect()")
+        assert vm.eval_json("[d, %d]" % i) == [{"k": [1, 2, 3]}, i]
+    assert vm.measure_alloc("y = 1 + 2", number=20) == 0
