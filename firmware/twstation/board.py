@@ -153,8 +153,9 @@ class Board:
     def button(self):
         s = self.spec["button"]
         Pin = machine.Pin
-        pull = Pin.PULL_UP if s.get("pull", "up") == "up" else None
-        return Pin(s["pin"], Pin.IN, pull)
+        if s.get("pull", "up") == "up":
+            return Pin(s["pin"], Pin.IN, Pin.PULL_UP)
+        return Pin(s["pin"], Pin.IN)  # external pull-up resistor
 
     def i2c(self):
         s = self.spec["i2c"]
