@@ -18,6 +18,7 @@ Every esptool failure becomes a ``FlashError`` whose ``hint`` says in plain word
 from __future__ import annotations
 
 import collections
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,7 +290,7 @@ def flash_firmware(
                     hint=advise("will not fit"),
                 )
             try:
-                md5 = _md5(data, info.flash_offset)
+                md5 = _md5(data)
                 written = True
                 if not force_write and not erase_all:
                     log.step("verify", 0, 1)
@@ -347,9 +348,7 @@ def _padded(data: bytes) -> bytes:
     return data + b"\xff" * (-len(data) % 4)  # esptool pads to 4 bytes before writing
 
 
-def _md5(data: bytes, offset: int) -> str:
-    import hashlib
-
+def _md5(data: bytes) -> str:
     return hashlib.md5(_padded(data)).hexdigest()
 
 
