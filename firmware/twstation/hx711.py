@@ -1,0 +1,164 @@
+# HX711 24-bit load-cell ADC, bit-banged on two pins the board config built.
+#
+#   hx = HX711(dout_pin, pd_sck_pin, gain=128, rate_sps=10)
+#   v = hx.poll()        # station loop: int counts, or None (nothing new / discarded sample);
+#                        # raises DriverTimeout when DOUT stayed high for stall_ms (wiring fault)
+#   v = hx.read_raw()    # blocking, with a deadline (calibration, diagnostics)
+#   hx.power_down(); hx.power_up()
+#
+# Timing (datasheet): each PD_SCK high phase must stay under 50 us; over 60 us powers the chip
+# down. Each bit runs in its own short interrupt-disabled section (not the whole 24-bit read, so
+# the rest of the system keeps its interrupts) and the high phase is measured; a stretched phase
+# or DOUT still low after the gain pulses means the read cannot be trusted: the sample is dropped,
+# counted in `glitches`, and the chip is power-cycled into a known state.
+# Saturation codes 0x7FFFFF / 0x800000 are dropped and counted in `spikes`.
+# No allocation per sample: ints stay small, pin methods are bound once in __init__.
+import machine
+from micropython import const
+
+from twproto.port import sleep_us, ticks_diff, ticks_ms, ticks_us
+from twstation.errors import ConfigError, DriverTimeout
+
+_SAT_HI = const(0x7FFFFF)
+_SAT_LO = const(0x800000)
+_SIGN = const(0x800000)
+_WRAP = const(0x1000000)
+_HIGH_MAX_US = const(50)  # datasheet T3 max
+_PD_HOLD_US = const(80)  # > 60 us high = power down
+_SETTLE_PERIODS = const(4)  # settling time = 4 output periods (400 ms @ 10 SPS, 50 ms @ 80 SPS)
+
+# gain -> PD_SCK pulses per read (25: A/128, 26: B/32, 27: A/64)
+PULSES = {128: 25, 32: 26, 64: 27}
+
+
+class HX711:
+    def __init__(self, dout, pd_sck, gain=128, rate_sps=10, stall_ms=0):
+        if gain not in PULSES:
+            raise ConfigError("hx711 gain must be 128, 64 (channel A) or 32 (channel B)")
+        if rate_sps not in (10, 80):
+            raise ConfigError("hx711 rate_sps must be 10 or 80 (RATE pin)")
+        self._dout = dout.value
+        self._sck = pd_sck.value
+        self.gain = gain
+        self._pulses = PULSES[gain]
+        self.period_ms = (1000 + rate_sps - 1) // rate_sps
+        self.settle_ms = _SETTLE_PERIODS * self.period_ms
+        # No sample for this long = DOUT stuck high (unplugged, no power): report, don't hang.
+        self.stall_ms = stall_ms or self.settle_ms + 3 * self.period_ms
+        self.samples = 0
+        self.timeouts = 0
+        self.spikes = 0
+        self.glitches = 0
+        self.last_high_us = 0  # longest clock-high phase of the last read
+        self.powered = True
+        self._discard = 0
+        self._alive = ticks_ms()
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+    def reset(self):
+        """Power-cycle the chip into a known state (channel A gain 128, settling)."""
+        self._sck(1)
+        sleep_us(_PD_HOLD_US)
+        self.power_up()
+
+    def power_down(self):
+        """PD_SCK high: the chip sleeps 60 us later (~1 uA). Call power_up() to wake it."""
+        self._sck(0)
+        self._sck(1)
+        self.powered = False
+
+    def power_up(self):
+        self._sck(0)
+        self.powered = True
+        # The chip wakes at gain 128: the first sample is at 128 whatever we ask for next.
+        self._discard = 0 if self._pulses == 25 else 1
+        self._alive = ticks_ms()
+
+    def set_gain(self, gain):
+        if gain not in PULSES:
+            raise ConfigError("hx711 gain must be 128, 64 or 32")
+        if gain != self.gain:
+            self.gain = gain
+            self._pulses = PULSES[gain]
+            self._discard = 1  # the next read still carries the old gain's conversion
+
+    def ready(self):
+        return self.powered and not self._dout()
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _shift_in(self):
+        dout = self._dout
+        sck = self._sck
+        v = 0
+        worst = 0
+        for _ in range(24):
+            s = machine.disable_irq()
+            t = ticks_us()
+            sck(1)
+            v = (v << 1) | dout()
+            sck(0)
+            t = ticks_diff(ticks_us(), t)
+            machine.enable_irq(s)
+            if t > worst:
+                worst = t
+        for _ in range(self._pulses - 24):
+            s = machine.disable_irq()
+            t = ticks_us()
+            sck(1)
+            sck(0)
+            t = ticks_diff(ticks_us(), t)
+            machine.enable_irq(s)
+            if t > worst:
+                worst = t
+        self.last_high_us = worst
+        return v
+
+    def _read_now(self):
+        # DOUT is low: shift one conversion out. Returns signed counts or None (dropped).
+        raw = self._shift_in()
+        if self.last_high_us > _HIGH_MAX_US or not self._dout():
+            self.glitches += 1
+            self.reset()
+            return None
+        self._alive = ticks_ms()
+        if raw == _SAT_HI or raw == _SAT_LO:
+            self.spikes += 1
+            return None
+        if self._discard:
+            self._discard -= 1
+            return None
+        self.samples += 1
+        if raw & _SIGN:
+            return raw - _WRAP
+        return raw
+
+    def poll(self):
+        """Non-blocking: a new sample (int), or None. Raises DriverTimeout on a stall."""
+        if not self.powered:
+            return None
+        if not self._dout():
+            v = self._read_now()
+            if v is not None:
+                return v
+        if ticks_diff(ticks_ms(), self._alive) > self.stall_ms:
+            self.timeouts += 1
+            self.reset()  # also restarts the stall window: one report per window
+            raise DriverTimeout("hx711: no conversion within stall_ms (DOUT stuck?)")
+        return None
+
+    def read_raw(self, timeout_ms=0):
+        """Blocking read of one valid sample, within timeout_ms (default: stall_ms)."""
+        if not self.powered:
+            self.power_up()
+        start = ticks_ms()
+        limit = timeout_ms or self.stall_ms
+        while True:
+            if not self._dout():
+                v = self._read_now()
+                if v is not None:
+                    return v
+            if ticks_diff(ticks_ms(), start) > limit:
+                self.timeouts += 1
+                raise DriverTimeout("hx711: no valid sample before the deadline")
+            sleep_us(500)
