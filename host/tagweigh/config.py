@@ -108,6 +108,12 @@ class _Section:
             raise ConfigError(f"{self.where}: {self.name}.{key} must be > 0, got {value}")
         return value
 
+    def nonneg(self, key: str, default: float) -> float:
+        value = self.get(key, float, default)
+        if value < 0:
+            raise ConfigError(f"{self.where}: {self.name}.{key} must be >= 0, got {value}")
+        return value
+
     def finish(self) -> None:
         unknown = sorted(set(self.table) - self.used)
         if unknown:
@@ -182,7 +188,7 @@ def from_dict(doc: dict[str, Any], path: Path | None = None, base_dir: Path | No
         ports=tuple(ports),
         baudrate=baudrate,
         discovery=discovery,
-        group_commit_ms=b.positive("group_commit_ms", Config.group_commit_ms),
+        group_commit_ms=b.nonneg("group_commit_ms", Config.group_commit_ms),
         group_commit_max=group_commit_max,
         reconnect_initial_s=b.positive("reconnect_initial_s", Config.reconnect_initial_s),
         reconnect_max_s=b.positive("reconnect_max_s", Config.reconnect_max_s),

@@ -47,7 +47,7 @@ READING_COLUMNS = (
     "device_id", "seq", "raw", "received_at", "time", "time_estimated", "boot", "uptime_ms",
     "step", "tag_kind", "tag_text", "tag_key", "mineral", "net_g", "tare_g", "e_g", "flags", "operator", "cal_id",
     "ruleset_id", "prev", "station_verdict", "station_reason", "verdict", "reason", "rule_id",
-    "chain_ok", "site", "port",
+    "findings", "chain_ok", "site", "port",
 )  # fmt: skip
 
 # Versioned migrations: (version, description, SQL). Applied in order, each in its own
@@ -85,6 +85,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             verdict TEXT NOT NULL,             -- the bridge's verdict: accept, warn, reject
             reason TEXT NOT NULL,              -- rule ID, NONE when accepted
             rule_id TEXT,                      -- rule entry that decided (rule set's own id)
+            findings TEXT,                     -- JSON [[reason, entry, severity, detail], ...]
             chain_ok INTEGER,                  -- 1 linked to seq-1, 0 broken, NULL not checkable
             site TEXT,
             port TEXT,
@@ -340,6 +341,14 @@ class Queue:
                 cur = self._db.execute(sql, tuple(params))
                 cols = [c[0] for c in cur.description] if cur.description else []
                 return [dict(zip(cols, row)) for row in cur.fetchall()]
+            except sqlite3.Error as exc:
+                raise _classify(exc, self.path) from exc
+
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        """Run a read-only query and return plain tuples (errors as QueueError)."""
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(params)).fetchall()
             except sqlite3.Error as exc:
                 raise _classify(exc, self.path) from exc
 
