@@ -86,7 +86,8 @@ def run(devices, journal, root="/", clock=None):
         clock = Clock()
     r = {
         "hx": _hx(getattr(devices, "hx711", None)),
-        "rdr": _rdr(getattr(devices, "rfid", None)),
+        "rdr": "not_found" if "rfid" in getattr(devices, "faults", ()) else _rdr(
+            getattr(devices, "rfid", None)),
         "scn": _scn(getattr(devices, "scanner", None)),
         "jnl": _jnl(root),
         "key": _key(root),

@@ -32,6 +32,7 @@
 #   journal full          refuse the reading (no record, nothing overwritten), rejected pattern,
 #                         EVENT journal_full
 #   maintenance mode      no readings; commands for calibration allowed
+#   uncalibrated scale    no readings (no /scale.json): HELLO/STATUS flag it, tags get attention
 import hashlib
 import os
 
@@ -83,6 +84,7 @@ class Devices:
         self.scanner = scanner
         self.feedback = feedback
         self.display = display
+        self.faults = []  # parts that failed to start ("rfid", "scanner")
 
 
 class Clock:
@@ -196,6 +198,11 @@ class Station:
 
     def _boot_events(self):
         self.event(M.EV_BOOT, M.SEV_INFO, self.boot)
+        if "rfid" in self.dev.faults:
+            self._reader_fault = True
+            self.event(M.EV_READER_FAULT, M.SEV_ERROR, 0)
+        if "scanner" in self.dev.faults:
+            self.event(M.EV_SCANNER_FAULT, M.SEV_ERROR, 0)
         if getattr(self.journal, "recovered", 0):
             self.event(M.EV_JOURNAL_RECOVERED, M.SEV_WARNING, self.journal.recovered)
 
@@ -384,8 +391,10 @@ class Station:
         cfg = self.config
         if tag is not None and self._is_repeat(tag, now):
             tag = None
-        if self.maintenance and s in (IDLE, WEIGHING, STABLE, TAG):
-            # No readings in maintenance mode; tags are shown as "attention" and dropped.
+        if (self.maintenance or not getattr(self.scale, "calibrated", True)) \
+                and s in (IDLE, WEIGHING, STABLE, TAG):
+            # No readings in maintenance mode or on an uncalibrated scale; tags are shown as
+            # "attention" and dropped.
             if tag is not None:
                 self._show(P_ATTENTION, now)
             self._tag = None

@@ -1,0 +1,345 @@
+"""Station scenarios against the modelled hardware (tagweigh.hw: HX711 + load cell, MFRC522 +
+ISO 14443A cards) with the real drivers, the real scale engine and the real flash journal in a
+temp directory, all on a virtual clock. The station is built by twstation.app.build from files,
+exactly as main.py builds it on the ESP32. The transition logic itself is covered in
+vm_station.py (CPython and MicroPython VM); this file covers what needs the real parts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from tagweigh import hw
+
+hw.install_fakes()
+
+from tagweigh.hw import fake_machine as fm  # noqa: E402
+from tagweigh.hw.loadcell import LoadCell  # noqa: E402
+from twproto import canon  # noqa: E402
+from twproto import frame as F  # noqa: E402
+from twproto import messages as M  # noqa: E402
+from twproto.mac import Mac  # noqa: E402
+from twstation import app, config, hx711, link, mfrc522, selftest  # noqa: E402
+from twstation import station as S  # noqa: E402
+from twstation.board import Board  # noqa: E402
+from twstation.calib import CalStore, Calibration  # noqa: E402
+from twstation.errors import ConfigError  # noqa: E402
+from twstation.journal import Journal  # noqa: E402
+
+from vm_station import KEY, RULESET, Bridge, FakeFeedback, MemStream  # noqa: E402
+
+BOARD = {
+    "chip": "esp32",
+    "console": {"uart": 0, "tx": 1, "rx": 3},
+    "hx711": {"dout": 34, "sck": 33},
+    "mfrc522": {"spi": 2, "sck": 18, "mosi": 23, "miso": 19, "cs": 4, "rst": 27},
+}
+CPG_NUM, CPG_DEN = 100000, 4294967  # 42.95 counts per gram: the 100 kg 2 mV/V cell model
+ZERO = 150_000
+UID7 = b"\x04\xa1\xb2\xc3\xd4\xe5\x80"
+
+
+def _urandom(n):
+    import os
+
+    return os.urandom(n)
+
+
+class Rig:
+    """Files on a temp 'flash', models wired to the board's pins, a station built by app.build."""
+
+    def __init__(self, root, *, cell_zero=ZERO, stored_zero=ZERO, settings=None, version=0x92,
+                 journal_prefill=0):
+        self.root = str(root)
+        self.clock = hw.VirtualClock(start_us=5_000_000)
+        self._undo = self.clock.bind(hx711, mfrc522, selftest)
+        hw.reset_bench()
+        self.cell = LoadCell(zero_counts=cell_zero, seed=3)
+        self.hxm = hw.HX711Model(self.cell.counts, clock=self.clock, dout=fm.Pin(34),
+                                 pd_sck=fm.Pin(33))
+        self.rfm = hw.MFRC522Model(clock=self.clock, spi=fm.SPI(2), cs=fm.Pin(4), rst=fm.Pin(27),
+                                   version=version)
+        self.settings = {"device_id": 77, "site": "T1", "step": 2, "operator": 201,
+                         "reader": "rfid", "journal_capacity": 50}
+        self.settings.update(settings or {})
+        self._write_flash(stored_zero)
+        if journal_prefill:
+            self._prefill(journal_prefill)
+        self.stream = MemStream()
+        self.boot()
+
+    def _write_flash(self, stored_zero):
+        with open(self.root + "/station.json", "w") as f:
+            json.dump(self.settings, f)
+        with open(self.root + "/key.bin", "wb") as f:
+            f.write(KEY)
+        with open(self.root + "/ruleset.json", "wb") as f:
+            f.write(canon.canonical_bytes(RULESET))
+        cal = Calibration(1, ZERO, CPG_NUM, CPG_DEN, 10, 60000)
+        CalStore(self.root + "/scale.json").save(cal, stored_zero)
+
+    def _prefill(self, n):
+        """Readings from an earlier life of the station that the bridge never acknowledged."""
+        j = self.journal()
+        mac = Mac(KEY)
+        buf = bytearray(F.MAX_FRAME)
+        prev = 0
+        for i in range(n):
+            if j.full:
+                return i
+            r = M.Reading(seq=i + 1, flags=M.F_STABLE, step=2, tag_kind=M.TAG_QR_TEXT,
+                          boot=1, uptime_ms=1000 * i, net_g=20000, e_g=10, operator=201,
+                          prev=prev, tag=b"SK0010%04d" % i)
+            n_ = M.encode_message(buf, r, mac)
+            j.append(memoryview(buf)[:n_])
+            prev = M.chain_link(buf[n_ - 18 : n_ - 14])
+        return n
+
+    def journal(self):
+        cfg = config.load(self.root)
+        return Journal(self.root + "/journal", app.journal_bytes(cfg.journal_capacity),
+                       warn_pct=cfg.journal_warn_pct, segments=app.JOURNAL_SEGMENTS)
+
+    def boot(self):
+        """Power on: a new station from what the flash holds (new journal object, boot + 1)."""
+        self.board = Board(dict(BOARD))
+        self.st = app.build(self.root, board=self.board, stream=self.stream, clock=self.clock,
+                            reboot=lambda: None, urandom=_urandom)
+        self.fb = FakeFeedback()
+        self.st.dev.feedback = self.fb
+        self.bridge = Bridge(self.stream)
+
+    def close(self):
+        self._undo()
+
+    @property
+    def t(self):
+        return self.clock.now_us / 1e6
+
+    def run(self, ms, step_ms=5):
+        for _ in range(int(ms // step_ms)):
+            self.clock.advance_ms(step_ms)
+            self.st.step()
+            self.bridge.pump()
+
+    def until(self, cond, ms=10_000, step_ms=5, pump=True):
+        for _ in range(int(ms // step_ms)):
+            if cond():
+                return True
+            self.clock.advance_ms(step_ms)
+            self.st.step()
+            if pump:
+                self.bridge.pump()
+        return cond()
+
+    def connect(self, time=1790000000):
+        assert self.until(lambda: self.bridge.nonce is not None, 3000)
+        self.bridge.welcome(time)
+        assert self.until(lambda: self.st.session, 500)
+
+    def events(self):
+        return [e.code for e in self.bridge.of(F.T_EVENT)]
+
+
+@pytest.fixture
+def rig(tmp_path):
+    made = []
+
+    def make(**kw):
+        r = Rig(tmp_path, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_swinging_bag_then_ndef_card_gives_reading_at_settled_weight(rig):
+    r = rig()
+    r.connect()
+    assert r.until(lambda: r.st.scale.stable, 3000)
+    r.cell.place(25_000, r.t, swing_amplitude_g=400, swing_hz=1.5, damping=0.15)
+    r.run(300)
+    assert r.st.state in (S.WEIGHING, S.IDLE)  # still swinging: nothing captured
+    assert r.until(lambda: r.st.state == S.STABLE, 15_000)
+    r.rfm.add_card(hw.Card.ntag(UID7, hw.ndef_text("SK00100015")))
+    assert r.until(lambda: r.bridge.of(F.T_READING), 2000)
+    rd = r.bridge.of(F.T_READING)[0]
+    assert rd.tag_kind == M.TAG_NDEF_TEXT and rd.tag == b"SK00100015"
+    assert rd.stable and abs(rd.net_g - 25_000) <= 10 and rd.e_g == 10
+    assert rd.seq == 1 and rd.time is not None and rd.cal_id == 1
+    assert r.st.ruleset is not None and rd.ruleset_id == r.st.ruleset.id
+
+
+def test_two_cards_in_the_field_bind_nothing(rig):
+    r = rig()
+    r.connect()
+    r.cell.place(20_000, r.t)
+    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    r.rfm.add_card(hw.Card(UID7))
+    r.rfm.add_card(hw.Card(b"\x04\x11\x22\x33\x44\x55\x66"))
+    assert r.until(lambda: M.EV_MULTIPLE_TAGS in r.events(), 2000)
+    r.run(1000)
+    assert r.bridge.of(F.T_READING) == [] and r.st.journal.backlog() == 0
+    assert "attention" in r.fb.shown
+
+
+def test_power_cut_between_journal_append_and_send_resends_after_reboot(rig):
+    r = rig()
+    r.connect()
+    r.cell.place(20_000, r.t)
+    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    r.rfm.add_card(hw.Card(UID7))
+    # the power goes as the reading is committed: the journal has it, the wire never did
+    r.bridge.pump()
+    sent = len(r.stream.outbox)
+    assert r.until(lambda: r.st.journal.backlog() == 1, 2000, step_ms=1, pump=False)
+    del r.stream.outbox[sent:]
+    assert r.bridge.of(F.T_READING) == []
+    r.st = None
+    r.stream.inbox.clear()
+    r.stream.outbox.clear()
+    r.boot()
+    r.connect()
+    hello = r.bridge.of(F.T_HELLO)[0]
+    assert hello.last_seq == 1 and hello.backlog == 1 and hello.boot == 2
+    assert r.until(lambda: r.bridge.of(F.T_READING), 500)
+    rd = r.bridge.of(F.T_READING)[0]
+    assert rd.seq == 1 and rd.tag == UID7 and M.chain_link(rd.mac) == hello.chain_head
+    r.bridge.send(M.Ack([(1, 0)]))
+    r.run(50)
+    assert r.st.journal.backlog() == 0
+    assert r.journal().backlog() == 0  # the ACK is durable too
+
+
+def test_journal_full_refuses_reading_and_keeps_unsent_ones(rig):
+    r = rig(settings={"journal_capacity": 8}, journal_prefill=0)
+    r.st = None
+    cap = r._prefill(10_000)  # until it is full
+    r.boot()
+    j = r.st.journal
+    assert j.full and j.backlog() == cap
+    r.cell.place(20_000, r.t)
+    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    r.rfm.add_card(hw.Card(UID7))
+    assert r.until(lambda: "rejected" in r.fb.shown, 2000)
+    assert j.backlog() == cap and j.head()[0] == cap  # nothing overwritten, no new seq
+    r.connect()
+    assert M.EV_JOURNAL_FULL in r.events()
+    assert r.bridge.of(F.T_HELLO)[0].flags & M.SF_JOURNAL_FULL
+
+
+def test_zero_out_of_range_at_boot_is_reported_never_rezeroed(rig):
+    r = rig(cell_zero=ZERO + 130_000)  # ~3 kg left on the platform, > 2 % of Max
+    r.connect()
+    assert r.until(lambda: M.EV_ZERO_OUT_OF_RANGE in r.events(), 5000)
+    assert r.st.scale.zero_counts == ZERO  # the stored zero is untouched
+    r.bridge.command(M.OP_GET_STATUS)
+    assert r.until(lambda: r.bridge.of(F.T_STATUS) and
+                   r.bridge.of(F.T_STATUS)[-1].flags & M.SF_ZERO_OUT_OF_RANGE, 500)
+
+
+def test_hx711_unplugged_raises_event_and_status_flag(rig):
+    r = rig()
+    r.connect()
+    r.run(1000)
+    r.hxm.dout_stuck = 1
+    assert r.until(lambda: M.EV_HX711_NOT_READY in r.events(), 3000)
+    assert r.st._flags() & M.SF_SCALE_FAULT
+    r.hxm.dout_stuck = None
+    assert r.until(lambda: not r.st._flags() & M.SF_SCALE_FAULT, 3000)
+
+
+def test_selftest_over_the_link_and_from_the_repl(rig):
+    r = rig()
+    r.connect()
+    r.bridge.command(M.OP_SELF_TEST)
+    assert r.until(lambda: r.bridge.of(F.T_RESULT), 3000)
+    res = r.bridge.of(F.T_RESULT)[-1]
+    d = json.loads(res.detail)
+    assert res.status == M.RS_OK and d["ok"] is True
+    assert d["hx"] == "ok" and d["rdr"] == "ok" and d["key"] == "ok" and d["jnl"] == "ok"
+    assert KEY.hex() not in res.detail.decode() and KEY not in r.stream.outbox
+    d2 = app.selftest(r.root, r.board, r.clock)
+    assert d2["ok"] is True, d2
+
+
+def test_dead_reader_does_not_stop_the_station_and_selftest_says_so(rig, tmp_path):
+    r = rig(version=0x00)  # the MFRC522 does not answer its VersionReg
+    assert r.st.dev.rfid is None and r.st._flags() & M.SF_READER_FAULT
+    r.connect()
+    assert M.EV_READER_FAULT in r.events()
+    (tmp_path / "key.bin").unlink()
+    r.hxm.dout_stuck = 1
+    d = app.selftest(r.root, r.board, r.clock)
+    assert d["ok"] is False and d["key"] == "missing" and d["hx"] == "timeout"
+    assert d["rdr"] == "not_found" and d["jnl"] == "ok"
+
+
+def test_rule_set_pushed_over_link_survives_reboot(rig):
+    r = rig()
+    r.connect()
+    doc = dict(RULESET, version="9")
+    data = canon.canonical_bytes(doc)
+    r.bridge.command(M.OP_RULESET_BEGIN, length=len(data), sha256=hashlib.sha256(data).digest())
+    for off in range(0, len(data), 180):
+        r.bridge.command(M.OP_RULESET_CHUNK, offset=off, data=data[off : off + 180])
+        r.run(10)
+    r.bridge.command(M.OP_RULESET_END)
+    r.run(20)
+    assert r.bridge.of(F.T_RESULT)[-1].status == M.RS_OK
+    r.boot()
+    assert r.st.ruleset.version == "9"
+    r.connect()
+    assert r.bridge.of(F.T_HELLO)[0].ruleset_id == r.st.ruleset.id
+
+
+# -------------------------------------------------------------------- config store and link
+
+
+def test_config_validation_names_the_field(tmp_path):
+    good = {"device_id": 1, "site": "A", "step": 1}
+    assert config.Config(good).bind_ms == 5000
+    for bad, word in (
+        ({"site": "A", "step": 1}, "'device_id' is required"),
+        (dict(good, step=16), "'step' must be an integer 0..15"),
+        (dict(good, reader="nfc"), "'reader' must be one of"),
+        (dict(good, bind_ms=True), "'bind_ms'"),
+        (dict(good, colour="red"), "unknown field 'colour'"),
+        (dict(good, empty_g=70000), "'empty_g' must be below 'capacity_g'"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            config.Config(bad)
+        assert word in str(e.value)
+    root = str(tmp_path)
+    with pytest.raises(ConfigError, match="missing"):
+        config.load(root)
+    (tmp_path / "station.json").write_text("{nope")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config.load(root)
+    (tmp_path / "key.bin").write_bytes(b"k" * 31)
+    with pytest.raises(ConfigError) as e:
+        config.load_key(root)
+    assert "32 bytes" in str(e.value) and "kkkk" not in str(e.value)
+    assert [config.next_boot(root) for _ in range(3)] == [1, 2, 3]
+    a = config.Config(good)
+    assert a.hash == config.Config(dict(good, operator=0)).hash != config.Config(
+        dict(good, operator=5)).hash
+
+
+def test_ctrl_c_inside_partial_frame_is_data_until_line_idles():
+    clock = hw.VirtualClock()
+    s = MemStream()
+    lk = link.Link(s, Mac(KEY), clock, _urandom)
+    s.inbox.extend(b"\xa1\x10\x30\x03")  # a frame has started: 0x03 is one of its bytes
+    assert lk.poll() is None and not lk.exit_requested
+    clock.advance_ms(300)  # nothing more arrives: the partial frame is abandoned
+    for _ in range(5):
+        lk.poll()
+    s.inbox.extend(b"\x03")
+    for _ in range(3):
+        lk.poll()
+    assert lk.exit_requested
