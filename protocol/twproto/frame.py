@@ -3,7 +3,7 @@
 # incremental decoder over a fixed window that resynchronises on the next SOF after any garbage.
 from twproto.crc import _hqx, crc16
 from twproto.errors import FrameError, MacError
-from twproto.mac import DIR_BRIDGE, DIR_STATION, MAC_LEN
+from twproto.mac import DIR_STATION, MAC_LEN
 
 SOF = 0xA1  # start of frame, protocol version 1; 0xA0..0xAF are reserved for versions
 MAX_BODY = 232

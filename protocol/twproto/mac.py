@@ -15,7 +15,7 @@ NONCE_LEN = 8
 
 _DIRS = (b"S", b"B")
 try:
-    from hmac import compare_digest as _compare  # CPython: constant time in C
+    from hmac import compare_digest as _compare  # type: ignore[import-not-found]  # CPython, C
 except ImportError:  # MicroPython
 
     def _compare(a, b):
@@ -58,7 +58,7 @@ class Mac:
         else:
             raise MacError("bad_direction")
         if _COPY:
-            h = self._inner.copy()
+            h = self._inner.copy()  # type: ignore[attr-defined]
         else:
             h = hashlib.sha256(self._ipad)
         h.update(d)
@@ -67,7 +67,7 @@ class Mac:
         h.update(data)
         inner = h.digest()
         if _COPY:
-            h = self._outer.copy()
+            h = self._outer.copy()  # type: ignore[attr-defined]
         else:
             h = hashlib.sha256(self._opad)
         h.update(inner)

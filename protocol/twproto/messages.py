@@ -218,9 +218,9 @@ class Message:
     """Common behaviour: keyword construction, dict form (bytes as hex), equality, repr."""
 
     TYPE = 0
-    NAMES = ()  # attribute names, in wire order
-    BYTES = ()  # names whose values are bytes
-    DEFAULTS = None
+    NAMES = ()  # type: tuple  # attribute names, in wire order
+    BYTES = ()  # type: tuple  # names whose values are bytes
+    DEFAULTS = None  # type: dict | None
 
     def __init__(self, **kw):
         for n in self.NAMES:
@@ -232,6 +232,11 @@ class Message:
             setattr(self, n, 0 if v is None else v)
         if kw:
             raise MessageError("bad_field", ",".join(kw))
+
+    def __getattr__(self, name):
+        # Only reached for a missing attribute; it also tells type checkers that the fields set
+        # from the NAMES/SPEC tables exist.
+        raise AttributeError(name)
 
     def as_dict(self):
         d = {}
@@ -263,8 +268,8 @@ class Message:
 class _Fixed(Message):
     """A body that is a fixed struct, optionally followed by a bounded byte string (TAIL)."""
 
-    SPEC = ()  # (name, struct code) pairs
-    TAIL = None  # (name, min, max) or None
+    SPEC = ()  # type: tuple  # (name, struct code) pairs
+    TAIL = None  # type: tuple | None  # (name, min, max) or None
     FMT = "<"
     SIZE = 0
 
@@ -363,6 +368,12 @@ class Event(_Fixed):
     TYPE = T_EVENT
     SPEC = (("code", "B"), ("severity", "B"), ("detail", "i"), ("uptime_ms", "I"))
 
+    def __init__(self, code=0, severity=0, detail=0, uptime_ms=0):
+        self.code = code
+        self.severity = severity
+        self.detail = detail
+        self.uptime_ms = uptime_ms
+
     def check(self):
         if self.severity > SEV_CRITICAL:
             raise MessageError("bad_field", "severity")
@@ -395,6 +406,12 @@ class Live(Message):
     TYPE = T_LIVE
     NAMES = ("net_g", "tare_g", "flags", "tag_state")
     SIZE = 7
+
+    def __init__(self, net_g=0, tare_g=0, flags=0, tag_state=0):
+        self.net_g = net_g
+        self.tare_g = tare_g
+        self.flags = flags
+        self.tag_state = tag_state
 
     @property
     def e_g(self):
@@ -547,9 +564,8 @@ class Command(Message):
         args = self.args
         struct.pack_into("<HB", buf, off, self.cmd_id, self.op)
         n = 3
-        if spec is None:
-            tail = ("data", 0, _DATA_MAX)
-        else:
+        tail = ("data", 0, _DATA_MAX)  # type: tuple | None
+        if spec is not None:
             fmt, names, tail = spec
             vals = []
             for i in range(len(names)):
@@ -754,7 +770,7 @@ def unpack_reading(mv):
                    bytes(mv[fixed:n]))
 
 
-CLASSES = {
+CLASSES = {  # type: dict
     T_HELLO: Hello, T_WELCOME: Welcome, T_READING: Reading, T_ACK: Ack, T_NACK: Nack,
     T_STATUS: Status, T_LIVE: Live, T_EVENT: Event, T_COMMAND: Command, T_RESULT: Result,
 }

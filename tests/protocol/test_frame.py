@@ -236,3 +236,25 @@ def test_type_tables():
     assert set(F.STATION_TYPES) | set(F.BRIDGE_TYPES) == set(F.TYPE_NAMES)
     assert set(F.STATION_TYPES) & set(F.BRIDGE_TYPES) == {F.T_NACK}
     assert all(F.is_known(t) for t in F.TYPE_NAMES) and not F.is_known(0)
+
+
+def test_public_api_names_others_code_against():
+    import twproto.crc
+    import twproto.errors
+    import twproto.mac
+    import twproto.messages
+
+    required = {
+        twproto.errors: "ProtocolError FrameError MacError MessageError",
+        twproto.crc: "crc16",
+        twproto.mac: "Mac DIR_STATION DIR_BRIDGE MAC_LEN KEY_LEN NONCE_LEN",
+        F: "SOF MAX_BODY MAX_FRAME T_HELLO T_WELCOME T_READING T_ACK T_NACK T_STATUS T_LIVE "
+           "T_EVENT T_COMMAND T_RESULT is_authenticated encode Decoder NEED_MORE FRAME ERROR "
+           "verify frame_body frame_mac",
+        twproto.messages: "Reading Hello Welcome Ack Nack Status Live Event Command Result "
+                          "pack_reading unpack_reading encode_message decode_frame ACCEPT WARN "
+                          "REJECT E_CODES chain_link CLASSES",
+    }
+    for module, names in required.items():
+        missing = [n for n in names.split() if not hasattr(module, n)]
+        assert not missing, (module.__name__, missing)

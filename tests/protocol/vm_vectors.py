@@ -85,7 +85,6 @@ def test_frames_encode():
     assert n_checked >= 30
 
 
-
 def test_frames_decode():
     """frame bytes -> the committed fields, after CRC and MAC checks, fed whole and bytewise."""
     for v in load("frames.json")["frames"]:
@@ -117,7 +116,6 @@ def test_negative():
                           _h(c["nonce"]))
         assert got == c["error"], (c["name"], got, c["error"])
     assert len(cases) >= 20
-
 
 
 def test_decoder_bounded():
