@@ -6,7 +6,9 @@ Fixtures
   Skips with a clear message when Node or the npm package is missing, but FAILS when CI=true.
 - ``mpvm_loaded`` (function): the same VM, reset, with ``protocol/twproto`` at /lib/twproto and
   ``firmware/twstation`` at /lib/twstation (importable as ``twproto`` / ``twstation``).
-Tests that use either fixture get the ``mpvm`` marker automatically.
+- ``mpvm_available`` (session): no VM, just the same skip/fail check, for tests that start Node
+  themselves (tagweigh.virtdev.VirtualDevice).
+Tests that use any of these fixtures get the ``mpvm`` marker automatically.
 
 Two-interpreter harness (rules for ``tests/**/vm_*.py``)
 Every ``test_*`` function of a ``vm_*.py`` module is collected twice, as ``test_x[cpython]`` and
@@ -56,17 +58,37 @@ def load_lib_trees(vm: Any) -> None:
 # -- fixtures ---------------------------------------------------------------------------------------
 
 
+def skip_or_fail_unavailable(exc) -> None:
+    """Node or the npm package is missing: skip on a user's machine, fail when CI=true."""
+    msg = f"MicroPython VM unavailable: {exc}" + (f" ({exc.hint})" if exc.hint else "")
+    if _in_ci():
+        pytest.fail(f"{msg}; CI=true, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(msg)
+
+
 @pytest.fixture(scope="session")
-def mpvm():
+def mpvm_available():
+    """Use before starting Node yourself (e.g. a VirtualDevice): skips/fails like ``mpvm``."""
+    from tagweigh.mpvm import MicroPythonUnavailable, find_micropython_mjs, find_node
+
+    if not find_node():
+        skip_or_fail_unavailable(MicroPythonUnavailable(
+            "node not found: the MicroPython VM needs Node.js >= 18",
+            hint="install Node.js, or set TAGWEIGH_NODE to its path"))  # fmt: skip
+    if find_micropython_mjs() is None:
+        skip_or_fail_unavailable(MicroPythonUnavailable(
+            "npm package @micropython/micropython-webassembly-pyscript not found",
+            hint="run `npm ci` at the repository root, or set TAGWEIGH_NODE_MODULES"))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def mpvm(mpvm_available):
     from tagweigh.mpvm import MicroPythonUnavailable, MicroPythonVM
 
     try:
         vm = MicroPythonVM(heap_size=TEST_HEAP_SIZE)
     except MicroPythonUnavailable as exc:
-        msg = f"MicroPython VM unavailable: {exc} ({exc.hint})"
-        if _in_ci():
-            pytest.fail(f"{msg}; CI=true, so this is a failure, not a skip", pytrace=False)
-        pytest.skip(msg)
+        skip_or_fail_unavailable(exc)
     yield vm
     vm.close()
 
@@ -81,7 +103,7 @@ def mpvm_loaded(mpvm):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         names = getattr(item, "fixturenames", ())
-        if "mpvm" in names or "mpvm_loaded" in names:
+        if {"mpvm", "mpvm_loaded", "mpvm_available"} & set(names):
             item.add_marker(pytest.mark.mpvm)
 
 
