@@ -58,11 +58,14 @@ REMOVE = const(10)
 STATE_NAMES = ("idle", "weighing", "stable", "tag", "validate", "sign", "journal", "send",
                "await_ack", "feedback", "remove")
 
-# Feedback patterns (names the feedback driver knows).
-P_ACCEPTED = "accepted"
-P_REJECTED = "rejected"
-P_ATTENTION = "attention"
-P_NOT_SYNCED = "not_synced"
+# Feedback patterns: the numbers of twstation.feedback (ACCEPTED, REJECTED, ATTENTION, NOT_SYNCED,
+# IDLE). NOT_SYNCED / IDLE are background patterns: "not synced" while there is no session or
+# readings wait in the journal, a calm heartbeat when everything is at the bridge.
+P_ACCEPTED = const(1)
+P_REJECTED = const(2)
+P_ATTENTION = const(3)
+P_NOT_SYNCED = const(4)
+P_IDLE = const(5)
 
 REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
 SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
@@ -162,6 +165,8 @@ class Station:
         self._events = []  # (code, severity, detail, uptime) while no session
         self._ev_last = {}
         self._live_at = now
+        self._bg = 0
+        self._scan_bad = 0
         self._live_net = None
         self._status_at = now
         self._sample_at = now
@@ -253,6 +258,10 @@ class Station:
         self._live(now)
         fb = self.dev.feedback
         if fb is not None:
+            bg = P_IDLE if self.session and not self._inflight else P_NOT_SYNCED
+            if bg != self._bg:
+                self._bg = bg
+                fb.background(bg, now)
             fb.tick(now)
         if self._reboot_at is not None and ticks_diff(now, self._reboot_at) >= 0:
             self._reboot_at = None
@@ -320,6 +329,11 @@ class Station:
             line = sc.poll()
             if line is not None:
                 got = self._scan_result(line, now)
+            bad = getattr(sc, "garbage", 0) + getattr(sc, "overlong", 0)
+            if bad != self._scan_bad:  # the driver dropped a line (noise, baud, too long)
+                self._scan_bad = bad
+                self.event(M.EV_SCANNER_GARBAGE, M.SEV_WARNING, bad)
+                self._show(P_ATTENTION, now)
         if got is None:
             if self._conflict and ticks_diff(now, self._conflict_seen) > self.config.bind_ms:
                 self._conflict = False
@@ -359,7 +373,7 @@ class Station:
         ok = 0 < n <= M.TAG_MAX
         if ok:
             for b in line:
-                if b < 0x20 or b > 0x7E:
+                if b < 0x20 or b == 0x7F:  # control characters are never part of a tag
                     ok = False
                     break
         if not ok:
@@ -580,8 +594,6 @@ class Station:
         self.last_result = (r.seq, r.verdict | (r.reason << 2), bv)
         self._show(P_ACCEPTED if v == M.ACCEPT else P_ATTENTION if v == M.WARN else P_REJECTED,
                    now)
-        if bv is None:
-            self._show(P_NOT_SYNCED, now)
         self._remember_tag(now)
         self._tag = None
         self._deadline = self._after(now, self.config.feedback_ms)

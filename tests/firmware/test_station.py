@@ -21,7 +21,7 @@ from twproto import canon  # noqa: E402
 from twproto import frame as F  # noqa: E402
 from twproto import messages as M  # noqa: E402
 from twproto.mac import Mac  # noqa: E402
-from twstation import app, config, hx711, link, mfrc522, selftest  # noqa: E402
+from twstation import app, config, feedback, hx711, link, mfrc522, scanner, selftest  # noqa: E402
 from twstation import station as S  # noqa: E402
 from twstation.board import Board  # noqa: E402
 from twstation.calib import CalStore, Calibration  # noqa: E402
@@ -39,6 +39,13 @@ BOARD = {
 CPG_NUM, CPG_DEN = 100000, 4294967  # 42.95 counts per gram: the 100 kg 2 mV/V cell model
 ZERO = 150_000
 UID7 = b"\x04\xa1\xb2\xc3\xd4\xe5\x80"
+BOARD_QR = {
+    "chip": "esp32",
+    "hx711": {"dout": 34, "sck": 33},
+    "scanner": {"uart": 2, "tx": 25, "rx": 35, "baud": 9600},
+    "leds": {"ok": 26, "bad": 13, "attn": 14},
+    "buzzer": {"pin": 32},
+}
 
 
 def _urandom(n):
@@ -51,16 +58,18 @@ class Rig:
     """Files on a temp 'flash', models wired to the board's pins, a station built by app.build."""
 
     def __init__(self, root, *, cell_zero=ZERO, stored_zero=ZERO, settings=None, version=0x92,
-                 journal_prefill=0):
+                 journal_prefill=0, board=BOARD):
         self.root = str(root)
+        self.board_spec = board
         self.clock = hw.VirtualClock(start_us=5_000_000)
-        self._undo = self.clock.bind(hx711, mfrc522, selftest)
+        self._undo = self.clock.bind(hx711, mfrc522, selftest, scanner, feedback)
         hw.reset_bench()
         self.cell = LoadCell(zero_counts=cell_zero, seed=3)
         self.hxm = hw.HX711Model(self.cell.counts, clock=self.clock, dout=fm.Pin(34),
                                  pd_sck=fm.Pin(33))
         self.rfm = hw.MFRC522Model(clock=self.clock, spi=fm.SPI(2), cs=fm.Pin(4), rst=fm.Pin(27),
                                    version=version)
+        self.qr = hw.ScannerModel(fm.UART(2, 9600), clock=self.clock)
         self.settings = {"device_id": 77, "site": "T1", "step": 2, "operator": 201,
                          "reader": "rfid", "journal_capacity": 50}
         self.settings.update(settings or {})
@@ -104,11 +113,12 @@ class Rig:
 
     def boot(self):
         """Power on: a new station from what the flash holds (new journal object, boot + 1)."""
-        self.board = Board(dict(BOARD))
+        self.board = Board(dict(self.board_spec))
         self.st = app.build(self.root, board=self.board, stream=self.stream, clock=self.clock,
                             reboot=lambda: None, urandom=_urandom)
-        self.fb = FakeFeedback()
-        self.st.dev.feedback = self.fb
+        if self.st.dev.feedback is None:
+            self.fb = FakeFeedback()
+            self.st.dev.feedback = self.fb
         self.bridge = Bridge(self.stream)
 
     def close(self):
@@ -295,6 +305,29 @@ def test_rule_set_pushed_over_link_survives_reboot(rig):
     assert r.st.ruleset.version == "9"
     r.connect()
     assert r.bridge.of(F.T_HELLO)[0].ruleset_id == r.st.ruleset.id
+
+
+def test_qr_station_with_scanner_leds_and_buzzer_built_from_the_board(rig):
+    r = rig(settings={"reader": "qr"}, board=BOARD_QR)
+    assert r.st.dev.rfid is None and r.st.dev.scanner is not None
+    ok_led, bad_led, attn_led = fm.Pin(26), fm.Pin(13), fm.Pin(14)
+    r.connect()
+    r.qr.scan("SK00100015")  # tag first, then the bag
+    r.run(50)
+    assert r.st.state == S.TAG
+    r.cell.place(30_000, r.t)
+    assert r.until(lambda: r.bridge.of(F.T_READING), 5000)
+    rd = r.bridge.of(F.T_READING)[0]
+    assert rd.tag_kind == M.TAG_QR_TEXT and rd.tag == b"SK00100015" and abs(rd.net_g - 30_000) <= 10
+    r.bridge.send(M.Ack([(rd.seq, 0)]))
+    assert r.until(lambda: r.st.state == S.FEEDBACK, 1000)
+    r.run(20)
+    assert ok_led.value() == 1 and bad_led.value() == 0
+    # noise on the scanner line: dropped by the driver, reported, never a tag
+    r.qr.send_garbage(b"\x00\x01\x02" * 5 + b"\r")
+    assert r.until(lambda: M.EV_SCANNER_GARBAGE in r.events(), 1000)
+    assert attn_led.value() == 1 or r.st.dev.feedback.pattern == 3
+    assert len(r.bridge.readings()) == 1
 
 
 # -------------------------------------------------------------------- config store and link

@@ -120,11 +120,19 @@ class FakeScanner:
 
 
 class FakeFeedback:
+    """Records patterns by name (the numbers are twstation.feedback's)."""
+
+    NAMES = ("off", "accepted", "rejected", "attention", "not_synced", "idle")
+
     def __init__(self):
         self.shown = []
+        self.bg = None
 
     def show(self, pattern, now):
-        self.shown.append(pattern)
+        self.shown.append(self.NAMES[pattern])
+
+    def background(self, pattern, now):
+        self.bg = self.NAMES[pattern]
 
     def tick(self, now):
         pass
@@ -339,10 +347,11 @@ def test_weight_then_tag_gives_one_signed_reading_acked_and_removed():
     assert rd.tag == b"\x04\xa1\xb2\xc3\xd4\xe5\x80" and rd.tag_kind == M.TAG_RFID_UID
     assert rd.step == 2 and rd.operator == 201 and rd.verdict == M.ACCEPT
     assert len(r.journal.frames) == 1  # durable before acknowledged
+    assert r.fb.bg == "not_synced"  # a reading waits for its ACK
     r.bridge.send(M.Ack([(1, 0)]))
     r.run(100)
     assert r.journal.frames == [] and r.journal.acked == [1]
-    assert "accepted" in r.fb.shown
+    assert "accepted" in r.fb.shown and r.fb.bg == "idle"
     r.hx.load_g = 0
     assert r.until(S.IDLE)
 
@@ -462,7 +471,7 @@ def test_rfid_repeats_of_the_same_tag_do_not_rebind():
 def test_scanner_garbage_is_an_event_not_a_tag():
     r = Rig()
     r.connect()
-    r.scanner.q.append(b"\x00\xffgarbage")
+    r.scanner.q.append(b"\x00\x01garbage")
     r.run(50)
     assert r.st.state == S.IDLE
     assert M.EV_SCANNER_GARBAGE in [e.code for e in r.bridge.of(F.T_EVENT)]
