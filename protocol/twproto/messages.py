@@ -198,6 +198,13 @@ def _copy(buf, off, data, n):
         buf[off + i] = data[i]
 
 
+def _pack_tail(buf, off, tail, value):
+    """Copy a trailing byte string bounded by tail = (name, min, max); return its length."""
+    n = _bytes_len(tail[0], value, tail[1], tail[2])
+    _copy(buf, off, value, n)
+    return n
+
+
 def _hex(b):
     return hexlify(b).decode()
 
@@ -288,14 +295,9 @@ class _Fixed(Message):
             vals.append(v)
         self.check()
         struct.pack_into(self.FMT, buf, off, *vals)
-        n = self.SIZE
-        if self.TAIL is not None:
-            name, lo, hi = self.TAIL
-            t = getattr(self, name)
-            nt = _bytes_len(name, t, lo, hi)
-            _copy(buf, off + n, t, nt)
-            n += nt
-        return n
+        if self.TAIL is None:
+            return self.SIZE
+        return self.SIZE + _pack_tail(buf, off + self.SIZE, self.TAIL, getattr(self, self.TAIL[0]))
 
     @classmethod
     def unpack(cls, mv):
@@ -583,11 +585,7 @@ class Command(Message):
             struct.pack_into(fmt, buf, off + n, *vals)
             n += struct.calcsize(fmt)
         if tail is not None:
-            name, lo, hi = tail
-            t = args.get(name, b"")
-            nt = _bytes_len(name, t, lo, hi)
-            _copy(buf, off + n, t, nt)
-            n += nt
+            n += _pack_tail(buf, off + n, tail, args.get(tail[0], b""))
         return n
 
     @classmethod
