@@ -58,9 +58,17 @@ class HX711:
     # -- state ---------------------------------------------------------------------------------
     def reset(self):
         """Power-cycle the chip into a known state (channel A gain 128, settling)."""
+        self._cycle()
+        self._alive = ticks_ms()
+
+    def _cycle(self):
+        # PD_SCK high > 60 us, then low: the chip resets (the stall window is NOT restarted, so
+        # a chip that keeps failing reads still ends in a DriverTimeout).
         self._sck(1)
         sleep_us(_PD_HOLD_US)
-        self.power_up()
+        self._sck(0)
+        self.powered = True
+        self._discard = 0 if self._pulses == 25 else 1
 
     def power_down(self):
         """PD_SCK high: the chip sleeps 60 us later (~1 uA). Call power_up() to wake it."""
@@ -119,7 +127,7 @@ class HX711:
         raw = self._shift_in()
         if self.last_high_us > _HIGH_MAX_US or not self._dout():
             self.glitches += 1
-            self.reset()
+            self._cycle()
             return None
         self._alive = ticks_ms()
         if raw == _SAT_HI or raw == _SAT_LO:

@@ -17,8 +17,8 @@ Modelling choices (documented, not in the datasheet):
   a read is in progress, so a slow reader never sees bits from two conversions.
 - Rising edges while no data is ready and no read is in progress are ignored.
 - ``strict_timing=False`` (simulator on a busy host): a clock-high phase over 60 us *during a
-  read* is counted in ``violations`` instead of powering down; a deliberate power-down (PD_SCK
-  held high with no read in progress, or longer than ``lenient_limit_s``) still powers down.
+  read's 24 data bits* is counted in ``violations`` instead of powering down; any other long high
+  phase (a deliberate power-down, or one longer than ``lenient_limit_s``) still powers down.
 
 ``source(t) -> int`` gives the channel A input in counts at gain 128 (gain 64 halves it);
 ``source_b(t)`` gives channel B directly in counts at gain 32. ``tagweigh.hw.loadcell.LoadCell``'s
@@ -145,8 +145,8 @@ class HX711Model:
         if self._powered and self._sck:
             high = now - self._sck_rise
             if high > PD_THRESHOLD_S:
-                reading = self._pulses > 0
-                if self.strict_timing or not reading or high > self.lenient_limit_s:
+                data_bit = 0 < self._pulses <= 24
+                if self.strict_timing or not data_bit or high > self.lenient_limit_s:
                     self._powered = False
                     self._ready = False
                     self._pulses = 0
@@ -218,7 +218,7 @@ class HX711Model:
         high = now - self._sck_rise
         if reading and high > self.max_high_s:
             self.max_high_s = high
-        if self._powered and self._pulses and high > PD_THRESHOLD_S:
+        if self._powered and 0 < self._pulses <= 24 and high > PD_THRESHOLD_S:
             self.violations += 1  # lenient mode tolerated it (strict mode powered down above)
         if not self._powered:
             self._power_up(now)  # PD_SCK low again: reset, channel A gain 128, settle
