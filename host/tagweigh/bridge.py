@@ -99,6 +99,10 @@ class Committer:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def submit(self, items: list) -> None:
         self._inbox.put(items)
 
@@ -230,7 +234,7 @@ class Bridge:
 
     def __init__(self, config: Config, *, keys: KeyRegistry | None = None, queue: Queue | None = None,
                  ruleset: Any = None, clock: Callable[[], float] = time.time,
-                 link_opener: Callable[[str, int], Link] = open_link, window: int = 32):
+                 link_opener: Callable[[str, int], Link] = open_link):
         self.config = config
         self.clock = clock
         self.keys = keys if keys is not None else KeyRegistry(config.keys_path)
@@ -238,7 +242,6 @@ class Bridge:
         self._lockfile = self._lock(config.queue_path if queue is None else queue.path)
         self.queue = queue if queue is not None else Queue(config.queue_path)
         self.link_opener = link_opener
-        self.window = window
         self.ingestor = Ingestor(self.queue, self.ruleset, provisioned=self._provisioned, clock=clock)
         qpath = self.queue.path
         self.committer = Committer(
@@ -300,7 +303,10 @@ class Bridge:
             self._http.server_close()
         for t in list(self._threads):
             t.join(timeout)
-        self.committer.stop(timeout)
+        self.committer.stop(max(timeout, 30.0))
+        if self.committer.alive:
+            log.error("committer still busy after stop; leaving the queue open for it")
+            return
         try:
             self._write_status()
         except (OSError, QueueError):
@@ -350,11 +356,21 @@ class Bridge:
         return session
 
     def _new_session(self, link: Link) -> Session:
+        # SPEC 11: never tell stations to take the time from a clock that is not trusted or is
+        # obviously unset (before 2023-11-14).
+        time_valid = self.config.clock_trusted and self.clock() >= 1_700_000_000
         s = Session(link, keys=self.keys, committer=self.committer, ruleset=self.ruleset,
-                    clock=self.clock, window=self.window)
+                    clock=self.clock, window=self.config.window, time_valid=time_valid,
+                    on_online=self._online)
         with self._slock:
             self._sessions[id(s)] = s
         return s
+
+    def _online(self, session: Session) -> None:
+        """A new HELLO replaces the device's previous session, on whatever link it was."""
+        for other in self.sessions():
+            if other is not session and other.device_id == session.device_id:
+                other.end(f"device said HELLO again on {session.port}")
 
     def _end_session(self, s: Session) -> None:
         s.state = CLOSED
@@ -439,6 +455,7 @@ class Bridge:
     def snapshot(self) -> dict[str, Any]:
         return {
             "written_at": self.clock(),
+            "running": not self.stop_event.is_set(),
             "started_at": self.started_at,
             "pid": os.getpid(),
             "storage_ok": self.committer.storage_ok,

@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vectors": ("tagweigh.commands.vectors", "decode and check the protocol's golden test vectors"),
     "ports": ("tagweigh.commands.ports", "list serial ports: adapter kind, VID:PID, serial, access"),
     "flash": ("tagweigh.commands.flash", "install MicroPython on a station and provision it"),
+    "init": ("tagweigh.commands.init", "write a commented tagweigh.toml with working defaults"),
+    "bridge": ("tagweigh.commands.bridge", "run the bridge: station sessions, durable queue, metrics"),
+    "status": ("tagweigh.commands.status", "stations seen, last reading, queue depth, uploads, rejects"),
+    "keys": ("tagweigh.commands.keys", "station key registry: list, add, rotate, remove, export"),
 }
 
 

@@ -53,7 +53,8 @@ class Config:
     reconnect_initial_s: float = 0.2
     reconnect_max_s: float = 10.0
     hello_timeout_s: float = 10.0
-    time_skew_max_s: int = 300  # station clock further than this from the bridge: resync it
+    window: int = 32  # readings a station may have unacknowledged (WELCOME.window, 1..255)
+    clock_trusted: bool = True  # the bridge's clock is NTP-synced: stations may set theirs from it
     metrics_listen: str = "127.0.0.1:9477"  # "" disables the HTTP /metrics endpoint
     status_interval_s: float = 5.0
     # [queue]
@@ -193,11 +194,14 @@ def from_dict(doc: dict[str, Any], path: Path | None = None, base_dir: Path | No
         reconnect_initial_s=b.positive("reconnect_initial_s", Config.reconnect_initial_s),
         reconnect_max_s=b.positive("reconnect_max_s", Config.reconnect_max_s),
         hello_timeout_s=b.positive("hello_timeout_s", Config.hello_timeout_s),
-        time_skew_max_s=int(b.positive("time_skew_max_s", Config.time_skew_max_s)),
+        window=b.get("window", int, Config.window),
+        clock_trusted=b.get("clock_trusted", bool, Config.clock_trusted),
         metrics_listen=_listen(b),
         status_interval_s=b.positive("status_interval_s", Config.status_interval_s),
     )
     b.finish()
+    if not 1 <= cfg_bridge["window"] <= 255:
+        raise ConfigError(f"{where}: bridge.window must be 1..255")
     if cfg_bridge["reconnect_initial_s"] > cfg_bridge["reconnect_max_s"]:
         raise ConfigError(f"{where}: bridge.reconnect_initial_s must be <= reconnect_max_s")
 

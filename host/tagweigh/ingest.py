@@ -24,7 +24,7 @@ from twproto import reasons as R
 from twproto.messages import NACK_CONFLICT, NACK_STORAGE_UNAVAILABLE, chain_link
 from twproto.rules import evaluate
 
-from tagweigh.bridge_state import BridgeState
+from tagweigh.bridge_state import BridgeState, frame_mac
 from tagweigh.queue import Queue, QueueError
 from tagweigh.wirefast import tag_text as _tag_text
 
@@ -152,18 +152,29 @@ class Ingestor:
                         results[i] = -NACK_CONFLICT
                     continue
             # hash chain: prev must be the first 4 bytes of the previous reading's MAC
+            # SPEC 11: the link is checked when seq - 1 is held; else it is recorded as unknown.
             if seq == 1:
-                chain = 1 if r.prev == 0 else 0
+                expected = 0
             elif last is not None and seq == last + 1:
-                chain = 1 if r.prev == chain_link(dev.head) else 0
+                expected = chain_link(dev.head)
+            elif last is not None and seq <= last:  # late arrival below the head: look it up
+                before = local.get((dev_id, seq - 1))
+                if before is None:
+                    found = self.queue.find_reading(dev_id, seq - 1)
+                    before = (found["raw"], 0) if found is not None else None
+                expected = chain_link(frame_mac(before[0])) if before is not None else None
             else:
-                chain = None  # previous reading not here (first contact, or a gap SEQ-GAP reports)
-            if chain == 0:
+                expected = None  # predecessor not held: first contact, or a gap (SEQ-GAP)
+            if expected is None:
+                chain = None
+            elif r.prev == expected:
+                chain = 1
+            else:
+                chain = 0
                 counters["chain_breaks"] += 1
                 alert("chain_break", dev_id, seq, it.port,
-                      {"prev": "%08x" % r.prev,
-                       "expected": "%08x" % (0 if seq == 1 else chain_link(dev.head)),
-                       "what": "reading does not link to the previous one (deleted or reordered?)"},
+                      {"prev": "%08x" % r.prev, "expected": "%08x" % expected,
+                       "what": "reading does not link to the previous one (deleted, reordered or replaced?)"},
                       it.raw, now)
             if ruleset is not None:
                 v = evaluate(ruleset, r, dev, inow)

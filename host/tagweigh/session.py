@@ -46,7 +46,10 @@ ONLINE = "online"
 CLOSED = "closed"
 
 READ_CHUNK = 4096
-IDLE_S = 0.05  # read timeout; a partial frame idle this long is abandoned (resync)
+READ_TIMEOUT_S = 0.05  # short reads so stop requests are seen quickly
+IDLE_ABANDON_S = 0.1  # SPEC 3 "Idle line": a partial frame with no input this long is abandoned
+COMMAND_RETRY_S = 2.0  # SPEC 9: retry a COMMAND without RESULT after 2 s, at most 3 times
+COMMAND_TRIES = 4
 ACK_MAX = M.ACK_MAX
 _CHUNK = F.MAX_BODY - 7  # RULESET_CHUNK payload per COMMAND
 
@@ -56,12 +59,17 @@ class Session:
 
     committer: object with submit(list[Item]) and call(fn, timeout) -> result (bridge.Committer).
     keys: KeyRegistry. ruleset: a loaded twproto RuleSet or None. clock: Unix time source.
-    window: readings the station may send ahead of ACKs (told in WELCOME).
+    window: readings the station may send ahead of ACKs (told in WELCOME, 1..255); more in
+    flight are refused with NACK window_exceeded, which bounds what a peer can queue.
+    time_valid: set WELCOME's time-valid flag (SPEC 11: only with a trustworthy clock).
+    on_online: called with the session when a HELLO made it ONLINE (the bridge ends other
+    sessions of the same device: a new HELLO replaces the previous session).
     """
 
     def __init__(self, link: Link, *, keys: KeyRegistry, committer: Any, ruleset: Any = None,
                  clock: Callable[[], float] = time.time, window: int = 32,
-                 push_ruleset: bool = True, hello_wait_s: float = 5.0):
+                 push_ruleset: bool = True, hello_wait_s: float = 5.0, time_valid: bool = True,
+                 on_online: Callable[["Session"], None] | None = None):
         self.link = link
         self.port = link.description
         self.keys = keys
@@ -71,6 +79,8 @@ class Session:
         self.window = window
         self.push_ruleset = push_ruleset
         self.hello_wait_s = hello_wait_s
+        self.time_valid = time_valid  # WELCOME bit 0: only when the bridge clock is trustworthy
+        self.on_online = on_online
         self.state = AWAIT_HELLO
         self.device_id: str | None = None
         self.hello: M.Hello | None = None
@@ -90,7 +100,10 @@ class Session:
         self.counters = {
             "frames": 0, "readings": 0, "acks_sent": 0, "nacks_sent": 0, "bad_mac": 0,
             "malformed": 0, "unknown_device": 0, "no_session": 0, "hellos": 0, "events": 0,
+            "wrong_direction": 0, "window_exceeded": 0, "abandoned": 0,
         }
+        self._inflight = 0  # readings submitted and not yet answered (bounded by window)
+        self._flock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Session {self.port} {self.state} device={self.device_id}>"
@@ -100,16 +113,23 @@ class Session:
         """Read and handle frames until stop is set. Raises LinkLost when the link goes away."""
         link = self.link
         dec = self._decoder
+        mono = time.monotonic
+        last_input = mono()
         try:
             while not stop.is_set():
-                data = link.read(READ_CHUNK, IDLE_S)
+                data = link.read(READ_CHUNK, READ_TIMEOUT_S)
                 if data:
+                    last_input = mono()
                     self.feed(data)
-                elif dec.pending():
+                elif dec.pending() and mono() - last_input >= IDLE_ABANDON_S:
                     # Idle with a partial frame: it will never complete (torn by a reset or
                     # noise). Drop its first byte and resync on the next SOF.
                     dec.abandon()
-                    self._drain(self.clock(), [])
+                    self.counters["abandoned"] += 1
+                    items: list[Item] = []
+                    self._drain(self.clock(), items)
+                    if items:
+                        self._submit(items)
         finally:
             if stop.is_set():
                 self.state = CLOSED
@@ -126,7 +146,12 @@ class Session:
             pos += dec.feed(mv[pos:])
             self._drain(now, items)
         if items:
-            self.committer.submit(items)
+            self._submit(items)
+
+    def _submit(self, items: list[Item]) -> None:
+        with self._flock:
+            self._inflight += len(items)
+        self.committer.submit(items)
 
     def _drain(self, now: float, items: list[Item]) -> None:
         dec = self._decoder
@@ -142,7 +167,7 @@ class Session:
                 self._reading(frame, now, items)  # the hot path
             else:
                 if items:  # keep order: readings before this frame go first
-                    self.committer.submit(items[:])
+                    self._submit(items[:])
                     items.clear()
                 self._other(bytes(frame), now)
 
@@ -152,6 +177,10 @@ class Session:
             self._bad_mac(bytes(frame), F.T_READING, now)
             return
         raw = bytes(frame)
+        if self._inflight + len(items) >= self.window:
+            self.counters["window_exceeded"] += 1
+            self._send_nack(F.T_READING, int.from_bytes(raw[3:7], "little"), M.NACK_WINDOW_EXCEEDED)
+            return
         try:
             reading = unpack_reading(raw)
         except MessageError as exc:
@@ -177,8 +206,8 @@ class Session:
                         M.NACK_NAMES.get(nack.reason, nack.reason),
                         extra={"event": "station_nack", "port": self.port, "device": self.device_id})
             return
-        if t not in F.STATION_TYPES:
-            self._send_nack(t, 0, M.NACK_UNEXPECTED)
+        if t not in F.STATION_TYPES:  # SPEC 4: a reflected/looped-back frame; drop silently
+            self.counters["wrong_direction"] += 1
             return
         if self.state != ONLINE:
             self.counters["no_session"] += 1
@@ -193,11 +222,11 @@ class Session:
         except ProtocolError as exc:
             self._malformed(raw, exc, now)
             return
-        if t == F.T_READING:  # only when a HELLO arrived in the same chunk before it
+        if t == F.T_READING:  # not reached: readings take the hot path in _drain
             items: list[Item] = []
             self._reading(memoryview(raw), now, items)
             if items:
-                self.committer.submit(items)
+                self._submit(items)
         elif t == F.T_STATUS:
             self.last_status = dict(msg.as_dict(), at=now)
         elif t == F.T_LIVE:
@@ -214,28 +243,32 @@ class Session:
 
     # ---- HELLO / WELCOME ----------------------------------------------------------------------------
     def _handle_hello(self, raw: bytes, now: float) -> None:
+        """SPEC 9.2: key by device_id, MAC, body, version, last_seq check, WELCOME."""
         self.counters["hellos"] += 1
-        body = memoryview(raw)[F.HEADER : F.HEADER + raw[1]]
-        try:
-            hello = M.unpack_hello(body)
-        except MessageError as exc:
-            self._malformed(raw, exc, now)
+        if raw[1] < 4:
+            self._malformed(raw, MessageError("truncated"), now)
             return
-        dev = device_name(hello.device_id)
+        dev_num = int.from_bytes(raw[3:7], "little")  # the one field read before the MAC (SPEC 2)
+        dev = device_name(dev_num)
         key = self.keys.get(dev)
         if key is None:
-            self._unknown(dev, hello, raw, now)
+            self._unknown(dev, dev_num, raw, now)
             return
         mac = Mac(key)
         try:
             F.verify(raw, mac, DIR_STATION)
         except ProtocolError:
-            self._bad_mac(raw, F.T_HELLO, now, dev)
+            self._bad_mac(raw, F.T_HELLO, now, dev, ref=dev_num)
+            return
+        try:
+            hello = M.unpack_hello(memoryview(raw)[F.HEADER : F.HEADER + raw[1]])
+        except MessageError as exc:
+            self._malformed(raw, exc, now, ref=dev_num, dev=dev)
             return
         if not hello.proto_min <= 1 <= hello.proto_max:
             log.warning("device %s on %s speaks protocol %d..%d, this bridge 1", dev, self.port,
                         hello.proto_min, hello.proto_max, extra={"event": "bad_version", "device": dev})
-            self._send_nack(F.T_HELLO, 0, M.NACK_UNSUPPORTED_VERSION)
+            self._send_nack(F.T_HELLO, dev_num, M.NACK_UNSUPPORTED_VERSION)
             return
         info = self.keys.info(dev) or {}
         try:
@@ -243,26 +276,41 @@ class Session:
         except QueueError as exc:
             log.error("cannot record HELLO of %s: %s", dev, exc,
                       extra={"event": "storage_unavailable", "device": dev, "port": self.port})
-            self._send_nack(F.T_HELLO, 0, M.NACK_STORAGE_UNAVAILABLE)
+            self._send_nack(F.T_HELLO, dev_num, M.NACK_STORAGE_UNAVAILABLE)
             return
+        if summary["regressed"]:
+            # SPEC 9.2: advisory NACK chain_break, then the session continues.
+            self._send_nack(F.T_HELLO, dev_num, M.NACK_CHAIN_BREAK)
         self.device_id = dev
         self.hello = hello
         self._mac = mac
         self._nonce = bytes(hello.nonce)
+        self._cmd_id = 0
         self.state = ONLINE
         rs = self.ruleset
         update = rs is not None and hello.ruleset_id != rs.id
-        flags = M.WF_TIME_VALID | (M.WF_RULESET_UPDATE if update else 0)
+        flags = (M.WF_TIME_VALID if self.time_valid else 0) | (M.WF_RULESET_UPDATE if update else 0)
         t = self.clock()
         welcome = M.Welcome(time=int(t), ms=int((t % 1) * 1000), proto=1,
                             ruleset_id=rs.id if rs is not None else 0, flags=flags, window=self.window)
         self._send(welcome)
+        if self.on_online is not None:
+            self.on_online(self)
         log.info("station %s online on %s (boot %d, last seq %d, backlog %d)", dev, self.port,
                  hello.boot, hello.last_seq, hello.backlog,
                  extra={"event": "online", "device": dev, "port": self.port, "boot": hello.boot,
                         "backlog": hello.backlog, "stored_seq": summary["stored_seq"]})
         if update and self.push_ruleset:
             threading.Thread(target=self._push_ruleset, name=f"ruleset-push {dev}", daemon=True).start()
+
+    def end(self, reason: str) -> None:
+        """Forget the session (another link took over the device); the station must HELLO again."""
+        if self.state == ONLINE:
+            log.info("session of %s on %s ended: %s", self.device_id, self.port, reason,
+                     extra={"event": "session_replaced", "device": self.device_id, "port": self.port})
+            self.state = AWAIT_HELLO
+            self._mac = None
+            self._nonce = None
 
     def _hello_op(self, dev: str, hello: M.Hello, raw: bytes, now: float, info: dict) -> Callable:
         port = self.port
@@ -279,7 +327,8 @@ class Session:
                           {"what": "HELLO older than one already seen (replayed?)",
                            "boot": hello.boot, "uptime_ms": hello.uptime_ms,
                            "latest_boot": latest[0], "latest_uptime_ms": latest[1]}, raw, now)
-            if state.seq is not None and hello.last_seq < state.seq:
+            regressed = state.seq is not None and hello.last_seq < state.seq
+            if regressed:
                 ing.alert("seq_regression", dev, hello.last_seq, port,
                           {"what": "station reports a last sequence number below one already stored "
                                    "(journal lost, restored or cloned station)",
@@ -292,11 +341,11 @@ class Session:
             if origin is not None:
                 state.boots[hello.boot] = origin
             state.site = site
-            return {"stored_seq": state.seq, "fresh": fresh}
+            return {"stored_seq": state.seq, "fresh": fresh, "regressed": regressed}
 
         return op
 
-    def _unknown(self, dev: str, hello: M.Hello, raw: bytes, now: float) -> None:
+    def _unknown(self, dev: str, dev_num: int, raw: bytes, now: float) -> None:
         self.counters["unknown_device"] += 1
         first = dev not in self._unknown_logged
         if first:
@@ -305,20 +354,26 @@ class Session:
                         "(add it with `tagweigh keys add %s` if it belongs here)", dev, self.port, dev,
                         extra={"event": "unknown_device", "device": dev, "port": self.port})
         port = self.port
+        try:  # unauthenticated, so only informative: what the device says about itself
+            claimed = M.unpack_hello(memoryview(raw)[F.HEADER : F.HEADER + raw[1]]).as_dict()
+        except MessageError as exc:
+            claimed = {"unparsable": str(exc)}
+        claimed["frame"] = raw.hex()
 
         def op(db: Any, ing: Ingestor) -> None:
-            ing.queue.record_unknown(db, dev, now, port, hello.as_dict())
+            ing.queue.record_unknown(db, dev, now, port, claimed)
             if first:
                 ing.alert("unknown_device", dev, None, port,
                           {"what": "HELLO from a device that is not registered"}, raw, now)
 
         self.committer.call_async(Op(op))
-        self._send_nack(F.T_HELLO, 0, M.NACK_UNKNOWN_DEVICE)
+        self._send_nack(F.T_HELLO, dev_num, M.NACK_UNKNOWN_DEVICE)
 
     # ---- problems -----------------------------------------------------------------------------------
-    def _bad_mac(self, raw: bytes, t: int, now: float, dev: str | None = None) -> None:
+    def _bad_mac(self, raw: bytes, t: int, now: float, dev: str | None = None, ref: int | None = None) -> None:
         self.counters["bad_mac"] += 1
         seq = int.from_bytes(raw[3:7], "little") if t == F.T_READING and raw[1] >= 4 else 0
+        ref = seq if ref is None else ref
         dev, port = dev or self.device_id, self.port
         log.warning("bad MAC on %s from %s (%s seq %d): frame refused", port, dev,
                     F.TYPE_NAMES.get(t, t), seq,
@@ -327,20 +382,22 @@ class Session:
             "bad_mac", dev, seq or None, port,
             {"what": "MAC does not verify with the registered key (forged or altered)",
              "type": F.TYPE_NAMES.get(t, t)}, raw, now)))
-        self._send_nack(t, seq, M.NACK_BAD_MAC)
+        self._send_nack(t, ref, M.NACK_BAD_MAC)
 
-    def _malformed(self, raw: bytes, exc: Exception, now: float) -> None:
+    def _malformed(self, raw: bytes, exc: Exception, now: float, ref: int | None = None,
+                   dev: str | None = None) -> None:
         self.counters["malformed"] += 1
         t = raw[2]
         seq = int.from_bytes(raw[3:7], "little") if t == F.T_READING and raw[1] >= 4 else 0
-        dev, port = self.device_id, self.port
+        ref = seq if ref is None else ref
+        dev, port = dev or self.device_id, self.port
         code = getattr(exc, "code", str(exc))
         log.warning("malformed %s on %s: %s", F.TYPE_NAMES.get(t, t), port, exc,
                     extra={"event": "malformed", "device": dev, "port": port})
         self.committer.call_async(Op(lambda db, ing: ing.alert(
             "malformed", dev, seq or None, port, {"type": F.TYPE_NAMES.get(t, t), "error": str(code)},
             raw, now)))
-        self._send_nack(t, seq, M.NACK_MALFORMED)
+        self._send_nack(t, ref, M.NACK_MALFORMED)
 
     def _event(self, ev: M.Event, raw: bytes, now: float) -> None:
         self.counters["events"] += 1
@@ -381,11 +438,13 @@ class Session:
     def deliver(self, results: list[tuple[int, int]]) -> None:
         """Called by the committer after a durable commit: (seq, result) pairs, result >= 0 is
         the ACK verdict byte, < 0 a NACK reason. Writes the ACK/NACK frames."""
+        with self._flock:
+            self._inflight -= len(results)
         out = bytearray()
         acks: list[tuple[int, int]] = []
         mac, nonce = self._mac, self._nonce
         if mac is None:
-            return
+            return  # session ended meanwhile: the station resends in its next session
         buf = self._wbuf
         nacks = 0
         with self._wlock:
@@ -411,20 +470,27 @@ class Session:
                 self.state = CLOSED  # the reader thread sees it too and the port is reopened
 
     # ---- commands -----------------------------------------------------------------------------------
-    def command(self, op: int, args: dict | None = None, timeout: float = 5.0) -> M.Result:
-        """Send an authenticated COMMAND and wait for its RESULT (TimeoutError if none comes in
-        time, or if there is no session)."""
+    def command(self, op: int, args: dict | None = None, timeout: float = COMMAND_RETRY_S,
+                tries: int = COMMAND_TRIES) -> M.Result:
+        """Send an authenticated COMMAND and wait for its RESULT, resending the same cmd_id
+        when none comes within `timeout` (SPEC 9: the station answers a repeat without acting
+        twice). TimeoutError after `tries` sends, or if there is no session."""
         if self.state != ONLINE:
             raise TimeoutError(f"{self.port}: no session")
-        self._cmd_id = (self._cmd_id % 0xFFFF) + 1
-        cmd_id = self._cmd_id
-        waiter = [threading.Event(), None]
+        with self._wlock:
+            self._cmd_id = (self._cmd_id % 0xFFFF) + 1
+            cmd_id = self._cmd_id
+        waiter: list = [threading.Event(), None]
         self._waiters[cmd_id] = waiter
+        cmd = M.Command(cmd_id, op, args or {})
         try:
-            self._send(M.Command(cmd_id, op, args or {}))
-            if not waiter[0].wait(timeout):
-                raise TimeoutError(f"{self.port}: no RESULT for command {M.OP_NAMES.get(op, op)}")
-            return waiter[1]
+            for _ in range(tries):
+                if self.state != ONLINE:
+                    break
+                self._send(cmd)
+                if waiter[0].wait(timeout):
+                    return waiter[1]
+            raise TimeoutError(f"{self.port}: no RESULT for command {M.OP_NAMES.get(op, op)}")
         finally:
             self._waiters.pop(cmd_id, None)
 
