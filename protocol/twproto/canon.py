@@ -65,14 +65,19 @@ def utf8_valid(b):
 
 
 class _Parser:
+    # Reads a str by index (an ASCII character costs no allocation on MicroPython, a slice does).
     def __init__(self, s):
         self.s = s
+        self.n = len(s)
         self.i = 0
+
+    def peek(self):
+        return self.s[self.i] if self.i < self.n else ""
 
     def ws(self):
         s = self.s
         i = self.i
-        n = len(s)
+        n = self.n
         while i < n and s[i] in _WS:
             i += 1
         self.i = i
@@ -81,7 +86,7 @@ class _Parser:
         self.ws()
         s = self.s
         i = self.i
-        if i >= len(s):
+        if i >= self.n:
             raise _err("bad_json", "unexpected end of text", i)
         c = s[i]
         if c == "{" or c == "[":
@@ -92,34 +97,39 @@ class _Parser:
             return self.string()
         if c == "-" or c in _DIGITS:
             return self.number()
-        for word, val in (("true", True), ("false", False), ("null", None)):
-            if s.startswith(word, i):
-                self.i = i + len(word)
-                return val
+        if s.startswith("true", i):
+            self.i = i + 4
+            return True
+        if s.startswith("false", i):
+            self.i = i + 5
+            return False
+        if s.startswith("null", i):
+            self.i = i + 4
+            return None
         raise _err("bad_json", "unexpected character " + repr(c), i)
 
     def obj(self, depth):
         self.i += 1
         out = {}
         self.ws()
-        if self.s[self.i : self.i + 1] == "}":
+        if self.peek() == "}":
             self.i += 1
             return out
         while True:
             self.ws()
             at = self.i
-            if self.s[at : at + 1] != '"':
+            if self.peek() != '"':
                 raise _err("bad_json", "expected a string key", at)
             k = self.string()
             if k in out:
                 raise _err("bad_json", "duplicate key " + repr(k), at)
             self.ws()
-            if self.s[self.i : self.i + 1] != ":":
+            if self.peek() != ":":
                 raise _err("bad_json", "expected ':'", self.i)
             self.i += 1
             out[k] = self.value(depth)
             self.ws()
-            c = self.s[self.i : self.i + 1]
+            c = self.peek()
             self.i += 1
             if c == "}":
                 return out
@@ -130,13 +140,13 @@ class _Parser:
         self.i += 1
         out = []
         self.ws()
-        if self.s[self.i : self.i + 1] == "]":
+        if self.peek() == "]":
             self.i += 1
             return out
         while True:
             out.append(self.value(depth))
             self.ws()
-            c = self.s[self.i : self.i + 1]
+            c = self.peek()
             self.i += 1
             if c == "]":
                 return out
@@ -145,10 +155,19 @@ class _Parser:
 
     def string(self):
         s = self.s
-        i = self.i + 1
-        n = len(s)
+        n = self.n
+        start = i = self.i + 1
+        while i < n:  # fast path: no escape
+            c = s[i]
+            if c == '"':
+                self.i = i + 1
+                return s[start:i]
+            if c == "\\":
+                break
+            if ord(c) < 0x20:
+                raise _err("bad_json", "control character in string", i)
+            i += 1
         parts = []
-        start = i
         while True:
             if i >= n:
                 raise _err("bad_json", "unterminated string", self.i)
@@ -157,11 +176,11 @@ class _Parser:
                 break
             if c == "\\":
                 parts.append(s[start:i])
-                e = s[i + 1 : i + 2]
+                e = s[i + 1] if i + 1 < n else ""
                 if e == "u":
                     cp = self.hex4(i + 2)
                     i += 6
-                    if 0xD800 <= cp <= 0xDBFF and s[i : i + 2] == "\\u":
+                    if 0xD800 <= cp <= 0xDBFF and s.startswith("\\u", i):
                         lo = self.hex4(i + 2)
                         if 0xDC00 <= lo <= 0xDFFF:
                             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
@@ -184,12 +203,11 @@ class _Parser:
         return "".join(parts)
 
     def hex4(self, i):
-        h = self.s[i : i + 4]
-        if len(h) != 4:
+        if i + 4 > self.n:
             raise _err("bad_json", "bad \\u escape", i)
         v = 0
-        for c in h.lower():
-            d = _HEX.find(c)
+        for j in range(i, i + 4):
+            d = _HEX.find(self.s[j].lower())
             if d < 0:
                 raise _err("bad_json", "bad \\u escape", i)
             v = v * 16 + d
@@ -197,26 +215,29 @@ class _Parser:
 
     def number(self):
         s = self.s
+        n = self.n
         i = self.i
         start = i
-        if s[i] == "-":
+        neg = s[i] == "-"
+        if neg:
             i += 1
         j = i
-        while i < len(s) and s[i] in _DIGITS:
+        v = 0
+        while i < n and s[i] in _DIGITS:
+            if i - j >= _MAX_INT_DIGITS:
+                raise _err("bad_json", "integer too large", start)
+            v = v * 10 + ord(s[i]) - 48
             i += 1
         if i == j:
             raise _err("bad_json", "bad number", start)
-        if s[i : i + 1] in (".", "e", "E"):
+        if i < n and s[i] in ".eE":
             raise _err("bad_json", "not an integer: floats are not allowed (use integer grams/seconds)", start)
         if s[j] == "0" and i - j > 1:
             raise _err("bad_json", "leading zero in number", start)
-        if i - j > _MAX_INT_DIGITS:
-            raise _err("bad_json", "integer too large", start)
-        v = int(s[start:i])
-        if v > MAX_INT or v < -MAX_INT:
+        if v > MAX_INT:
             raise _err("bad_json", "integer too large", start)
         self.i = i
-        return v
+        return -v if neg else v
 
 
 def loads(text):
@@ -257,11 +278,19 @@ def _dump_str(s, out):
                 e = "\\u00" + _HEX[o >> 4] + _HEX[o & 15]
             out.append(e)
             start = i + 1
-    out.append(s[start:])
+    out.append(s[start:] if start else s)  # no copy when nothing was escaped
     out.append('"')
 
 
-def _dump(v, out, depth, path):
+def _where(stack):
+    p = ""
+    for k in stack:
+        p += "[" + str(k) + "]" if isinstance(k, int) else ("." + k if p else k)
+    return p or "(document)"
+
+
+def _dump(v, out, stack):
+    # `stack` holds the keys/indices down to `v`; the path string is built only for an error.
     if v is None:
         out.append("null")
     elif v is True:
@@ -270,46 +299,51 @@ def _dump(v, out, depth, path):
         out.append("false")
     elif isinstance(v, int):
         if v > MAX_INT or v < -MAX_INT:
-            raise RuleSetError("bad_json", path + ": integer too large", path)
+            raise RuleSetError("bad_json", _where(stack) + ": integer too large", _where(stack))
         out.append(str(v))
     elif isinstance(v, str):
         _dump_str(v, out)
-    elif isinstance(v, (dict, list)):
-        if depth >= MAX_DEPTH:
-            raise RuleSetError("too_deep", path + ": nesting deeper than " + str(MAX_DEPTH), path)
-        if isinstance(v, list):
-            out.append("[")
-            for n in range(len(v)):
-                if n:
-                    out.append(",")
-                _dump(v[n], out, depth + 1, path + "[" + str(n) + "]")
-            out.append("]")
-        else:
-            keys = list(v.keys())
-            for k in keys:
-                if not isinstance(k, str):
-                    raise RuleSetError("bad_json", path + ": object key " + repr(k) + " is not a string", path)
-            keys.sort()
-            out.append("{")
-            first = True
-            for k in keys:
-                if not first:
-                    out.append(",")
-                first = False
-                _dump_str(k, out)
-                out.append(":")
-                _dump(v[k], out, depth + 1, (path + "." + k) if path else k)
-            out.append("}")
+    elif isinstance(v, list):
+        if len(stack) >= MAX_DEPTH:
+            raise RuleSetError("too_deep", _where(stack) + ": nesting deeper than " + str(MAX_DEPTH), _where(stack))
+        out.append("[")
+        for n in range(len(v)):
+            if n:
+                out.append(",")
+            stack.append(n)
+            _dump(v[n], out, stack)
+            stack.pop()
+        out.append("]")
+    elif isinstance(v, dict):
+        if len(stack) >= MAX_DEPTH:
+            raise RuleSetError("too_deep", _where(stack) + ": nesting deeper than " + str(MAX_DEPTH), _where(stack))
+        keys = list(v.keys())
+        for k in keys:
+            if not isinstance(k, str):
+                raise RuleSetError("bad_json", _where(stack) + ": object key " + repr(k) + " is not a string", _where(stack))
+        keys.sort()
+        out.append("{")
+        first = True
+        for k in keys:
+            if not first:
+                out.append(",")
+            first = False
+            _dump_str(k, out)
+            out.append(":")
+            stack.append(k)
+            _dump(v[k], out, stack)
+            stack.pop()
+        out.append("}")
     elif isinstance(v, float):
-        raise RuleSetError("bad_json", (path or "value") + ": floats are not allowed (use integers)", path)
+        raise RuleSetError("bad_json", _where(stack) + ": floats are not allowed (use integers)", _where(stack))
     else:
-        raise RuleSetError("bad_json", (path or "value") + ": not a JSON value: " + type(v).__name__, path)
+        raise RuleSetError("bad_json", _where(stack) + ": not a JSON value: " + type(v).__name__, _where(stack))
 
 
 def dumps(v):
     """Canonical JSON text of `v` (dict/list/str/int/bool/None only). Raises RuleSetError."""
     out = []
-    _dump(v, out, 0, "")
+    _dump(v, out, [])
     return "".join(out)
 
 

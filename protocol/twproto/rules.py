@@ -103,7 +103,7 @@ def _key_hash(tag_key):
 
 class MemoryRuleState(RuleState):
     """The station's bounded state: a ring of the last `capacity` recorded (tag, step, net) entries
-    (13 bytes each, preallocated) plus the last sequence number. When the ring is full the oldest
+    (13 bytes of data each, preallocated arrays) plus the last sequence number. When the ring is full the oldest
     entry is overwritten and forgotten: a duplicate or a weight gain involving an evicted entry
     is no longer seen by the station, so it may accept what the bridge (which queries the full
     database with the same rules) will flag. The bridge's verdict is authoritative."""
@@ -120,6 +120,8 @@ class MemoryRuleState(RuleState):
         self._next = 0  # slot written next (the oldest once full)
         self._last_seq = None
         self._prov = provisioned_at
+        self._hkey = None
+        self._hab = (0, 0)
 
     def record(self, reading, verdict):
         """Feed a reading that was committed to the journal with its Verdict. The sequence number
@@ -129,7 +131,7 @@ class MemoryRuleState(RuleState):
             self._last_seq = s
         if verdict.verdict == R.REJECT:
             return
-        a, b = _key_hash(verdict.tag_key)
+        a, b = self._hash(verdict.tag_key)
         i = self._next
         self._a[i] = a
         self._b[i] = b
@@ -145,8 +147,15 @@ class MemoryRuleState(RuleState):
     def __len__(self):
         return self._n
 
+    def _hash(self, tag_key):
+        # evaluate() asks about the same tag several times per reading: hash it once.
+        if tag_key != self._hkey:
+            self._hkey = tag_key
+            self._hab = _key_hash(tag_key)
+        return self._hab
+
     def seen_at_step(self, tag_key, step):
-        a, b = _key_hash(tag_key)
+        a, b = self._hash(tag_key)
         for i in range(self._n):
             if self._a[i] == a and self._b[i] == b and self._s[i] == step:
                 return True
@@ -156,7 +165,7 @@ class MemoryRuleState(RuleState):
         return self._last_seq
 
     def earlier_weight(self, tag_key, step):
-        a, b = _key_hash(tag_key)
+        a, b = self._hash(tag_key)
         best = -1
         w = None
         n = self._n
@@ -185,7 +194,7 @@ def evaluate(ruleset, reading, state=None, now=None):
     step = reading.step
     kind = reading.tag_kind
     tag = reading.tag
-    _, _, key = identify(ruleset.formats, kind, tag)
+    res0, _, key = identify(ruleset.formats, kind, tag)
     alloc = ruleset.allocation(key)
     mineral = alloc.mineral if alloc is not None else None
     net = reading.net_g
@@ -198,7 +207,7 @@ def evaluate(ruleset, reading, state=None, now=None):
         code = 0
         detail = None
         if k == "TAG-SYNTAX":
-            res, _, _ = identify(r.formats, kind, tag)
+            res = res0 if r.all_formats else identify(r.formats, kind, tag)[0]
             if res != OK:
                 code = R.TAG_CHECK if res == BAD_CHECK else R.TAG_SYNTAX
         elif k == "TAG-SITE":

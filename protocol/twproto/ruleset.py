@@ -188,6 +188,7 @@ class Rule:
                 if use[i] in use[:i]:
                     raise _fail(pp + ".formats[" + str(i) + "]", "duplicate format")
                 self.formats.append(rs.formats[names.index(use[i])])
+            self.all_formats = len(use) == len(names)  # then evaluate() reuses its identification
         elif k == "TAG-SITE":
             if not rs.allocations:
                 raise _fail(path, "TAG-SITE needs at least one entry in allocations")
