@@ -13,6 +13,18 @@ import hashlib
 
 from twproto.errors import RuleSetError
 
+__all__ = (
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_INT",
+    "loads",
+    "dumps",
+    "canonical_bytes",
+    "ruleset_hash",
+    "ruleset_id",
+    "utf8_valid",
+)
+
 MAX_BYTES = 16384  # a peer may push a rule set over the wire: hard cap, checked before parsing
 MAX_DEPTH = 8  # nesting of objects/arrays (the format needs 5)
 MAX_INT = (1 << 53) - 1

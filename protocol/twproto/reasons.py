@@ -2,6 +2,39 @@
 # <-> rule ID (a stable string) <-> short operator messages and "what to do" hints in English and
 # French. Codes are never reused or renumbered: a new reason gets a new code. RULES.md lists them.
 
+__all__ = (
+    "ACCEPT",
+    "WARN",
+    "REJECT",
+    "TABLE",
+    "MAX_CODE",
+    "VERDICT_NAMES",
+    "rule_id",
+    "code_of",
+    "message",
+    "hint",
+    "verdict_text",
+    "pack_verdict",
+    "unpack_verdict",
+    "NONE",
+    "TAG_SYNTAX",
+    "TAG_CHECK",
+    "TAG_SITE",
+    "WEIGHT_RANGE",
+    "NOT_STABLE",
+    "OUT_OF_RANGE",
+    "DUPLICATE_STEP",
+    "TIME_FUTURE",
+    "TIME_BEFORE_PROVISIONING",
+    "TIME_NOT_SYNCED",
+    "SEQ_GAP",
+    "OPERATOR",
+    "MASS_BALANCE",
+    "STEP_UNKNOWN",
+    "RULESET_MISMATCH",
+    "TAG_STEP",
+)
+
 ACCEPT = 0
 WARN = 1
 REJECT = 2

@@ -12,6 +12,14 @@ from array import array
 from twproto import reasons as R
 from twproto.tags import BAD_CHECK, OK, identify
 
+__all__ = (
+    "Finding",
+    "Verdict",
+    "RuleState",
+    "MemoryRuleState",
+    "evaluate",
+)
+
 
 class Finding:
     """One failed rule: rule_id (stable reason ID, e.g. 'TAG-CHECK'), reason (its code), severity

@@ -5,6 +5,16 @@ from twproto import canon
 from twproto.errors import RuleSetError
 from twproto.tags import MAX_TAG, TagFormat, _PRINTABLE
 
+__all__ = (
+    "FORMAT",
+    "KINDS",
+    "RuleSet",
+    "Rule",
+    "Allocation",
+    "load",
+    "load_file",
+)
+
 FORMAT = "tagweigh-ruleset/1"
 
 # Rule kinds: the rule ID of the main reason each kind emits (see reasons.py).

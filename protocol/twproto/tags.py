@@ -3,6 +3,31 @@
 from twproto.errors import RuleSetError, TagError
 from twproto.canon import utf8_valid
 
+__all__ = (
+    "MAX_TAG",
+    "KIND_UID",
+    "KIND_NDEF_TEXT",
+    "KIND_NDEF_URI",
+    "KIND_QR",
+    "KIND_BARCODE",
+    "OK",
+    "BAD_SYNTAX",
+    "BAD_CHECK",
+    "mod37_2_check",
+    "mod37_2_valid",
+    "luhn_check",
+    "luhn_valid",
+    "luhn36_check",
+    "luhn36_valid",
+    "gs1_check",
+    "gs1_valid",
+    "uid_problem",
+    "canonical",
+    "fallback_text",
+    "TagFormat",
+    "identify",
+)
+
 MAX_TAG = 64  # bytes, the READING limit (SPEC.md)
 
 KIND_UID = 0

@@ -167,3 +167,26 @@ def test_rejected_reading_does_not_block_a_reweigh():
     again = Reading(2, 2, 3, TAG_POOL[0], T0, 40000, 201)
     assert evaluate(RS, again, st_, T0).verdict == reasons.ACCEPT
     assert rules.Verdict([], "k", None, 0).byte() == 0
+
+
+def test_public_api_is_pinned():
+    from twproto import canon, reasons, rules, ruleset, tags
+
+    expected = {
+        canon: {"MAX_BYTES", "MAX_DEPTH", "MAX_INT", "loads", "dumps", "canonical_bytes", "ruleset_hash",
+                "ruleset_id", "utf8_valid"},
+        tags: {"MAX_TAG", "KIND_UID", "KIND_NDEF_TEXT", "KIND_NDEF_URI", "KIND_QR", "KIND_BARCODE", "OK",
+               "BAD_SYNTAX", "BAD_CHECK", "mod37_2_check", "mod37_2_valid", "luhn_check", "luhn_valid",
+               "luhn36_check", "luhn36_valid", "gs1_check", "gs1_valid", "uid_problem", "canonical",
+               "fallback_text", "TagFormat", "identify"},
+        ruleset: {"FORMAT", "KINDS", "RuleSet", "Rule", "Allocation", "load", "load_file"},
+        rules: {"Finding", "Verdict", "RuleState", "MemoryRuleState", "evaluate"},
+    }
+    for mod, names in expected.items():
+        assert set(mod.__all__) == names, mod.__name__
+        assert all(hasattr(mod, n) for n in names)
+    assert {"rule_id", "code_of", "message", "hint", "pack_verdict", "unpack_verdict"} <= set(reasons.__all__)
+    for row in reasons.TABLE:  # every named code constant is exported and matches the table
+        name = row[1].replace("-", "_")
+        assert name in reasons.__all__ and getattr(reasons, name) == row[0]
+    assert set(RuleState.__dict__) >= {"seen_at_step", "last_seq", "earlier_weight", "provisioned_at"}

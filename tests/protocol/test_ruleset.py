@@ -229,3 +229,22 @@ def test_error_paths_name_the_entry():
             ruleset.load(doc)
         assert e.value.path == named, (named, str(e.value))
         assert str(e.value).startswith("bad_ruleset: " + named + ": ")
+
+
+RAW = EXAMPLE.read_bytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(RAW) - 1), st.integers(0, 255)), min_size=1, max_size=4),
+       st.integers(1, len(RAW)))
+def test_corrupted_or_truncated_file_bytes_raise_rulseterror_or_load(flips, cut):
+    data = bytearray(RAW[:cut])
+    for pos, val in flips:
+        if pos < len(data):
+            data[pos] = val
+    try:
+        rs = ruleset.load(bytes(data))
+    except RuleSetError as e:
+        assert e.code in ("bad_json", "too_deep", "too_large", "bad_ruleset")
+        return
+    assert rs.hash == canon.ruleset_hash(json.loads(bytes(data).decode("utf-8")))
