@@ -1,0 +1,522 @@
+# Flash journal: store and forward of signed READING frames, append-only, power-cut safe.
+#
+# Directory layout (path/):
+#   seg.00000001 ...   segments, appended in order; only the newest one is ever written
+#   ack                ack log: 6-byte entries (u32 W, CRC-16), W = "every record with seq <= W
+#                      has been acknowledged by the bridge"; the largest valid entry counts
+#   *.tmp              files being created (segments, ack log rewrite): deleted at open
+#
+# Segment = 18-byte header + records. Header: b"TWJ\x01", u32 segment number, u32 seq and 4-byte
+# chain head BEFORE this segment, CRC-16 of those 16 bytes. A segment is created complete (temp
+# file + rename) so its header is never torn; the head it carries is what keeps the sequence
+# number and the hash-chain head alive after every older record was acknowledged and deleted.
+#
+# Record = the frame without its SOF byte: LEN TYPE BODY MAC CRC (LEN + 20 bytes; 63 bytes for a
+# 64-byte READING). The frame's own CRC-16 (computed with the constant SOF in front) is the
+# record's checksum and LEN is its length, so a record costs one byte less than the frame and the
+# station re-emits the exact signed bytes (SOF + record) without recomputing anything.
+#
+# Commit points: append = write + flush (+ os.fsync where it exists; on littlefs flush/close is
+# the commit) of one record at the end of the newest segment: no file is ever rewritten per
+# reading. ack = one 6-byte append to the ack log; a segment is deleted once every record in it
+# is acknowledged (the newest is kept). The ack log is replaced (temp + rename) when it passes
+# 512 bytes.
+#
+# Recovery at open: leftover temp files are deleted; every record of every segment is checked
+# (length, CRC, increasing seq); a torn record at the end of the newest segment (the only place
+# a write can be interrupted) is cut off by copying the valid prefix (temp + rename) and counted
+# in `recovered` (bytes) / `discarded` (records). Anything else invalid raises JournalCorrupt and
+# nothing is deleted: a technician looks at it.
+#
+# Acknowledgements: the bridge may acknowledge out of order (several readings in flight, one
+# lost). Those seqs are kept in RAM (at most 32) until the oldest pending record is acknowledged,
+# then W jumps over them. After a power cut such out-of-order acks, or an ack whose log entry was
+# torn, are forgotten and those readings are sent again: harmless, the bridge dedupes by
+# (device, seq) and acknowledges the same bytes again. A reading is never deleted before its ack.
+#
+# Full: the journal never overwrites unsent readings. append() raises JournalFull when the record
+# does not fit in capacity_bytes (all segments, headers included); `nearly_full` goes up at
+# warn_pct so the operator is warned well before. With N segments a partly acknowledged oldest
+# segment holds at most 1/N of the capacity.
+import os
+
+from twproto.crc import crc16
+from twstation.errors import StationError
+
+_SOF = 0xA1
+_NACK = 0x12
+_MAX_BODY = 232
+_EXTRA = 20  # record length = LEN + 20 (LEN, TYPE, MAC 16, CRC 2)
+_HDR = 18
+_MAGIC = b"TWJ\x01"
+_ACK_ENTRY = 6
+_ACK_MAX = 512
+_X_MAX = 32
+_CHUNK = 512
+_CRC_SOF = crc16(b"\xa1")
+TYPICAL_RECORD = 63  # a synced READING with a 15-byte tag (64-byte frame)
+_ZERO4 = b"\x00\x00\x00\x00"
+
+
+class JournalError(StationError):
+    pass
+
+
+class JournalFull(JournalError):
+    pass
+
+
+class JournalCorrupt(JournalError):
+    pass
+
+
+class OsFs:
+    """The file system the journal uses by default: builtin open + os (littlefs on the ESP32)."""
+
+    def open(self, path, mode):
+        return open(path, mode)
+
+    def sync(self, f):
+        f.flush()
+        s = getattr(os, "fsync", None)  # CPython: flush is not durable; littlefs: flush is
+        if s is not None:
+            s(f.fileno())
+
+    def listdir(self, path):
+        return os.listdir(path)
+
+    def remove(self, path):
+        os.remove(path)
+
+    def rename(self, a, b):
+        os.rename(a, b)
+
+    def mkdir(self, path):
+        os.mkdir(path)
+
+    def size(self, path):
+        return os.stat(path)[6]
+
+
+def _u32(b, i):
+    return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+
+
+def _p32(v):
+    return bytes((v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, (v >> 24) & 0xFF))
+
+
+def _p16(v):
+    return bytes((v & 0xFF, v >> 8))
+
+
+def _rec_crc_ok(b, start, n):
+    """The record b[start:start+n] carries the CRC of SOF + its first n-2 bytes."""
+    c = crc16(b, start, start + n - 2, _CRC_SOF)
+    return b[start + n - 2] == (c & 0xFF) and b[start + n - 1] == (c >> 8)
+
+
+class _Seg:
+    def __init__(self, no, size, prev_seq):
+        self.no = no
+        self.size = size
+        self.count = 0
+        self.first = 0
+        self.last = prev_seq  # seq of its last record (prev_seq while empty)
+
+
+class Journal:
+    """Journal(path, capacity_bytes, fs=None, warn_pct=80, segments=8)
+
+    append(frame), pending(after=0), ack(seq), head(), backlog(), fill_pct(), full,
+    nearly_full, capacity (typical READINGs that fit), recovered, discarded, close()."""
+
+    def __init__(self, path, capacity_bytes, fs=None, warn_pct=80, segments=8):
+        self.path = path.rstrip("/")
+        self.fs = fs if fs is not None else OsFs()
+        self.capacity_bytes = capacity_bytes
+        self.seg_max = capacity_bytes // segments
+        if segments < 2 or self.seg_max < _HDR + 255:
+            raise JournalError("journal: capacity too small for " + str(segments) + " segments")
+        self.capacity = (self.seg_max - _HDR) // TYPICAL_RECORD * segments
+        self.warn_pct = warn_pct
+        self.recovered = 0
+        self.discarded = 0
+        self._open()
+
+    # -- paths and small files ---------------------------------------------------------------------
+
+    def _p(self, name):
+        return self.path + "/" + name
+
+    def _segp(self, no):
+        s = str(no)
+        return self._p("seg." + "0" * (8 - len(s)) + s)
+
+    def _read_at(self, path, off, n):
+        f = self.fs.open(path, "rb")
+        try:
+            f.seek(off)
+            return f.read(n)
+        finally:
+            f.close()
+
+    def _write_new(self, path, data):
+        """Create `path` holding `data` atomically: temp file, sync, rename."""
+        tmp = path + ".tmp"
+        fs = self.fs
+        f = fs.open(tmp, "wb")
+        try:
+            f.write(data)
+            fs.sync(f)
+        finally:
+            f.close()
+        fs.rename(tmp, path)
+
+    # -- open and recovery -------------------------------------------------------------------------
+
+    def _open(self):
+        fs = self.fs
+        try:
+            names = fs.listdir(self.path)
+        except OSError:
+            fs.mkdir(self.path)
+            names = []
+        nos = []
+        for name in names:
+            if name.endswith(".tmp"):
+                fs.remove(self._p(name))
+            elif name.startswith("seg.") and len(name) == 12:
+                nos.append(int(name[4:]))
+        nos.sort()
+        self._w = self._load_acks("ack" in names)
+        self._x = set()
+        self._segs = []
+        self._cur = None  # (segment index, offset, length, seq) of the oldest pending record
+        self._pending = 0
+        self.last_seq = 0
+        self.chain = _ZERO4
+        for i in range(len(nos)):
+            self._scan(nos[i], i == len(nos) - 1)
+        if not self._segs:
+            if self._w:
+                raise JournalCorrupt("journal: acknowledged readings but no segment")
+            self._new_segment(1)
+        self._total = 0
+        for s in self._segs:
+            self._total += s.size
+        self._compact()
+
+    def _load_acks(self, exists):
+        if not exists:
+            return 0
+        p = self._p("ack")
+        f = self.fs.open(p, "rb")
+        try:
+            data = f.read(_ACK_MAX + 64 * _ACK_ENTRY)
+        finally:
+            f.close()
+        w = 0
+        clean = len(data) % _ACK_ENTRY == 0
+        for i in range(0, len(data) - _ACK_ENTRY + 1, _ACK_ENTRY):
+            c = crc16(data, i, i + 4)
+            if data[i + 4] == (c & 0xFF) and data[i + 5] == (c >> 8):
+                v = _u32(data, i)
+                if v > w:
+                    w = v
+            else:
+                clean = False
+        if not clean:  # a torn entry: rewrite so later appends stay aligned
+            self._write_acks(w)
+        return w
+
+    def _write_acks(self, w):
+        e = _p32(w)
+        self._write_new(self._p("ack"), e + _p16(crc16(e)))
+
+    def _scan(self, no, newest):
+        p = self._segp(no)
+        size = self.fs.size(p)
+        f = self.fs.open(p, "rb")
+        try:
+            h = f.read(_HDR)
+            if (len(h) != _HDR or h[0:4] != _MAGIC or _u32(h, 4) != no
+                    or crc16(h, 0, 16) != h[16] | (h[17] << 8)):
+                raise JournalCorrupt("journal: " + p + ": bad segment header")
+            prev = _u32(h, 8)
+            if self._segs:
+                if prev != self.last_seq:
+                    raise JournalCorrupt("journal: " + p + ": does not follow seq "
+                                         + str(self.last_seq))
+            else:
+                self.last_seq = prev
+                self.chain = bytes(h[12:16])
+            seg = _Seg(no, _HDR, prev)
+            idx = len(self._segs)
+            buf = b""
+            off = _HDR  # file offset of buf[0]
+            pos = 0
+            bad = None
+            while True:
+                if len(buf) - pos < 1 or len(buf) - pos < buf[pos] + _EXTRA:
+                    more = f.read(_CHUNK)
+                    if not more:
+                        if pos < len(buf):
+                            bad = "torn"
+                        break
+                    buf = buf[pos:] + more
+                    off += pos
+                    pos = 0
+                    continue
+                n = buf[pos] + _EXTRA
+                if buf[pos] > _MAX_BODY or buf[pos] < 4 or buf[pos + 1] == _NACK:
+                    bad = "bad length or type"
+                    break
+                if not _rec_crc_ok(buf, pos, n):
+                    bad = "bad CRC"
+                    break
+                seq = _u32(buf, pos + 2)
+                if seq <= self.last_seq:
+                    bad = "seq does not increase"
+                    break
+                if seg.count == 0:
+                    seg.first = seq
+                seg.count += 1
+                seg.last = seq
+                self.last_seq = seq
+                m = pos + n - 18  # first 4 bytes of the MAC
+                self.chain = bytes(buf[m : m + 4])
+                if seq > self._w:
+                    self._pending += 1
+                    if self._cur is None:
+                        self._cur = (idx, off + pos, n, seq)
+                pos += n
+            seg.size = off + pos
+        finally:
+            f.close()
+        if bad is not None:
+            # Only the end of the newest segment can hold an interrupted write; and only if
+            # what follows the last good record is a single incomplete or unreadable record.
+            if not newest or (bad != "torn" and size - seg.size > buf[pos] + _EXTRA):
+                raise JournalCorrupt("journal: " + p + ": " + bad + " at byte " + str(seg.size))
+        if size > seg.size:
+            self._truncate(p, seg.size)
+            self.recovered += size - seg.size
+            self.discarded += 1
+        self._segs.append(seg)
+
+    def _truncate(self, path, n):
+        """Keep the first n bytes of path (recovery only: copy, then rename over)."""
+        fs = self.fs
+        tmp = path + ".tmp"
+        src = fs.open(path, "rb")
+        try:
+            dst = fs.open(tmp, "wb")
+            try:
+                left = n
+                while left > 0:
+                    b = src.read(_CHUNK if left > _CHUNK else left)
+                    if not b:
+                        break
+                    dst.write(b)
+                    left -= len(b)
+                fs.sync(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        fs.rename(tmp, path)
+
+    def _new_segment(self, no):
+        h = _MAGIC + _p32(no) + _p32(self.last_seq) + self.chain
+        self._write_new(self._segp(no), h + _p16(crc16(h)))
+        self._segs.append(_Seg(no, _HDR, self.last_seq))
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def head(self):
+        """(last seq, first 4 bytes of the last READING's MAC): survives power loss and
+        compaction (b'\\0\\0\\0\\0' before the first reading)."""
+        return self.last_seq, self.chain
+
+    def backlog(self):
+        """Readings not yet acknowledged."""
+        return self._pending - len(self._x)
+
+    def fill_pct(self):
+        return self._total * 100 // self.capacity_bytes
+
+    def _fits(self, n):
+        s = self._segs[-1]
+        if s.size + n > self.seg_max:
+            n += _HDR
+        return self._total + n <= self.capacity_bytes
+
+    @property
+    def full(self):
+        """No room for one more typical READING: the station refuses new readings."""
+        return not self._fits(TYPICAL_RECORD)
+
+    @property
+    def nearly_full(self):
+        return self.fill_pct() >= self.warn_pct
+
+    def close(self):
+        pass  # every operation closes its files
+
+    # -- append ------------------------------------------------------------------------------------
+
+    def append(self, frame):
+        """Store one signed frame (bytes, bytearray or memoryview: SOF LEN TYPE BODY MAC CRC)
+        durably. Raises JournalFull (nothing written) or JournalError (bad frame)."""
+        n = len(frame)
+        if n < 25 or frame[0] != _SOF or frame[1] > _MAX_BODY or n != frame[1] + _EXTRA + 1:
+            raise JournalError("journal: not a frame")
+        if frame[2] == _NACK:
+            raise JournalError("journal: unauthenticated frame")
+        c = crc16(frame, 0, n - 2)
+        if frame[n - 2] != (c & 0xFF) or frame[n - 1] != (c >> 8):
+            raise JournalError("journal: bad frame CRC")
+        seq = _u32(frame, 3)
+        if seq <= self.last_seq:
+            raise JournalError("journal: seq " + str(seq) + " not above " + str(self.last_seq))
+        rl = n - 1
+        if not self._fits(rl):
+            raise JournalFull("journal full: " + str(self.backlog()) + " readings not sent")
+        seg = self._segs[-1]
+        if seg.size + rl > self.seg_max:
+            self._new_segment(seg.no + 1)
+            self._total += _HDR
+            seg = self._segs[-1]
+        p = self._segp(seg.no)
+        fs = self.fs
+        f = fs.open(p, "ab")
+        try:
+            try:
+                f.write(memoryview(frame)[1:n])
+                fs.sync(f)
+            finally:
+                f.close()
+        except OSError:
+            # the file system refused part of the write: cut back to the last good record so
+            # the next append does not follow garbage
+            self._truncate(p, seg.size)
+            raise JournalError("journal: write failed")
+        if self._cur is None:
+            self._cur = (len(self._segs) - 1, seg.size, rl, seq)
+        seg.size += rl
+        self._total += rl
+        if seg.count == 0:
+            seg.first = seq
+        seg.count += 1
+        seg.last = seq
+        self._pending += 1
+        self.last_seq = seq
+        self.chain = bytes(frame[n - 18 : n - 14])
+
+    # -- reading back ------------------------------------------------------------------------------
+
+    def pending(self, after=0):
+        """Unacknowledged frames (SOF + record bytes) in order, oldest first, seq > after.
+        Reads the flash in small batches and holds no file open between yields."""
+        cur = self._cur
+        if cur is None:
+            return
+        idx = cur[0]
+        off = cur[1]
+        segs = list(self._segs)  # acks during the iteration may compact the list
+        while idx < len(segs):
+            s = segs[idx]
+            p = self._segp(s.no)
+            while off < s.size:
+                want = s.size - off
+                try:
+                    b = self._read_at(p, off, _CHUNK if want > _CHUNK else want)
+                except OSError:
+                    return  # compacted away meanwhile: everything in it was acknowledged
+                pos = 0
+                while pos < len(b) and pos + b[pos] + _EXTRA <= len(b):
+                    n = b[pos] + _EXTRA
+                    seq = _u32(b, pos + 2)
+                    if seq > after and seq > self._w and seq not in self._x:
+                        yield b"\xa1" + b[pos : pos + n]
+                    pos += n
+                if pos == 0:  # a record longer than what was read cannot happen: stop safely
+                    return
+                off += pos
+            idx += 1
+            off = _HDR
+
+    def frame(self, seq):
+        """The pending frame with this seq, or None."""
+        for fr in self.pending(seq - 1):
+            return fr if _u32(fr, 3) == seq else None
+        return None
+
+    # -- acknowledgement ---------------------------------------------------------------------------
+
+    def ack(self, seq):
+        """The bridge has this reading on disk. Returns True if it was pending."""
+        cur = self._cur
+        if cur is None or seq <= self._w or seq > self.last_seq or seq in self._x:
+            return False
+        if seq != cur[3]:
+            if len(self._x) < _X_MAX:
+                self._x.add(seq)
+            return True
+        w = seq
+        self._pending -= 1
+        cur = self._next(cur)
+        while cur is not None and cur[3] in self._x:
+            self._x.remove(cur[3])
+            w = cur[3]
+            self._pending -= 1
+            cur = self._next(cur)
+        self._cur = cur
+        self._persist_w(w)
+        self._compact()
+        return True
+
+    def _next(self, cur):
+        idx, off, n, _ = cur
+        off += n
+        segs = self._segs
+        while idx < len(segs):
+            s = segs[idx]
+            if off < s.size:
+                b = self._read_at(self._segp(s.no), off, 6)
+                return (idx, off, b[0] + _EXTRA, _u32(b, 2))
+            idx += 1
+            off = _HDR
+        return None
+
+    def _persist_w(self, w):
+        self._w = w
+        p = self._p("ack")
+        fs = self.fs
+        try:
+            size = fs.size(p)
+        except OSError:
+            size = _ACK_MAX
+        if size >= _ACK_MAX:
+            self._write_acks(w)
+            return
+        e = _p32(w)
+        f = fs.open(p, "ab")
+        try:
+            f.write(e + _p16(crc16(e)))
+            fs.sync(f)
+        finally:
+            f.close()
+
+    def _compact(self):
+        """Delete every segment but the newest whose records are all acknowledged."""
+        segs = self._segs
+        while len(segs) > 1 and (segs[0].count == 0 or segs[0].last <= self._w):
+            s = segs[0]
+            self.fs.remove(self._segp(s.no))
+            self._total -= s.size
+            segs.pop(0)
+            if self._cur is not None:
+                c = self._cur
+                self._cur = (c[0] - 1, c[1], c[2], c[3])

@@ -1,0 +1,443 @@
+# Scale engine: raw HX711 counts in, grams rounded to the division e out, with the metrology of
+# trade scales (OIML R 76 ideas): stability gate, bounded zero tracking, zero setting, tare,
+# overload/underload, no tare and no silent re-zero at boot.
+#
+# Filter (integers only, zero allocation per sample, windows in samples fixed at construction):
+#   1. Motion window: the last M samples (~250 ms). Motion = their peak-to-peak > band (1 e).
+#      Peak-to-peak, not a standard deviation or a slope: a swinging bag is a sine, and a sine
+#      shows its full amplitude in p-p within half a period, whatever its phase.
+#   2. Hold: the window must stay quiet for H more samples (~120 ms) before "stable". A slow swing
+#      looks flat for a moment at each turning point (a 250 ms slice of a 1 Hz sine at its peak
+#      varies by only 0.29 x its amplitude); it cannot stay flat for M + H samples, because past
+#      the turning point it moves again. The window plus hold is longer than half the period of
+#      the slowest swing we expect (~1.4 Hz: a bag on a short hook, or rocking on the platform).
+#   3. Average: on the first quiet window the average restarts from that window's M samples and
+#      then grows to L samples (~500 ms) while quiet. Any motion drops it: the reported value never
+#      mixes samples from before and after a movement, which is what fools a plain average of N
+#      reads (a swinging bag averages to a biased value, and an average that straddles the moment
+#      the bag landed is simply wrong).
+#   4. Drift guard: if the window's mean leaves the running average by more than half the band,
+#      the average restarts (a slow creep or lean never bends an old average into a new weight).
+# The HX711's own digital filter (sinc, settles in 4 conversions) already removes mains hum and
+# the fast ringing of the platform; this engine only decides when the load has stopped moving.
+#
+# Zero: the calibration holds the counts at zero when calibrated (offset); `zero_counts` is the
+# current zero reference, persisted with the calibration (CalStore) when zero() sets it. Zero
+# tracking follows slow drift only while stable within +-0.5 e of zero, at most 0.5 e per second,
+# and never further than +-2 % of Max from the calibration offset (the zero-setting range).
+# At boot the stored zero is used as is; boot_check() reports a live zero away from it.
+from array import array
+
+from twproto.port import const
+from twstation.calib import Calibration, CalibrationError, DIVISIONS, _round_div
+
+# Status codes of zero(), tare(), tare_preset(), cal_zero(), and CalibrationError.code.
+OK = const(0)
+E_MOTION = const(1)  # not stable: nothing is zeroed, tared or recorded in motion
+E_RANGE = const(2)  # outside the allowed range (zero-setting range, tare <= 0 or > Max)
+E_OVERLOAD = const(3)  # gross above Max + 9 e or below -20 e
+E_TARE = const(4)  # zero refused while a tare is active
+E_NOT_READY = const(5)  # not enough samples yet / cal_span before cal_zero
+E_SPAN = const(6)  # reference mass gives too few counts per division
+E_REF = const(7)  # reference mass below 10 % of Max
+STATUS_NAMES = ("ok", "motion", "range", "overload", "tare_active", "not_ready", "span", "ref")
+
+# boot_check() results
+BOOT_OK = const(0)  # live zero within +-0.5 e of the stored zero
+BOOT_OFF_ZERO = const(1)  # away from zero but inside the zero-setting range: operator may zero
+BOOT_OUT_OF_RANGE = const(2)  # outside the zero-setting range: report an event, never re-zero
+BOOT_PENDING = const(3)  # not stable yet
+
+_OVER_E = const(9)  # no weight shown above Max + 9 e
+_UNDER_E = const(20)  # underload below -20 e
+_ZERO_RANGE_PCT = const(2)  # zero setting and tracking: +-2 % of Max around the calibration zero
+_MAX_WINDOW = const(160)  # ring size cap: keeps sums of 24-bit counts inside a small int
+
+# READING flags bits (SPEC.md)
+F_STABLE = const(0x08)
+F_RANGE = const(0x20)
+F_CZERO = const(0x40)
+F_PRESET = const(0x80)
+
+
+def _samples(ms, sps, least):
+    n = (ms * sps + 500) // 1000
+    return n if n > least else least
+
+
+class Scale:
+    """Scale(cal, sps=10, zero=None, store=None, motion_ms=200, hold_ms=80, avg_ms=500, band_e10=10)
+
+    Feed every conversion to add_sample(raw); read stable, gross_g, net_g, tare_g, overload...
+    `zero` is the stored zero reference (counts); None = the calibration offset. `store` is a
+    CalStore (or None) that zero() and cal_span() persist to."""
+
+    def __init__(self, cal, sps=10, zero=None, store=None, motion_ms=200, hold_ms=80,
+                 avg_ms=500, band_e10=10, hold_max_ms=400):
+        if sps < 1 or sps > 320:
+            raise CalibrationError("scale: sps must be 1..320")
+        m = _samples(motion_ms, sps, 3)
+        self._m = m
+        self._h = _samples(hold_ms, sps, 0)
+        self._hmax = _samples(hold_max_ms, sps, self._h)
+        n = _samples(avg_ms, sps, m)
+        if n > _MAX_WINDOW:
+            raise CalibrationError("scale: averaging window too long for this rate")
+        self._len = n
+        self._ring = array("i", bytes(4 * n))
+        self.sps = sps
+        self._band_e10 = band_e10
+        self.store = store
+        self.tare_g = 0
+        self.preset_tare = False
+        self._cal_zero_c = None
+        self.boot_zero = None
+        self.set_calibration(cal, zero)
+        self.reset()
+
+    # -- configuration (not per sample) -------------------------------------------------------------
+
+    def set_calibration(self, cal, zero=None):
+        self.cal = cal
+        self.zero_counts = cal.offset if zero is None else zero
+        ec = cal.counts_per_e()
+        self._ec = ec
+        self._band = (ec * self._band_e10 + 5) // 10
+        self._sgn = 1 if (cal.num > 0) == (cal.den > 0) else -1
+        cap_c = cal.capacity_g * ec // cal.e_g
+        self._over = cap_c + _OVER_E * ec  # load counts (sign-corrected, from zero)
+        self._under = -_UNDER_E * ec
+        self._zrange = cap_c * _ZERO_RANGE_PCT // 100
+        self.e_g = cal.e_g
+        self.capacity_g = cal.capacity_g
+        self._track = 0
+
+    def reset(self):
+        """Forget all samples (after a calibration change or a driver restart)."""
+        self._n = 0  # samples in the ring (capped at its length)
+        self._i = 0  # next write position
+        self._k = 0  # samples in the running average (0 = no valid average: motion)
+        self._sum = 0
+        self._wsum = 0  # sum of the motion window
+        self._quiet = 0  # consecutive quiet windows
+        self._hold = self._h  # quiet windows needed for stable (grows while a slow swing lasts)
+        self._track = 0  # consecutive samples eligible for zero tracking
+        self.motion = True
+        self.stable = False
+        self.overload = False
+        self.underload = False
+        self.samples = 0
+
+    # -- the per-sample path: integers only, no allocation -------------------------------------------
+
+    def add_sample(self, raw):
+        ring = self._ring
+        n = self._len
+        i = self._i
+        old = ring[i]  # the sample leaving the L-sample average window
+        ring[i] = raw
+        i += 1
+        if i == n:
+            i = 0
+        self._i = i
+        self.samples += 1
+        if self._n < n:
+            self._n += 1
+        m = self._m
+        if self._n < m:
+            self.motion = True
+            self.stable = False
+            return
+        # peak-to-peak and sum of the last m samples
+        j = i - m
+        if j < 0:
+            j += n
+        lo = hi = raw
+        ws = 0
+        for _ in range(m):
+            v = ring[j]
+            ws += v
+            if v < lo:
+                lo = v
+            elif v > hi:
+                hi = v
+            j += 1
+            if j == n:
+                j = 0
+        self._wsum = ws
+        pp = hi - lo
+        if pp > self._band:
+            if pp > self._band << 3:
+                self._hold = self._h  # a new load: start fast again
+            elif self._quiet:
+                # quiet, then moving again: a slow swing turning around. Wait longer next time.
+                h = self._hold * 2 + 1
+                self._hold = h if h < self._hmax else self._hmax
+            self.motion = True
+            self._k = 0
+            self._quiet = 0
+            self._track = 0
+        else:
+            self.motion = False
+            k = self._k
+            if k == 0:
+                self._k = m
+                self._sum = ws
+            else:
+                if k < n:
+                    self._k = k + 1
+                    self._sum += raw
+                else:
+                    self._sum += raw - old
+                # drift guard: window mean vs running average
+                d = ws // m - self._sum // self._k
+                if d > self._band >> 1 or -d > self._band >> 1:
+                    self._k = m
+                    self._sum = ws
+                    self._quiet = 0
+            self._quiet += 1
+        load = (self._mean_now() - self.zero_counts) * self._sgn
+        self.overload = load > self._over
+        self.underload = load < self._under
+        st = (not self.motion) and self._quiet > self._hold
+        self.stable = st
+        if st and self.tare_g == 0:
+            self._zero_track(load)
+        else:
+            self._track = 0
+
+    def _mean_now(self):
+        if self._k:
+            return self._sum // self._k
+        return self._wsum // self._m
+
+    def _zero_track(self, load):
+        half = self._ec >> 1
+        if load > half or load < -half:
+            self._track = 0
+            return
+        self._track += 1
+        if self._track < self.sps:  # at most one step per second
+            return
+        self._track = 0
+        step = load * self._sgn  # counts to move the zero by
+        if step > half:
+            step = half
+        elif step < -half:
+            step = -half
+        z = self.zero_counts + step
+        lim = self._zrange
+        off = self.cal.offset
+        if z - off > lim:
+            z = off + lim
+        elif off - z > lim:
+            z = off - lim
+        self.zero_counts = z
+
+    # -- weights (computed on demand; may allocate) --------------------------------------------------
+
+    def _sum_k(self):
+        if self._k:
+            return self._sum, self._k
+        return self._wsum, self._m
+
+    def _grams_e(self):
+        """Gross weight in whole divisions (rounded), from the current average."""
+        s, k = self._sum_k()
+        cal = self.cal
+        return _round_div((s - k * self.zero_counts) * cal.num, k * cal.den * cal.e_g)
+
+    @property
+    def gross_g(self):
+        return self._grams_e() * self.e_g
+
+    @property
+    def net_g(self):
+        return self.gross_g - self.tare_g
+
+    def gross_fine_g(self):
+        """Gross to the gram (not rounded to e): for calibration checks and diagnostics only."""
+        s, k = self._sum_k()
+        cal = self.cal
+        return _round_div((s - k * self.zero_counts) * cal.num, k * cal.den)
+
+    @property
+    def out_of_range(self):
+        return self.overload or self.underload
+
+    @property
+    def center_zero(self):
+        """Stable and within +-0.25 e of gross zero (OIML centre-of-zero indication)."""
+        if not self.stable:
+            return False
+        s, k = self._sum_k()
+        load = (s - k * self.zero_counts) * self._sgn
+        q = self._ec * k
+        return 4 * load <= q and -4 * load <= q
+
+    @property
+    def recordable(self):
+        """Stable, in range and with enough samples: a reading may be taken."""
+        return self.stable and not self.overload and not self.underload
+
+    def reading_flags(self):
+        """READING flags: division code, stable, out of range, centre of zero, preset tare.
+        (Bit 4, time synced, is the station's.)"""
+        f = DIVISIONS.index(self.e_g)
+        if self.stable:
+            f |= F_STABLE
+        if self.overload or self.underload:
+            f |= F_RANGE
+        if self.center_zero:
+            f |= F_CZERO
+        if self.preset_tare:
+            f |= F_PRESET
+        return f
+
+    # -- operator actions ----------------------------------------------------------------------------
+
+    def _gate(self):
+        if not self.stable:
+            return E_MOTION if self._n >= self._m else E_NOT_READY
+        if self.overload or self.underload:
+            return E_OVERLOAD
+        return OK
+
+    def zero(self):
+        """Zero setting (semi-automatic): stable, no tare, and the new zero within +-2 % of Max of
+        the calibration zero. Persists the zero reference. Returns a status code."""
+        st = self._gate()
+        if st != OK and st != E_OVERLOAD:
+            return st
+        if self.tare_g:
+            return E_TARE
+        s, k = self._sum_k()
+        z = _round_div(s, k)
+        d = z - self.cal.offset
+        if d > self._zrange or -d > self._zrange:
+            return E_RANGE
+        self.zero_counts = z
+        self._track = 0
+        if self.store is not None:
+            self.store.save(self.cal, z)
+        return OK
+
+    def tare(self):
+        """Tare the stable gross weight (must be above zero and in range)."""
+        st = self._gate()
+        if st != OK:
+            return st
+        g = self.gross_g
+        if g <= 0 or g > self.capacity_g:
+            return E_RANGE
+        self.tare_g = g
+        self.preset_tare = False
+        return OK
+
+    def tare_preset(self, grams):
+        """Preset tare: a known container weight, rounded to e; allowed in motion (no reading is
+        taken). 0 < grams <= Max."""
+        e = self.e_g
+        g = _round_div(grams, e) * e
+        if g <= 0 or g > self.capacity_g:
+            return E_RANGE
+        self.tare_g = g
+        self.preset_tare = True
+        return OK
+
+    def clear_tare(self):
+        self.tare_g = 0
+        self.preset_tare = False
+        return OK
+
+    # -- boot check ----------------------------------------------------------------------------------
+
+    def boot_check(self):
+        """Compare the live, stable zero with the stored zero reference (never changes it).
+        Returns BOOT_PENDING until stable, then BOOT_OK / BOOT_OFF_ZERO / BOOT_OUT_OF_RANGE;
+        the first conclusive result is kept in `boot_zero` as (code, offset in grams)."""
+        if not self.stable:
+            return BOOT_PENDING
+        s, k = self._sum_k()
+        load = (s - k * self.zero_counts) * self._sgn  # k times the load in counts
+        drift = s - k * self.cal.offset
+        if 2 * load <= self._ec * k and -2 * load <= self._ec * k:
+            code = BOOT_OK
+        elif drift <= self._zrange * k and -drift <= self._zrange * k:
+            code = BOOT_OFF_ZERO
+        else:
+            code = BOOT_OUT_OF_RANGE
+        if self.boot_zero is None:
+            self.boot_zero = (code, self.gross_fine_g())
+        return code
+
+    def zero_at_boot_ok(self):
+        """True/False once stable, None before: the simple form of boot_check()."""
+        c = self.boot_check()
+        if c == BOOT_PENDING:
+            return None
+        return c == BOOT_OK
+
+    # -- calibration ---------------------------------------------------------------------------------
+
+    def cal_zero(self):
+        """Step 1 of a calibration: capture the empty scale (stable). Returns a status code."""
+        if not self.stable:
+            return E_MOTION if self._n >= self._m else E_NOT_READY
+        s, k = self._sum_k()
+        self._cal_zero_c = (s, k)
+        return OK
+
+    def cal_span(self, ref_mass_g, time=0, operator=0, e_g=None, capacity_g=None, cal_id=None):
+        """Step 2: the reference mass is on the scale (stable). Builds, applies and persists a new
+        Calibration (cal_id = previous + 1 unless given) and returns it; the zero reference becomes
+        the captured empty value and any tare is cleared. Raises CalibrationError(code)."""
+        if not self.stable:
+            raise CalibrationError("calibration: scale not stable", E_MOTION)
+        if self._cal_zero_c is None:
+            raise CalibrationError("calibration: capture zero first", E_NOT_READY)
+        e = self.e_g if e_g is None else e_g
+        cap = self.capacity_g if capacity_g is None else capacity_g
+        if ref_mass_g * 10 < cap or ref_mass_g > cap:
+            raise CalibrationError("calibration: reference mass must be 10..100 % of Max", E_REF)
+        zs, zk = self._cal_zero_c
+        s, k = self._sum_k()
+        # grams = (raw - offset) * num / den with mean counts: span = s/k - zs/zk
+        den = s * zk - zs * k
+        num = ref_mass_g * k * zk
+        g = _gcd(num, den)
+        num //= g
+        den //= g
+        offset = _round_div(zs, zk)
+        span = _round_div(den * ref_mass_g, num)  # counts the reference mass added
+        if span < 0:
+            span = -span
+        if span * e < 10 * ref_mass_g:
+            raise CalibrationError("calibration: fewer than 10 counts per division", E_SPAN)
+        if cal_id is None:
+            cal_id = (self.cal.cal_id + 1) & 0xFFFF
+        cal = Calibration(cal_id, offset, num, den, e, cap, ref_mass_g, time, operator)
+        self.tare_g = 0
+        self.preset_tare = False
+        self._cal_zero_c = None
+        self.set_calibration(cal, offset)
+        if self.store is not None:
+            self.store.save(cal, offset)
+        return cal
+
+    def check(self, mass_g):
+        """Error in grams (exact to 1 g) of the stable indication for a known mass, or None in
+        motion: for linearity checks at several loads after a calibration."""
+        if not self.stable:
+            return None
+        return self.gross_fine_g() - mass_g
+
+
+def _gcd(a, b):
+    if a < 0:
+        a = -a
+    if b < 0:
+        b = -b
+    while b:
+        a, b = b, a % b
+    return a if a else 1
