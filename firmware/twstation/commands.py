@@ -3,9 +3,13 @@
 # state and run. execute() returns (RESULT status, value, detail bytes) and never raises for a
 # refused command: the bridge always gets an answer.
 #
-#   tare / zero / tare_preset       refused while the scale is in motion (refused_motion)
-#   cal_zero / cal_span / cal_check / cal_commit
-#                                   only in maintenance mode, refused while in motion
+#   tare / zero                     refused while the scale is in motion (refused_motion)
+#   tare_preset                     allowed in motion (a known container weight, no reading)
+#   cal_zero / cal_span / cal_check / cal_commit, set_config, ruleset_*
+#                                   only in maintenance mode (not_in_maintenance); the cal steps
+#                                   are refused while in motion
+# RESULT.value per SPEC 5.9: tare g, zero counts, cal zero counts, counts per kg, measured g,
+# cal_id, bytes received, new ruleset_id (i32 bit pattern), self-test failure mask.
 #   set_config key 0                value = JSON object of fields to change (device_id cannot
 #                                   change: that is provisioning); validated as a whole, then
 #                                   /station.json is replaced atomically
@@ -41,6 +45,9 @@ def execute(st, c, now):
         if op != M.OP_CAL_COMMIT and st.in_motion():
             return M.RS_REFUSED_MOTION, 0, b""
         return _scale_call(st, op, a)
+    if op in (M.OP_SET_CONFIG, M.OP_RULESET_BEGIN, M.OP_RULESET_CHUNK, M.OP_RULESET_END) \
+            and not st.maintenance:
+        return M.RS_NOT_IN_MAINTENANCE, 0, b""
     if op == M.OP_SET_CONFIG:
         return _set_config(st, a)
     if op == M.OP_RULESET_BEGIN:
@@ -66,7 +73,7 @@ def execute(st, c, now):
 
         res = selftest.run(st.dev, st.journal, st.root, st.clock)
         text = json.dumps(res).encode()
-        return (M.RS_OK if res.get("ok") else M.RS_FAILED), 0, text[: M.MAX_BODY - 7]
+        return M.RS_OK, selftest.failed_mask(res), text[:225]
     if op == M.OP_GET_STATUS:
         st._send_status(now)
         return M.RS_OK, 0, b""
@@ -96,12 +103,14 @@ def _scale_call(st, op, a):
         c = sc.zero()
         if c == 0:
             st.zero_cleared()
-        return _rs(c), 0, b""
+        return _rs(c), _i32(sc.zero_counts), b""
     if op == M.OP_TARE_PRESET:
         c = sc.tare_preset(a["tare_g"])
         return _rs(c), sc.tare_g, b""
     if op == M.OP_CAL_ZERO:
-        return _rs(sc.cal_zero()), 0, b""
+        c = sc.cal_zero()
+        z = sc._cal_zero_c
+        return _rs(c), (_i32(z[0] // z[1]) if c == 0 and z else 0), b""
     if op == M.OP_CAL_SPAN:
         t = st.unix_time()
         try:
@@ -109,14 +118,27 @@ def _scale_call(st, op, a):
         except StationError as e:
             return _rs(getattr(e, "code", 5)), 0, str(e).encode()[:80]
         st.zero_cleared()
-        return M.RS_OK, cal.cal_id, b""
+        return M.RS_OK, _i32(abs(1000 * cal.den // cal.num)), b""  # counts per kg
     if op == M.OP_CAL_CHECK:
         err = sc.check(a["mass_g"])
         if err is None:
             return M.RS_REFUSED_MOTION, 0, b""
-        return M.RS_OK, _i32(err), b""
-    if a["cal_id"] != sc.cal.cal_id:
-        return M.RS_BAD_ARGS, sc.cal.cal_id, b"cal_id is not the calibration in force"
+        return M.RS_OK, _i32(a["mass_g"] + err), b""  # measured, to the gram
+    # CAL_COMMIT: the calibration in force gets the bridge's cal_id, operator and time, persisted
+    from twstation.calib import Calibration
+
+    c = sc.cal
+    try:
+        new = Calibration(a["cal_id"], c.offset, c.num, c.den, c.e_g, c.capacity_g, c.ref_mass_g,
+                          a["time"], a["operator"])
+        sc.set_calibration(new, sc.zero_counts)
+        if sc.store is not None:
+            sc.store.save(new, sc.zero_counts)
+    except StationError as e:
+        return M.RS_BAD_ARGS, 0, str(e).encode()[:80]
+    except OSError:
+        return M.RS_FAILED, 0, b"write failed"
+    sc.calibrated = True
     st.event(M.EV_CALIBRATION_CHANGED, M.SEV_INFO, a["cal_id"])
     return M.RS_OK, a["cal_id"], b""
 
@@ -209,8 +231,9 @@ def _rs_end(st, now):
             _rm(tmp)
             return M.RS_FAILED, 0, b"rename failed"
     st.ruleset = rs
-    st.event(M.EV_RULESET_CHANGED, M.SEV_INFO, rs.id & 0x7FFFFFFF)
-    return M.RS_OK, 0, b""
+    rid = rs.id - 0x100000000 if rs.id & 0x80000000 else rs.id  # i32 bit pattern (SPEC 5.9)
+    st.event(M.EV_RULESET_CHANGED, M.SEV_INFO, rid)
+    return M.RS_OK, rid, b""
 
 
 def _rm(path):

@@ -30,7 +30,7 @@ FIELDS = {
     "empty_g": ("i", 200, 1, 0x7FFFFF),  # below this the platform counts as empty (bag removed)
     "reader": ("c", "rfid", READERS, None),
     "bind_ms": ("i", 5000, 200, 60000),  # window binding one stable weight and one tag read
-    "ack_ms": ("i", 2000, 100, 60000),  # resend deadline for an unacknowledged frame
+    "ack_ms": ("i", 5000, 100, 60000),  # resend deadline for an unacknowledged READING (SPEC 10)
     "send_window": ("i", 4, 1, 8),  # readings in flight (sent, not yet acknowledged)
     "live_ms": ("i", 250, 100, 10000),  # LIVE frames at most this often while the weight moves
     "status_ms": ("i", 10000, 1000, 600000),  # STATUS heartbeat

@@ -13,7 +13,7 @@
 import os
 
 from twproto.frame import (
-    Decoder, FRAME, ERROR, NEED_MORE, MAX_FRAME, MAX_BODY, BODY, T_NACK,
+    Decoder, FRAME, ERROR, NEED_MORE, MAX_FRAME, MAX_BODY, BODY, T_COMMAND,
     encode, verify,
 )
 from twproto.mac import DIR_BRIDGE, DIR_STATION, NONCE_LEN
@@ -39,6 +39,7 @@ class Link:
         self._dec = Decoder()
         self.nonce = bytearray(NONCE_LEN)
         self.exit_requested = False
+        self.nack_due = None  # (type, ref) of the last frame that failed its MAC
         self._last_rx = clock.ticks_ms()
         # counters for STATUS / diagnostics
         self.bad_mac = 0
@@ -124,6 +125,9 @@ class Link:
         except ProtocolError as e:
             if getattr(e, "code", "") == "bad_mac":
                 self.bad_mac += 1
+                t = f[2]
+                ref = (f[3] | (f[4] << 8)) if t == T_COMMAND and f[1] >= 2 else 0
+                self.nack_due = (t, ref)
             else:
                 self.bad_frames += 1
             return None

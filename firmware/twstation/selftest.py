@@ -78,6 +78,18 @@ def _clk(clock):
     return "ok" if ticks_diff(clock.ticks_ms(), t0) > 0 else "stopped"
 
 
+CHECKS = ("hx", "rdr", "scn", "jnl", "key", "clk")  # bit i of the SELF_TEST RESULT value
+
+
+def failed_mask(r):
+    """Bit mask of failed checks (bit i = CHECKS[i]); 0 = pass."""
+    m = 0
+    for i in range(len(CHECKS)):
+        if r.get(CHECKS[i]) not in ("ok", "none"):
+            m |= 1 << i
+    return m
+
+
 def run(devices, journal, root="/", clock=None):
     """Return {'ok': bool, 'hx': ..., 'rdr': ..., 'scn': ..., 'jnl': ..., 'key': ..., 'clk': ...}."""
     if clock is None:

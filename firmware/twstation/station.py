@@ -70,7 +70,10 @@ P_IDLE = const(5)
 REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
 SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
 EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
-RESEND_TRIES = const(3)  # resends without any bridge frame before the session counts as lost
+SESSION_IDLE_MS = const(30000)  # no valid bridge frame for this long: new HELLO (SPEC 9)
+BACKOFF_MS = const(5000)  # after NACK storage_unavailable / busy: 5 s doubling to 60 s (SPEC 10)
+BACKOFF_MAX_MS = const(60000)
+TIME_MIN = 1700000000  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
 EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
 REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
 ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
@@ -160,8 +163,13 @@ class Station:
         self._hello_at = now
         self._inflight = []  # seqs sent, not yet acknowledged (oldest first, <= send_window)
         self._resend_at = now
-        self._tries = 0
-        self._last_cmd = -1
+        self._rx_at = now  # last valid bridge frame
+        self._win = 0  # readings in flight allowed: min(config, WELCOME.window)
+        self._skip = []  # seqs the bridge refused this session (NACK bad_mac/malformed/conflict)
+        self._backoff = 0
+        self._last_cmd = 0
+        self._last_res = bytearray(F.MAX_FRAME)  # the RESULT frame of _last_cmd (SPEC 9 retries)
+        self._last_res_n = 0
         self._events = []  # (code, severity, detail, uptime) while no session
         self._ev_last = {}
         self._live_at = now
@@ -235,8 +243,11 @@ class Station:
         return self._sync_unix + (self.uptime_ms - self._sync_up) // 1000
 
     def set_time(self, unix_s, ms=0):
+        if unix_s < TIME_MIN:
+            return False
         self._sync_unix = unix_s
         self._sync_up = self.uptime_ms - ms
+        return True
 
     # ------------------------------------------------------------------ main step
     def step(self):
@@ -650,8 +661,12 @@ class Station:
         for _ in range(4):  # a few frames per step, bounded
             f = self.link.poll()
             if f is None:
+                nk = self.link.nack_due
+                if nk is not None:  # a frame failed its MAC: tell the bridge, never act on it
+                    self.link.nack_due = None
+                    self._nack(nk[0], nk[1], M.NACK_BAD_MAC)
                 return
-            self._tries = 0
+            self._rx_at = now
             try:
                 self._on_frame(f, now)
             except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
@@ -667,9 +682,12 @@ class Station:
         body = F.frame_body(f)
         if t == F.T_WELCOME:
             w = M.unpack_welcome(body)
-            if w.flags & M.WF_TIME_VALID:
+            if w.flags & M.WF_TIME_VALID and w.time >= TIME_MIN:
                 self.set_time(w.time, w.ms)
             self.session = True
+            self._win = min(self.config.send_window, w.window)  # 0: hold readings for now
+            self._skip = []
+            self._backoff = 0
             self._inflight = []
             self._resend_at = now
             self._flush_events()
@@ -679,9 +697,26 @@ class Station:
         elif t == F.T_COMMAND:
             self._on_command(M.unpack_command(body), now)
         elif t == F.T_NACK:
-            nk = M.unpack_nack(body)
-            if nk.reason in (M.NACK_NO_SESSION, M.NACK_BAD_MAC):
-                self._lose_session(now)
+            self._on_nack(M.unpack_nack(body), now)
+
+    def _on_nack(self, nk, now):
+        # NACKs are unauthenticated: advisory only, they never delete or change a reading.
+        r = nk.reason
+        if r == M.NACK_NO_SESSION:
+            self._lose_session(now)
+        elif r in (M.NACK_STORAGE_UNAVAILABLE, M.NACK_BUSY):
+            b = self._backoff * 2 if self._backoff else BACKOFF_MS
+            self._backoff = b if b < BACKOFF_MAX_MS else BACKOFF_MAX_MS
+            self._resend_at = self._after(now, self._backoff)
+        elif nk.ref_type == F.T_READING and r in (M.NACK_BAD_MAC, M.NACK_MALFORMED,
+                                                  M.NACK_CONFLICT):
+            # keep it in the journal, stop sending it in this session, say so
+            s = nk.ref_seq
+            if s in self._inflight:
+                self._inflight.remove(s)
+            if s not in self._skip and len(self._skip) < 32:
+                self._skip.append(s)
+                self.event(M.EV_TAMPER, M.SEV_ERROR, s & 0x7FFFFFFF)
 
     def _on_ack(self, ack, now):
         # The link already checked the MAC over our session nonce: a forged ACK never gets here.
@@ -694,6 +729,7 @@ class Station:
             if seq == self._cur_seq:
                 self._bridge_verdict = v
         self._check_fill()
+        self._backoff = 0
         self._resend_at = self._after(now, self.config.ack_ms)
 
     # ------------------------------------------------------------------ link: send
@@ -704,12 +740,13 @@ class Station:
                 self._send_hello(now)
                 self._hello_at = self._after(now, cfg.hello_ms)
             return
-        self._pump(now)
+        if ticks_diff(now, self._rx_at) > SESSION_IDLE_MS:
+            self._lose_session(now)  # the bridge went quiet: start a new session
+            return
+        if not self._backoff:
+            self._pump(now)
         if self._inflight and ticks_diff(now, self._resend_at) >= 0:
-            self._tries += 1
-            if self._tries > RESEND_TRIES:
-                self._lose_session(now)
-                return
+            self._backoff = 0
             for seq in self._inflight:  # resend in order, oldest first
                 fr = self.journal.frame(seq)
                 if fr is not None:
@@ -727,13 +764,13 @@ class Station:
         """Send journaled readings in order while the window has room."""
         if not self.session:
             return
-        win = self.config.send_window
+        win = self._win
         if len(self._inflight) >= win:
             return
         last = self._inflight[-1] if self._inflight else 0
         for fr in self.journal.pending(last):
             seq = _u32(fr[F.BODY : F.BODY + 4])
-            if seq in self._inflight:
+            if seq in self._inflight or seq in self._skip:
                 continue
             if not self._inflight:
                 self._resend_at = self._after(now, self.config.ack_ms)
@@ -772,7 +809,8 @@ class Station:
     def _send_hello(self, now):
         lk = self.link
         lk.new_nonce()
-        self._last_cmd = -1  # command ids count afresh per session (the nonce binds them)
+        self._last_cmd = 0  # command ids count afresh per session (the nonce binds them)
+        self._last_res_n = 0
         rs = self.ruleset
         h = M.Hello(
             device_id=self.config.device_id, fw_major=FIRMWARE_VERSION[0],
@@ -837,19 +875,25 @@ class Station:
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, c, now):
+        # SPEC 9: higher cmd_id runs; the same id gets the remembered RESULT again (a bridge
+        # retry after a lost RESULT); a lower one is stale and does nothing.
+        if c.cmd_id == self._last_cmd and self._last_res_n:
+            self.link.send_frame(memoryview(self._last_res)[0 : self._last_res_n])
+            return
         if c.cmd_id <= self._last_cmd:
-            # replayed or stale within this session: refused, never executed
             self._result(c.cmd_id, M.RS_STALE_COMMAND, 0)
             return
         self._last_cmd = c.cmd_id
         from twstation import commands
 
         st, val, detail = commands.execute(self, c, now)
-        self._result(c.cmd_id, st, val, detail)
+        n = self._result(c.cmd_id, st, val, detail)
+        self._last_res[0:n] = memoryview(self.link.tx)[0:n]
+        self._last_res_n = n
 
     def _result(self, cmd_id, status, value, detail=b""):
         r = M.Result(cmd_id=cmd_id, status=status, value=value, detail=detail)
-        self.link.send(F.T_RESULT, r.pack(self.link.tx, F.BODY))
+        return self.link.send(F.T_RESULT, r.pack(self.link.tx, F.BODY))
 
     def zero_cleared(self):
         """A new zero was set (ZERO command or calibration): the boot zero fault is over."""

@@ -294,6 +294,7 @@ def test_rule_set_pushed_over_link_survives_reboot(rig):
     r.connect()
     doc = dict(RULESET, version="9")
     data = canon.canonical_bytes(doc)
+    r.bridge.command(M.OP_MAINTENANCE, on=1)
     r.bridge.command(M.OP_RULESET_BEGIN, length=len(data), sha256=hashlib.sha256(data).digest())
     for off in range(0, len(data), 180):
         r.bridge.command(M.OP_RULESET_CHUNK, offset=off, data=data[off : off + 180])

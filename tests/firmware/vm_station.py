@@ -566,9 +566,9 @@ def test_backlog_resent_in_order_with_bounded_window():
     r.run(50)
     seqs = [x.seq for x in r.bridge.of(F.T_READING)]
     assert seqs == [1, 2, 3, 4, 5, 6]
-    # no ACK for 3..6: resent in order after the ack deadline
+    # no ACK for 3..6: resent in order after the ack deadline (5 s, SPEC 10)
     r.bridge.got = []
-    r.run(2100)
+    r.run(5100)
     assert [x.seq for x in r.bridge.of(F.T_READING)] == [3, 4, 5, 6]
 
 
@@ -597,13 +597,22 @@ def test_stale_or_replayed_command_is_refused():
     r.connect()
     r.bridge.command(M.OP_SET_OPERATOR, cmd_id=5, operator=202)
     r.run(50)
-    r.bridge.command(M.OP_SET_OPERATOR, cmd_id=5, operator=999)  # replayed id
+    r.bridge.command(M.OP_SET_OPERATOR, cmd_id=5, operator=999)  # same id: a bridge retry
     r.bridge.command(M.OP_SET_OPERATOR, cmd_id=4, operator=999)  # stale id
     r.run(50)
     res = r.bridge.of(F.T_RESULT)
+    # the retry gets the remembered RESULT and is not run again; the stale one is refused
     assert [(x.cmd_id, x.status) for x in res] == [
-        (5, M.RS_OK), (5, M.RS_STALE_COMMAND), (4, M.RS_STALE_COMMAND)]
+        (5, M.RS_OK), (5, M.RS_OK), (4, M.RS_STALE_COMMAND)]
     assert r.st.operator == 202
+    # a command recorded in this session is refused in the next one (other nonce)
+    old = r.bridge.nonce
+    r.st._lose_session(r.clock.t)
+    r.run(50)
+    assert r.bridge.nonce != old
+    r.bridge.send(M.Command(6, M.OP_SET_OPERATOR, {"operator": 999}), nonce=old)
+    r.run(50)
+    assert r.st.operator == 202 and r.link.bad_mac == 1
 
 
 def test_tare_refused_in_motion_then_done_when_stable():
@@ -639,10 +648,18 @@ def test_calibration_needs_maintenance_mode():
     r.bridge.command(M.OP_CAL_SPAN, mass_g=20000)
     r.run(50)
     res = r.bridge.of(F.T_RESULT)[-1]
-    assert res.status == M.RS_OK and res.value == 2 and r.scale.cal.cal_id == 2
+    assert res.status == M.RS_OK and res.value == 20000  # counts per kg
+    r.bridge.command(M.OP_CAL_CHECK, mass_g=20000)
+    r.bridge.command(M.OP_CAL_COMMIT, cal_id=9, operator=202, time=1790000000)
+    r.run(50)
+    chk, com = r.bridge.of(F.T_RESULT)[-2:]
+    assert chk.status == M.RS_OK and chk.value == 20000
+    assert com.status == M.RS_OK and com.value == 9
+    assert r.scale.cal.cal_id == 9 and r.scale.cal.operator == 202
 
 
 def _push(r, data, digest):
+    r.bridge.command(M.OP_MAINTENANCE, on=1)
     r.bridge.command(M.OP_RULESET_BEGIN, length=len(data), sha256=digest)
     for off in range(0, len(data), 200):
         r.bridge.command(M.OP_RULESET_CHUNK, offset=off, data=data[off : off + 200])
@@ -663,6 +680,7 @@ def test_ruleset_push_good_hash_replaces_file_atomically():
     res = _push(r, data, hashlib.sha256(data).digest())
     assert res.status == M.RS_OK
     assert r.st.ruleset is not None and r.st.ruleset.version == "8"
+    assert res.value & 0xFFFFFFFF == r.st.ruleset.id
     with open(r.st.ruleset_path(), "rb") as f:
         assert f.read() == data
 
@@ -691,9 +709,13 @@ def test_set_config_validates_and_persists():
     r = Rig()
     r.connect()
     r.bridge.command(M.OP_SET_CONFIG, key=0, value=b'{"bind_ms": 7000}')
+    r.run(50)
+    assert r.bridge.of(F.T_RESULT)[-1].status == M.RS_NOT_IN_MAINTENANCE
+    r.bridge.command(M.OP_MAINTENANCE, on=1)
+    r.bridge.command(M.OP_SET_CONFIG, key=0, value=b'{"bind_ms": 7000}')
     r.bridge.command(M.OP_SET_CONFIG, key=0, value=b'{"bind_ms": 5}')
     r.run(50)
-    res = r.bridge.of(F.T_RESULT)
+    res = r.bridge.of(F.T_RESULT)[-2:]
     assert res[0].status == M.RS_OK and res[1].status == M.RS_BAD_ARGS
     assert b"bind_ms" in res[1].detail
     assert config_mod.load(r.root).bind_ms == 7000 and r.st.config.bind_ms == 7000
@@ -731,3 +753,28 @@ def test_live_frames_only_while_weight_changes():
     r.run(1000)
     n = len(r.bridge.of(F.T_LIVE))
     assert 1 <= n <= 1000 // 250 + 1
+
+
+def test_nacks_are_advisory_busy_backs_off_conflict_stops_that_seq():
+    r = Rig()
+    r.connect()
+    r.bridge.send(M.Command(3, M.OP_SET_OPERATOR, {"operator": 999}), key=bytes(32))
+    r.run(30)
+    nk = r.bridge.of(F.T_NACK)[-1]
+    assert nk.reason == M.NACK_BAD_MAC and nk.ref_type == F.T_COMMAND and nk.ref_seq == 3
+    assert r.st.operator == 201
+    r.hx.load_g = 20000
+    assert r.until(S.STABLE)
+    r.scanner.q.append("SK00100015")
+    r.run(100)
+    assert [x.seq for x in r.bridge.of(F.T_READING)] == [1]
+    r.bridge.send(M.Nack(ref_type=F.T_READING, ref_seq=1, reason=M.NACK_BUSY))
+    r.bridge.got = []
+    r.run(5500)  # busy: the resend waits the back-off, then comes
+    assert [x.seq for x in r.bridge.of(F.T_READING)] == [1]
+    r.bridge.send(M.Nack(ref_type=F.T_READING, ref_seq=1, reason=M.NACK_CONFLICT))
+    r.bridge.got = []
+    r.run(11000)
+    assert r.bridge.of(F.T_READING) == []  # not sent again this session...
+    assert len(r.journal.frames) == 1  # ...but never deleted
+    assert M.EV_TAMPER in [e.code for e in r.bridge.of(F.T_EVENT)]
