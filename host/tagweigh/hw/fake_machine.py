@@ -217,7 +217,7 @@ class Pin:
     def __init__(self, id: Any, mode: int = -1, pull: int = -1, *, value: Any = None, **_kw: Any):
         self.id = id
         self._line = bench.line(id)
-        self.mode = None
+        self.mode: int | None = None
         self.init(mode, pull, value=value)
 
     def init(self, mode: int = -1, pull: int = -1, *, value: Any = None, **_kw: Any) -> None:
@@ -264,7 +264,7 @@ class Signal:
 
     def value(self, x: Any = None) -> int | None:
         if x is None:
-            return self._pin.value() ^ self._invert
+            return (self._pin.value() or 0) ^ int(self._invert)
         self._pin.value((1 if x else 0) ^ self._invert)
         return None
 

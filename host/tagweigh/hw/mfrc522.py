@@ -268,7 +268,7 @@ class Card:
 
 
 def _bits_of(data: bytes, last_bits: int) -> list[int]:
-    out = []
+    out: list[int] = []
     for i, b in enumerate(data):
         n = last_bits if (i == len(data) - 1 and last_bits) else 8
         out.extend((b >> k) & 1 for k in range(n))
