@@ -1,0 +1,213 @@
+"""The upload loop: oldest first, one batch at a time, per sink, with backoff.
+
+Crash safety comes from the queue: a reading is final for a sink only once `mark_uploaded` has
+committed its result, so after a crash the next run starts again at the oldest reading that is not
+final. A batch that reached the backend but whose answer was lost is sent again with the same
+idempotency key (it is derived from the batch content, see records.batch_key) and the backend
+answers it from its idempotency record or by (device, seq): no duplicates either way.
+
+Whole-batch failures write nothing to the queue (no wear on a depot's SD card while a backend is
+down for days); they only move the sink's next attempt: exponential backoff with jitter, or the
+backend's Retry-After. The same `Uploader` runs inside the bridge (`run(stop)` on a thread) and
+in `tagweigh upload --once` (`run_once()`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import threading
+import time
+from typing import Any, Callable
+
+from tagweigh.queue import Queue, QueueError
+from tagweigh.upload.sink import BatchRejected, BatchTooLarge, Result, Sink, SinkError
+
+__all__ = ["SinkState", "Uploader"]
+
+log = logging.getLogger("tagweigh.upload")
+
+
+class SinkState:
+    """What the uploader knows about one sink between attempts (in memory only)."""
+
+    def __init__(self, sink: Sink, batch_size: int):
+        self.sink = sink
+        self.batch_size = batch_size
+        self.failures = 0  # consecutive whole-batch failures
+        self.next_at = 0.0  # clock time of the next attempt
+        self.last_error: str | None = None
+        self.fatal = False
+        self.last_success: float | None = None
+        self.uploaded = self.rejected = self.retried = self.batches = 0
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "sink": self.sink.name, "target": self.sink.describe(), "batch_size": self.batch_size,
+            "failures": self.failures, "next_attempt_in_s": max(0.0, self.next_at - now),
+            "last_error": self.last_error, "fatal": self.fatal, "uploaded": self.uploaded,
+            "rejected": self.rejected, "retried": self.retried, "batches": self.batches,
+        }
+
+
+class Uploader:
+    """Drains `queue` into each sink.
+
+    batch_size: rows per batch (a 413 halves it for that sink, down to 1).
+    backoff_initial_s / backoff_max_s: delay after the first failure, doubling up to the cap;
+      equal jitter (half fixed, half random) so a fleet of depots does not retry in step.
+    retry_after_max_s: the longest Retry-After honoured (a backend cannot park us for a year).
+    disk_warn_free_mb: warn when the queue's disk has less free space than this.
+    clock/rng/disk_usage: injectable for tests (simulated days of outage).
+    """
+
+    def __init__(self, queue: Queue, sinks: Sink | list[Sink], *, batch_size: int = 500,
+                 backoff_initial_s: float = 1.0, backoff_max_s: float = 300.0,
+                 retry_after_max_s: float = 3600.0, disk_warn_free_mb: float = 200.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 rng: Callable[[], float] = random.random,
+                 disk_usage: Callable[[str], Any] = shutil.disk_usage):
+        if not 1 <= batch_size <= 10_000:
+            raise ValueError("batch_size must be 1..10000")
+        self.queue = queue
+        self.sinks = [sinks] if isinstance(sinks, Sink) else list(sinks)
+        names = [s.name for s in self.sinks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two sinks share a name: {names}")
+        self.states = {s.name: SinkState(s, batch_size) for s in self.sinks}
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.retry_after_max_s = retry_after_max_s
+        self.disk_warn_free_bytes = int(disk_warn_free_mb * 1e6)
+        self.clock = clock
+        self.rng = rng
+        self._disk_usage = disk_usage
+        self.disk_warning: str | None = None
+
+    # ---- one pass ---------------------------------------------------------------------------
+    def run_once(self, *, force: bool = False, max_batches: int = 100_000,
+                 time_budget_s: float | None = None) -> dict[str, dict[str, Any]]:
+        """Upload every due sink until its backlog is empty, a batch fails, or the budget is used.
+        force: ignore backoff (the CLI's --once). Returns each sink's state (see SinkState)."""
+        self.check_disk()
+        start = self.clock()
+        for st in self.states.values():
+            if not force and self.clock() < st.next_at:
+                continue
+            for _ in range(max_batches):
+                if time_budget_s is not None and self.clock() - start > time_budget_s:
+                    break
+                if not self._one_batch(st):
+                    break
+        now = self.clock()
+        return {name: st.as_dict(now) for name, st in self.states.items()}
+
+    def _one_batch(self, st: SinkState) -> bool:
+        """Send one batch; True if there may be more to send right now."""
+        rows = self.queue.pending_upload(st.sink.name, st.batch_size)
+        if not rows:
+            return False
+        try:
+            results = self._send(st, rows)
+        except SinkError as exc:
+            self._failed(st, exc)
+            return False
+        self.queue.mark_uploaded(st.sink.name, results)
+        counts = {"uploaded": 0, "rejected": 0, "retry": 0}
+        for _id, state, _reason in results:
+            counts[state] += 1
+        st.uploaded += counts["uploaded"]
+        st.rejected += counts["rejected"]
+        st.retried += counts["retry"]
+        st.batches += 1
+        if counts["rejected"]:
+            log.warning("%s: backend rejected %d record(s), e.g. %s", st.sink.name, counts["rejected"],
+                        next(r for _i, s, r in results if s == "rejected"))
+        if counts["retry"]:  # the backend wants some again: back off before re-sending them
+            self._failed(st, SinkError(f"backend asked to retry {counts['retry']} record(s)"))
+            return False
+        st.failures = 0
+        st.fatal = False
+        st.last_error = None
+        st.last_success = self.clock()
+        st.next_at = 0.0
+        return True
+
+    def _send(self, st: SinkState, rows: list[dict[str, Any]]) -> list[Result]:
+        """sink.send with the two whole-batch refusals handled: 413 shrinks the batch, 400/422
+        splits it until the refused records are found (each marked 'rejected' with the reason)."""
+        try:
+            return st.sink.send(rows)
+        except BatchTooLarge as exc:
+            if len(rows) == 1:
+                return [(rows[0]["id"], "rejected", f"too large for the backend: {exc}")]
+            st.batch_size = max(1, len(rows) // 2)
+            log.warning("%s: backend refused the batch size, now %d per batch", st.sink.name, st.batch_size)
+            return self._send(st, rows[: st.batch_size])
+        except BatchRejected as exc:
+            if len(rows) == 1:
+                return [(rows[0]["id"], "rejected", exc.reason)]
+            half = len(rows) // 2
+            return self._send(st, rows[:half]) + self._send(st, rows[half:])
+
+    def _failed(self, st: SinkState, exc: SinkError) -> None:
+        st.failures += 1
+        st.fatal = exc.fatal
+        st.last_error = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        if exc.retry_after is not None:
+            delay = min(max(exc.retry_after, 0.0), self.retry_after_max_s)
+            delay += self.rng() * min(delay * 0.1, 5.0)  # a little spread so depots do not align
+        else:
+            cap = self.backoff_max_s if exc.fatal else min(
+                self.backoff_max_s, self.backoff_initial_s * 2 ** min(st.failures - 1, 40))
+            delay = cap / 2 + self.rng() * cap / 2
+        st.next_at = self.clock() + delay
+        level = logging.ERROR if exc.fatal else logging.WARNING
+        log.log(level, "%s: upload failed (%s); next attempt in %.1f s", st.sink.name, st.last_error, delay,
+                extra={"event": "upload_failed", "sink": st.sink.name, "failures": st.failures})
+
+    # ---- the loop the bridge runs -----------------------------------------------------------
+    def next_due(self) -> float:
+        """Seconds until the earliest sink is due (0 if one is due now)."""
+        now = self.clock()
+        return max(0.0, min((st.next_at for st in self.states.values()), default=0.0) - now)
+
+    def run(self, stop: threading.Event, *, idle_s: float = 5.0, time_budget_s: float = 30.0) -> None:
+        """Loop until `stop` is set: upload what is due, then wait until the next sink is due or
+        idle_s passes (new readings). Never raises on upload or queue errors; logs them."""
+        while not stop.is_set():
+            try:
+                self.run_once(time_budget_s=time_budget_s)
+            except QueueError as exc:
+                log.error("upload: queue unavailable: %s", exc)
+            except Exception:  # a bug in a sink must not kill the bridge's uploader thread
+                log.exception("upload: unexpected error")
+            stop.wait(min(idle_s, self.next_due()) if self.next_due() > 0 else idle_s)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()
+
+    # ---- health -----------------------------------------------------------------------------
+    def check_disk(self) -> str | None:
+        """Warn (log + `disk_warning`) when the queue's disk is nearly full."""
+        try:
+            usage = self._disk_usage(str(self.queue.path.parent))
+        except OSError:
+            return self.disk_warning
+        if usage.free < self.disk_warn_free_bytes:
+            msg = (f"disk holding the queue ({self.queue.path.parent}) is nearly full: "
+                   f"{usage.free / 1e6:.0f} MB free (warning below {self.disk_warn_free_bytes / 1e6:.0f} MB); "
+                   "readings stop being acknowledged when it is full")
+            if msg != self.disk_warning:
+                log.warning(msg, extra={"event": "disk_nearly_full"})
+            self.disk_warning = msg
+        else:
+            self.disk_warning = None
+        return self.disk_warning
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        return {"sinks": {n: st.as_dict(now) for n, st in self.states.items()},
+                "disk_warning": self.disk_warning}
