@@ -139,6 +139,7 @@ class Station:
         self._sync_up = 0
         # binding
         self._tag = None  # (kind, bytes) held
+        self._tag_loaded = False  # the held tag's bag is (or was) on the platform
         self._net = 0  # captured stable net weight
         self._stable_cap = False
         self._weighed = False  # the load on the platform settled once (a bag was weighed)
@@ -461,9 +462,20 @@ class Station:
                 self._net = self.scale.net_g
                 self._deadline = self._after(now, cfg.bind_ms)
         elif s == TAG:
+            loaded = self._loaded()
             if tag is not None and tag != self._tag:
                 self._multi(now)  # two different tags for one weighing: bind neither
-            elif self._loaded() and self._stable():
+            elif self._tag_loaded and not loaded:
+                # the bag this tag was for left the platform before it settled: drop the tag
+                # (never bind it to whatever bag comes next), tell the operator, record nothing
+                self._tag = None
+                self._tag_loaded = False
+                self._show(P_ATTENTION, now)
+                self.event(M.EV_MOTION_TIMEOUT, M.SEV_INFO, 1)
+                self.state = IDLE
+            elif loaded and not self._tag_loaded:
+                self._tag_loaded = True  # tag first: its bag has arrived
+            elif loaded and self._stable():
                 self._net = self.scale.net_g
                 self._stable_cap = True
                 self.state = VALIDATE
@@ -512,6 +524,7 @@ class Station:
 
     def _hold(self, tag, now):
         self._tag = tag
+        self._tag_loaded = self._loaded()  # a bag is already there (weight first) or not yet
         self._deadline = self._after(now, self.config.bind_ms)
         self.state = TAG
 

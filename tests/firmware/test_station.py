@@ -197,6 +197,30 @@ def test_two_cards_in_the_field_bind_nothing(rig):
     assert "attention" in r.fb.shown
 
 
+def test_tag_held_for_a_bag_lifted_before_it_settles_never_binds_to_the_next_bag(rig):
+    # Tag first, then a bag that swings and is lifted before it settles, then another bag:
+    # the held tag belonged to the first bag, so nothing may be recorded for it.
+    r = rig()
+    r.connect()
+    uid_b = b"\x04\x11\x22\x33\x44\x55\x66"
+    card = r.rfm.add_card(hw.Card(UID7))
+    assert r.until(lambda: r.st.state == S.TAG, 2000)
+    r.rfm.remove_card(card)
+    r.cell.place(30_000, r.t, swing_amplitude_g=3000, swing_hz=1.0, damping=0.25)
+    r.run(600)
+    assert not r.st.scale.stable
+    r.cell.remove(r.t)
+    assert r.until(lambda: r.st.state == S.IDLE, 3000)
+    assert "attention" in r.fb.shown
+    r.cell.place(22_000, r.t + 0.3)
+    r.run(8000)  # longer than the bind window: the old tag must not turn into a reading
+    assert r.bridge.of(F.T_READING) == [] and r.st.journal.backlog() == 0
+    r.rfm.add_card(hw.Card(uid_b))
+    assert r.until(lambda: r.bridge.of(F.T_READING), 3000)
+    rd = r.bridge.of(F.T_READING)[0]
+    assert rd.tag == uid_b and rd.stable and abs(rd.net_g - 22_000) <= 10
+
+
 def test_power_cut_between_journal_append_and_send_resends_after_reboot(rig):
     r = rig()
     r.connect()

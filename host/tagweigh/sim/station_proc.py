@@ -59,10 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     _send(control, {"ready": True, "pid": os.getpid()})
     _watch_feedback(st, control)
     pending = b""
+    trace = os.environ.get("TAGWEIGH_SIM_TRACE") == "1"
+    last_state = None
     try:
         while True:
             if not st.step():
                 return 0
+            if trace and st.state != last_state:
+                last_state = st.state
+                print(f"{time.monotonic():.3f} state {_state_name(st.state)} net={st.scale.net_g} "
+                      f"stable={st.scale.stable}", file=sys.stderr)
             pending = _apply_control(control, pending, world)
             if pending is None:
                 return 0  # the supervisor went away
@@ -71,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REBOOT
     finally:
         st.close()
+
+
+def _state_name(state: int) -> str:
+    from twstation.station import STATE_NAMES
+
+    return STATE_NAMES[state] if 0 <= state < len(STATE_NAMES) else str(state)
 
 
 def _apply_control(control: socket.socket, pending: bytes, world) -> bytes | None:
@@ -91,6 +103,8 @@ def _apply_control(control: socket.socket, pending: bytes, world) -> bytes | Non
         try:
             msg = json.loads(line)
             world.apply(msg["kind"], msg.get("args", {}))
+            if os.environ.get("TAGWEIGH_SIM_TRACE") == "1":
+                print(f"{time.monotonic():.3f} action {msg['kind']} {msg.get('args', {})}", file=sys.stderr)
         except (ValueError, KeyError) as exc:
             print(f"station: bad control line {line[:80]!r}: {exc}", file=sys.stderr)
     return pending

@@ -60,7 +60,7 @@ def provision(root: Path, spec: StationSpec, key: bytes, ruleset: Path | None = 
     from twstation.calib import Calibration, CalStore
 
     root.mkdir(parents=True, exist_ok=True)
-    settings = {"device_id": spec.device_id, "site": spec.site, "step": spec.step, "operator": 101,
+    settings = {"device_id": spec.device_id, "site": spec.site, "step": spec.step, "operator": 201,
                 "reader": spec.reader, "division_g": 10, "capacity_g": 60000, "journal_capacity": 2000}
     settings.update(spec.settings)
     (root / "station.json").write_text(json.dumps(settings, indent=1))
