@@ -100,6 +100,13 @@ class Calibration:
         return isinstance(other, Calibration) and self.to_dict() == other.to_dict()
 
 
+def nominal(e_g=10, capacity_g=60000, offset=0, counts_per_kg=42950):
+    """A stand-in calibration (cal_id 0) for a station never calibrated: a 100 kg 2 mV/V cell at
+    gain 128 gives ~42 950 counts/kg. Readings carry cal_id 0 and the station flags itself
+    uncalibrated until a technician calibrates."""
+    return Calibration(0, offset, 1000, counts_per_kg, e_g, capacity_g)
+
+
 def _round_div(a, b):
     """a / b rounded to the nearest integer, halves away from zero (integers only)."""
     if b < 0:

@@ -3,14 +3,17 @@
 # overload/underload, no tare and no silent re-zero at boot.
 #
 # Filter (integers only, zero allocation per sample, windows in samples fixed at construction):
-#   1. Motion window: the last M samples (~250 ms). Motion = their peak-to-peak > band (1 e).
+#   1. Motion window: the last M samples (200 ms, at least 3). Motion = their peak-to-peak > band
+#      (1 e).
 #      Peak-to-peak, not a standard deviation or a slope: a swinging bag is a sine, and a sine
 #      shows its full amplitude in p-p within half a period, whatever its phase.
-#   2. Hold: the window must stay quiet for H more samples (~120 ms) before "stable". A slow swing
-#      looks flat for a moment at each turning point (a 250 ms slice of a 1 Hz sine at its peak
-#      varies by only 0.29 x its amplitude); it cannot stay flat for M + H samples, because past
-#      the turning point it moves again. The window plus hold is longer than half the period of
-#      the slowest swing we expect (~1.4 Hz: a bag on a short hook, or rocking on the platform).
+#   2. Hold: the window must stay quiet for H more samples (80 ms) before "stable". A slow swing
+#      looks flat for a moment at each turning point (a 200 ms slice of a 1.5 Hz sine at its peak
+#      varies by only 0.41 x its amplitude); it cannot stay flat for M + H samples, because past
+#      the turning point it moves again. When quiet is broken by motion again before or after
+#      "stable" (a slow swing turning round), the hold doubles, up to 400 ms, for this load; the
+#      next large movement (a new bag) resets it. So well-damped placements settle fast and a bag
+#      still swinging is not called stable at a turning point.
 #   3. Average: on the first quiet window the average restarts from that window's M samples and
 #      then grows to L samples (~500 ms) while quiet. Any motion drops it: the reported value never
 #      mixes samples from before and after a movement, which is what fools a plain average of N
@@ -51,7 +54,8 @@ BOOT_PENDING = const(3)  # not stable yet
 _OVER_E = const(9)  # no weight shown above Max + 9 e
 _UNDER_E = const(20)  # underload below -20 e
 _ZERO_RANGE_PCT = const(2)  # zero setting and tracking: +-2 % of Max around the calibration zero
-_MAX_WINDOW = const(160)  # ring size cap: keeps sums of 24-bit counts inside a small int
+_MAX_WINDOW = const(160)
+_NOMINAL_COUNTS_PER_G = const(43)  # 100 kg 2 mV/V cell, HX711 gain 128 (see tagweigh.hw.loadcell)  # ring size cap: keeps sums of 24-bit counts inside a small int
 
 # READING flags bits (SPEC.md)
 F_STABLE = const(0x08)
@@ -66,14 +70,18 @@ def _samples(ms, sps, least):
 
 
 class Scale:
-    """Scale(cal, sps=10, zero=None, store=None, motion_ms=200, hold_ms=80, avg_ms=500, band_e10=10)
+    """Scale(cal, sps=10, zero=None, store=None, motion_ms=200, hold_ms=80, avg_ms=500,
+             band_e10=10, hold_max_ms=400, calibrated=True)
 
     Feed every conversion to add_sample(raw); read stable, gross_g, net_g, tare_g, overload...
     `zero` is the stored zero reference (counts); None = the calibration offset. `store` is a
-    CalStore (or None) that zero() and cal_span() persist to."""
+    CalStore (or None) that zero() and cal_span() persist to. band_e10 is the motion band in
+    tenths of e; the hold grows from hold_ms up to hold_max_ms while a slow swing keeps coming
+    back, and falls back on the next large movement. calibrated=False marks a stand-in
+    calibration (calib.nominal()) until cal_span() succeeds."""
 
     def __init__(self, cal, sps=10, zero=None, store=None, motion_ms=200, hold_ms=80,
-                 avg_ms=500, band_e10=10, hold_max_ms=400):
+                 avg_ms=500, band_e10=10, hold_max_ms=400, calibrated=True):
         if sps < 1 or sps > 320:
             raise CalibrationError("scale: sps must be 1..320")
         m = _samples(motion_ms, sps, 3)
@@ -92,6 +100,7 @@ class Scale:
         self.preset_tare = False
         self._cal_zero_c = None
         self.boot_zero = None
+        self._calibrated = calibrated
         self.set_calibration(cal, zero)
         self.reset()
 
@@ -102,6 +111,10 @@ class Scale:
         self.zero_counts = cal.offset if zero is None else zero
         ec = cal.counts_per_e()
         self._ec = ec
+        if not self._calibrated:
+            # a stand-in calibration may be far off: judge motion with the nominal sensitivity
+            # of a 100 kg 2 mV/V cell so that cal_zero/cal_span can see a stable load
+            ec = cal.e_g * _NOMINAL_COUNTS_PER_G
         self._band = (ec * self._band_e10 + 5) // 10
         self._sgn = 1 if (cal.num > 0) == (cal.den > 0) else -1
         cap_c = cal.capacity_g * ec // cal.e_g
@@ -127,6 +140,15 @@ class Scale:
         self.overload = False
         self.underload = False
         self.samples = 0
+
+    @property
+    def calibrated(self):
+        return self._calibrated
+
+    @calibrated.setter
+    def calibrated(self, v):
+        self._calibrated = bool(v)
+        self.set_calibration(self.cal, self.zero_counts)
 
     # -- the per-sample path: integers only, no allocation -------------------------------------------
 
@@ -420,6 +442,7 @@ class Scale:
         self.tare_g = 0
         self.preset_tare = False
         self._cal_zero_c = None
+        self._calibrated = True
         self.set_calibration(cal, offset)
         if self.store is not None:
             self.store.save(cal, offset)
