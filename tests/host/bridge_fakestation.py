@@ -11,6 +11,7 @@ from pathlib import Path
 from twproto import frame as F
 from twproto import messages as M
 from twproto import ruleset, tags
+from twproto.errors import ProtocolError
 from twproto.mac import DIR_BRIDGE, DIR_STATION, Mac
 
 EXAMPLE_RULESET = Path(__file__).resolve().parents[2] / "protocol" / "rulesets" / "example-depot.json"
@@ -118,7 +119,30 @@ class StationEnd:
     def nacks(self) -> list:
         return [msg for t, msg in self.frames if t == F.T_NACK]
 
-    def welcome(self, timeout: float = 5.0):
-        self.send(self.st.hello())
-        self.collect(lambda fr: any(t in (F.T_WELCOME, F.T_NACK) for t, _ in fr), timeout)
-        return next(m for t, m in self.frames if t in (F.T_WELCOME, F.T_NACK))
+    def welcome(self, timeout: float = 10.0, retry_s: float = 1.0):
+        """HELLO until a WELCOME (or NACK) answers, as a station does (SPEC 9.1: repeat with a
+        fresh nonce; only a WELCOME for the latest nonce counts). A HELLO written before the
+        bridge opened its port can be flushed by the open, hence the repeats."""
+        deadline = time.monotonic() + timeout
+        first = True
+        while True:
+            if not first:
+                self.st.nonce = os.urandom(8)
+            first = False
+            self.frames.clear()
+            self.send(self.st.hello())
+            end = time.monotonic() + retry_s
+            while time.monotonic() < end:
+                data = self.link.read(4096, 0.05)
+                for kind, frame in self.st.decoder.decode(data):
+                    if kind != F.FRAME:
+                        continue
+                    try:
+                        t, msg = M.decode_frame(frame, None if frame[2] == F.T_NACK else self.st.mac,
+                                                DIR_BRIDGE, self.st.nonce)
+                    except ProtocolError:
+                        continue  # a WELCOME for an older nonce
+                    self.frames.append((t, msg))
+                    if t == F.T_WELCOME or (t == F.T_NACK and msg.ref_type == F.T_HELLO):
+                        return msg
+            assert time.monotonic() < deadline, f"no WELCOME; got {self.frames}"
