@@ -55,14 +55,15 @@ class StationSim:
 
 def fill_queue(queue: Queue, keys: KeyRegistry, *, devices: int = 2, per_device: int = 10,
                site: str = "depot-1", step: int = 2, batch: int = 2000, unsynced_every: int = 0,
-               start_time: int = T0, ruleset: Any = None) -> list[StationSim]:
+               start_time: int = T0, ruleset: Any = None,
+               first_device: int = 1001) -> list[StationSim]:
     """Store devices × per_device readings through the bridge's ingest path. Device ids are
-    1001, 1002, ...; keys are added to `keys` if missing. Readings alternate between devices,
+    first_device, +1, ...; keys are added to `keys` if missing. Readings alternate between devices,
     one minute apart. unsynced_every=k: every k-th reading carries boot+uptime instead of a time."""
     now = time.time()
     stations = []
     for i in range(devices):
-        dev = str(1001 + i)
+        dev = str(first_device + i)
         key = keys.get(dev) or keys.add(dev, site=site)
         stations.append(StationSim(dev, key, step=step, site=site))
     with queue.transaction() as db:
