@@ -48,13 +48,31 @@ class FdStream:
     def __init__(self, fd: int, *, write_timeout_s: float = 1.0):
         self.fd = fd
         self.write_timeout_s = write_timeout_s
+        self.connected = True  # False: the cable to the bridge is pulled (see set_connected)
         os.set_blocking(fd, False)
 
+    def set_connected(self, up: bool) -> None:
+        """Pull or plug the cable between the station and the bridge. While pulled, what the
+        station sends is lost (a UART with nobody listening) and nothing arrives; bytes the bridge
+        wrote meanwhile are discarded when the cable comes back."""
+        if up and not self.connected:
+            while True:
+                try:
+                    if not os.read(self.fd, 4096):
+                        break
+                except (BlockingIOError, OSError):
+                    break
+        self.connected = up
+
     def any(self) -> int:
+        if not self.connected:
+            return 0
         readable, _, _ = select.select([self.fd], [], [], 0)
         return 1 if readable else 0
 
     def read(self, n: int = 256) -> bytes | None:
+        if not self.connected:
+            return None
         try:
             data = os.read(self.fd, n)
         except BlockingIOError:
@@ -77,6 +95,8 @@ class FdStream:
         """Write everything or raise after ``write_timeout_s`` (the pty buffer is full because
         nobody reads the other end: a real UART would drop bytes; we drop the rest and say so)."""
         view = memoryview(data)
+        if not self.connected:
+            return len(view)  # sent into a pulled cable: gone
         total = 0
         while total < len(view):
             try:

@@ -89,7 +89,7 @@ def depot_shift(
     bags_per_station: int = 6,
     seed: int = 1,
     step: int = 2,
-    pace_s: float = 4.0,
+    pace_s: float = 8.0,
     incidents: bool = True,
 ) -> list[StationScript]:
     """A shift at a depot receiving bags (step 2 by default).
@@ -121,12 +121,12 @@ def depot_shift(
             expect, reason = EXPECT_ACCEPT, ""
             if reader == "rfid" and b >= len(RFID_STICKERS):
                 expect, reason = EXPECT_REJECT, "DUPLICATE-STEP"
-            swing = rng.uniform(0.02, 0.08) * mass_g
+            swing = rng.uniform(0.01, 0.04) * mass_g
             incident = _incident_for(s, b) if incidents else None
             if incident == "tag_first" and reader == "qr":
                 _scan_or_tap(script, t, reader, tag)
                 script.actions.append(Action(t + 0.8, PLACE, _place(mass_g, swing, rng), "tag first"))
-                script.actions.append(Action(t + pace_s - 0.6, REMOVE))
+                script.actions.append(Action(t + pace_s - 1.5, REMOVE))
             elif incident == "lifted_early":
                 script.actions.append(Action(t, PLACE, _place(mass_g, swing, rng), "lifted before the tag"))
                 script.actions.append(Action(t + 0.4, REMOVE))
@@ -145,8 +145,8 @@ def depot_shift(
                 elif incident == "bad_check" and reader == "qr":
                     tag, expect, reason = corrupt_check(tag), EXPECT_REJECT, "TAG-CHECK"
                 script.actions.append(Action(t, PLACE, _place(mass_g, swing, rng)))
-                _scan_or_tap(script, t + 1.8, reader, tag)
-                script.actions.append(Action(t + pace_s - 0.6, REMOVE))
+                _scan_or_tap(script, t + 2.0, reader, tag)
+                script.actions.append(Action(t + pace_s - 1.5, REMOVE))
             script.bags.append(Bag(tag, mass_g, expect, reason))
             t += pace_s
             if incidents and incident == "power_cut_after":
@@ -175,7 +175,8 @@ def _incident_for(station: int, bag: int) -> str | None:
 
 
 def _place(mass_g: int, swing_g: float, rng: random.Random) -> dict:
-    return {"mass_g": mass_g, "swing_g": round(swing_g), "swing_hz": round(rng.uniform(0.8, 1.6), 2)}
+    return {"mass_g": mass_g, "swing_g": round(swing_g), "swing_hz": round(rng.uniform(0.8, 1.6), 2),
+            "damping": round(rng.uniform(0.3, 0.5), 2)}
 
 
 def _scan_or_tap(script: StationScript, t: float, reader: str, tag: str) -> None:

@@ -3,7 +3,8 @@
 Started by the supervisor as ``python -m tagweigh.sim.station_proc ROOT --tty-fd N --control-fd M``.
 ROOT is the station's flash (station.json, key.bin, board.json, scale.json, ruleset.json,
 journal/). The tty fd is the pty master: the station's USB/UART side. The control fd is a socket
-on which the supervisor sends one JSON action per line ({"kind": "place", "args": {...}}); the
+on which the supervisor sends one JSON action per line ({"kind": "place", "args": {...}}, or
+{"kind": "link", "args": {"up": false}} to pull the cable to the bridge); the
 station answers nothing on it except one line {"ready": true} once it runs, and
 {"feedback": ...} lines when the station shows a verdict to the operator.
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 last_state = st.state
                 print(f"{time.monotonic():.3f} state {_state_name(st.state)} net={st.scale.net_g} "
                       f"stable={st.scale.stable}", file=sys.stderr)
-            pending = _apply_control(control, pending, world)
+            pending = _apply_control(control, pending, world, stream)
             if pending is None:
                 return 0  # the supervisor went away
             time.sleep(0.001)
@@ -85,7 +86,7 @@ def _state_name(state: int) -> str:
     return STATE_NAMES[state] if 0 <= state < len(STATE_NAMES) else str(state)
 
 
-def _apply_control(control: socket.socket, pending: bytes, world) -> bytes | None:
+def _apply_control(control: socket.socket, pending: bytes, world, stream) -> bytes | None:
     readable, _, _ = select.select([control], [], [], 0)
     if not readable:
         return pending
@@ -102,7 +103,10 @@ def _apply_control(control: socket.socket, pending: bytes, world) -> bytes | Non
         line, pending = pending.split(b"\n", 1)
         try:
             msg = json.loads(line)
-            world.apply(msg["kind"], msg.get("args", {}))
+            if msg["kind"] == "link":
+                stream.set_connected(bool(msg["args"]["up"]))
+            else:
+                world.apply(msg["kind"], msg.get("args", {}))
             if os.environ.get("TAGWEIGH_SIM_TRACE") == "1":
                 print(f"{time.monotonic():.3f} action {msg['kind']} {msg.get('args', {})}", file=sys.stderr)
         except (ValueError, KeyError) as exc:

@@ -89,6 +89,8 @@ class SimStation:
         self.control: socket.socket | None = None
         self.mass_on_platform_g = 0.0  # what a power cut leaves lying on the scale
         self.power_back_at: float | None = None
+        self.link_back_at: float | None = None
+        self.link_up = True
         self.feedback: list[tuple[float, str]] = []
         self.restarts = 0
         self._buf = b""
@@ -140,6 +142,10 @@ class SimStation:
         if kind == S.POWER_CUT:
             self.power_cut(args.get("off_s", 1.0))
             return
+        if kind == S.BRIDGE_AWAY:
+            self.set_link(False)
+            self.link_back_at = time.monotonic() + args.get("off_s", 10.0)
+            return
         if kind == S.PLACE:
             self.mass_on_platform_g += args["mass_g"]
         elif kind == S.REMOVE:
@@ -151,6 +157,15 @@ class SimStation:
             self.control.sendall((json.dumps({"kind": kind, "args": args}) + "\n").encode())
         except OSError:
             pass
+
+    def set_link(self, up: bool) -> None:
+        """Pull (False) or plug back (True) the cable between this station and the bridge."""
+        self.link_up = up
+        if self.powered and self.control is not None:
+            try:
+                self.control.sendall((json.dumps({"kind": "link", "args": {"up": up}}) + "\n").encode())
+            except OSError:
+                pass
 
     def power_cut(self, off_s: float) -> None:
         self.kill()
@@ -168,10 +183,15 @@ class SimStation:
     def poll(self) -> None:
         """Service the station: read what it reports, restore power, restart after a reboot."""
         now = time.monotonic()
+        if self.link_back_at is not None and now >= self.link_back_at:
+            self.link_back_at = None
+            self.set_link(True)
         if self.power_back_at is not None and now >= self.power_back_at:
             self.power_back_at = None
             self.restarts += 1
             self.start()
+            if not self.link_up:
+                self.set_link(False)
             return
         if self.proc is not None and self.proc.poll() is not None and self.power_back_at is None:
             code = self.proc.returncode
@@ -243,8 +263,8 @@ class Simulator:
     def play(self, scripts: list[S.StationScript], *, on_action=None, on_tick=None, speed: float = 1.0,
              tail_s: float = 3.0) -> None:
         """Play scripts (one per station, in order) in real time (``speed`` > 1 is faster).
-        ``on_action(station, action)`` is called for BRIDGE_AWAY and every other action after it
-        is done; ``on_tick()`` every few milliseconds (the demo refreshes its table there)."""
+        ``on_action(station, action)`` is called after each action is done; ``on_tick()`` every
+        few milliseconds (the demo refreshes its table there)."""
         timeline = sorted(((a.at_s, i, a) for i, sc in enumerate(scripts) for a in sc.actions),
                           key=lambda x: (x[0], x[1]))
         t0 = time.monotonic()
@@ -255,8 +275,7 @@ class Simulator:
             while k < len(timeline) and timeline[k][0] / speed <= now:
                 _, i, action = timeline[k]
                 st = self.stations[i]
-                if action.kind != S.BRIDGE_AWAY:
-                    st.act(action.kind, action.args)
+                st.act(action.kind, action.args)
                 if on_action is not None:
                     on_action(st, action)
                 k += 1
