@@ -240,7 +240,11 @@ class Bridge:
         self.keys = keys if keys is not None else KeyRegistry(config.keys_path)
         self.ruleset = ruleset if ruleset is not None else load_ruleset(config.ruleset_path)
         self._lockfile = self._lock(config.queue_path if queue is None else queue.path)
-        self.queue = queue if queue is not None else Queue(config.queue_path)
+        try:
+            self.queue = queue if queue is not None else Queue(config.queue_path)
+        except BaseException:
+            os.close(self._lockfile)
+            raise
         self.link_opener = link_opener
         self.ingestor = Ingestor(self.queue, self.ruleset, provisioned=self._provisioned, clock=clock)
         qpath = self.queue.path

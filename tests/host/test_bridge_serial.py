@@ -123,3 +123,22 @@ def test_bridge_resumes_after_the_station_is_unplugged_and_replugged(tmp_path):
         st2.unplug()
     finally:
         bridge.stop()
+
+
+def test_discovery_filters_usb_ports_by_vid_pid_and_serial(monkeypatch):
+    from serial.tools import list_ports, list_ports_common
+
+    from tagweigh.bridge import discover_ports
+
+    def port(dev, vid, pid, sn):
+        p = list_ports_common.ListPortInfo(dev, skip_link_detection=True)
+        p.vid, p.pid, p.serial_number = vid, pid, sn
+        return p
+
+    ports = [port("/dev/ttyUSB1", 0x10C4, 0xEA60, "0001A"), port("/dev/ttyUSB0", 0x10C4, 0xEA60, "0002B"),
+             port("/dev/ttyACM0", 0x303A, 0x1001, "F4:12"), port("/dev/ttyS0", None, None, None)]
+    monkeypatch.setattr(list_ports, "comports", lambda: ports)  # the OS's USB table, faked
+    assert discover_ports(0x10C4, None, None) == ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+    assert discover_ports(0x10C4, 0xEA60, "0002") == ["/dev/ttyUSB0"]
+    assert discover_ports(None, None, "F4:12") == ["/dev/ttyACM0"]
+    assert discover_ports(0x1A86, None, None) == []
