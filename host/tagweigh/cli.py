@@ -16,6 +16,8 @@ from tagweigh.errors import TagweighError
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("tagweigh.commands.demo", "run simulated stations and a bridge end to end (no hardware)"),
+    "sim": ("tagweigh.commands.sim", "run simulated stations behind serial ports (scripted or interactive)"),
     "vectors": ("tagweigh.commands.vectors", "decode and check the protocol's golden test vectors"),
     "ports": ("tagweigh.commands.ports", "list serial ports: adapter kind, VID:PID, serial, access"),
     "flash": ("tagweigh.commands.flash", "install MicroPython on a station and provision it"),
