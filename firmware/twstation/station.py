@@ -474,7 +474,10 @@ class Station:
                 self.event(M.EV_MOTION_TIMEOUT, M.SEV_INFO, 1)
                 self.state = IDLE
             elif loaded and not self._tag_loaded:
-                self._tag_loaded = True  # tag first: its bag has arrived
+                # tag first: its bag has arrived; the binding window runs from now, so a bag
+                # that lands swinging gets the whole window to settle
+                self._tag_loaded = True
+                self._deadline = self._after(now, cfg.bind_ms)
             elif loaded and self._stable():
                 self._net = self.scale.net_g
                 self._stable_cap = True

@@ -221,6 +221,21 @@ def test_tag_held_for_a_bag_lifted_before_it_settles_never_binds_to_the_next_bag
     assert rd.tag == uid_b and rd.stable and abs(rd.net_g - 22_000) <= 10
 
 
+def test_tag_first_window_starts_when_the_bag_lands(rig):
+    # The label is scanned 4 s before the bag is put down (bind window 5 s); the bag then needs
+    # a few seconds to settle. The reading must bind the settled weight, not an unstable one.
+    r = rig()
+    r.connect()
+    card = r.rfm.add_card(hw.Card(UID7))
+    assert r.until(lambda: r.st.state == S.TAG, 2000)
+    r.rfm.remove_card(card)
+    r.run(4000)
+    r.cell.place(26_000, r.t, swing_amplitude_g=600, swing_hz=1.2, damping=0.3)
+    assert r.until(lambda: r.bridge.of(F.T_READING), 6000)
+    rd = r.bridge.of(F.T_READING)[0]
+    assert rd.tag == UID7 and rd.stable and abs(rd.net_g - 26_000) <= 10
+
+
 def test_power_cut_between_journal_append_and_send_resends_after_reboot(rig):
     r = rig()
     r.connect()
