@@ -21,6 +21,9 @@
 #      the bag landed is simply wrong).
 #   4. Drift guard: if the window's mean leaves the running average by more than half the band,
 #      the average restarts (a slow creep or lean never bends an old average into a new weight).
+#   5. Long average: every sample since the load stopped moving (minutes if need be), kept as
+#      small deviations from the first quiet window's mean. zero(), cal_zero(), cal_span() and
+#      check() use it: the longer the technician waits, the better the calibration.
 # The HX711's own digital filter (sinc, settles in 4 conversions) already removes mains hum and
 # the fast ringing of the platform; this engine only decides when the load has stopped moving.
 #
@@ -55,6 +58,7 @@ _OVER_E = const(9)  # no weight shown above Max + 9 e
 _UNDER_E = const(20)  # underload below -20 e
 _ZERO_RANGE_PCT = const(2)  # zero setting and tracking: +-2 % of Max around the calibration zero
 _MAX_WINDOW = const(160)
+_LONG_MAX = const(20000)  # samples in the long average (4 min at 80 SPS): its sum stays small
 _NOMINAL_COUNTS_PER_G = const(43)  # 100 kg 2 mV/V cell, HX711 gain 128 (see tagweigh.hw.loadcell)  # ring size cap: keeps sums of 24-bit counts inside a small int
 
 # READING flags bits (SPEC.md)
@@ -131,6 +135,9 @@ class Scale:
         self._i = 0  # next write position
         self._k = 0  # samples in the running average (0 = no valid average: motion)
         self._sum = 0
+        self._lk = 0  # the long average: every quiet sample since the last motion (calibration)
+        self._lsum = 0
+        self._lbase = 0
         self._wsum = 0  # sum of the motion window
         self._quiet = 0  # consecutive quiet windows
         self._hold = self._h  # quiet windows needed for stable (grows while a slow swing lasts)
@@ -197,25 +204,27 @@ class Scale:
                 self._hold = h if h < self._hmax else self._hmax
             self.motion = True
             self._k = 0
+            self._lk = 0
             self._quiet = 0
             self._track = 0
         else:
             self.motion = False
             k = self._k
             if k == 0:
-                self._k = m
-                self._sum = ws
+                self._restart(ws, m)
             else:
                 if k < n:
                     self._k = k + 1
                     self._sum += raw
                 else:
                     self._sum += raw - old
+                if self._lk < _LONG_MAX:
+                    self._lk += 1
+                    self._lsum += raw - self._lbase
                 # drift guard: window mean vs running average
                 d = ws // m - self._sum // self._k
                 if d > self._band >> 1 or -d > self._band >> 1:
-                    self._k = m
-                    self._sum = ws
+                    self._restart(ws, m)
                     self._quiet = 0
             self._quiet += 1
         load = (self._mean_now() - self.zero_counts) * self._sgn
@@ -227,6 +236,16 @@ class Scale:
             self._zero_track(load)
         else:
             self._track = 0
+
+    def _restart(self, ws, m):
+        # the average restarts from the quiet window; so does the long one (kept as deviations
+        # from the window mean so that its sum stays a small int however long it runs)
+        self._k = m
+        self._sum = ws
+        b = ws // m
+        self._lbase = b
+        self._lsum = ws - m * b
+        self._lk = m
 
     def _mean_now(self):
         if self._k:
@@ -263,6 +282,13 @@ class Scale:
             return self._sum, self._k
         return self._wsum, self._m
 
+    def _long_sum_k(self):
+        """Sum and count of every sample since the load stopped moving (up to _LONG_MAX): the
+        most precise value for calibration, checks and zero setting."""
+        if self._lk:
+            return self._lbase * self._lk + self._lsum, self._lk
+        return self._sum_k()
+
     def _grams_e(self):
         """Gross weight in whole divisions (rounded), from the current average."""
         s, k = self._sum_k()
@@ -278,8 +304,9 @@ class Scale:
         return self.gross_g - self.tare_g
 
     def gross_fine_g(self):
-        """Gross to the gram (not rounded to e): for calibration checks and diagnostics only."""
-        s, k = self._sum_k()
+        """Gross to the gram (not rounded to e), from the long average: for calibration checks
+        and diagnostics only."""
+        s, k = self._long_sum_k()
         cal = self.cal
         return _round_div((s - k * self.zero_counts) * cal.num, k * cal.den)
 
@@ -333,7 +360,7 @@ class Scale:
             return st
         if self.tare_g:
             return E_TARE
-        s, k = self._sum_k()
+        s, k = self._long_sum_k()
         z = _round_div(s, k)
         d = z - self.cal.offset
         if d > self._zrange or -d > self._zrange:
@@ -403,11 +430,11 @@ class Scale:
     # -- calibration ---------------------------------------------------------------------------------
 
     def cal_zero(self):
-        """Step 1 of a calibration: capture the empty scale (stable). Returns a status code."""
+        """Step 1 of a calibration: capture the empty scale (stable; every sample since it stopped
+        moving is averaged, so wait a few seconds). Returns a status code."""
         if not self.stable:
             return E_MOTION if self._n >= self._m else E_NOT_READY
-        s, k = self._sum_k()
-        self._cal_zero_c = (s, k)
+        self._cal_zero_c = self._long_sum_k()
         return OK
 
     def cal_span(self, ref_mass_g, time=0, operator=0, e_g=None, capacity_g=None, cal_id=None):
@@ -423,7 +450,7 @@ class Scale:
         if ref_mass_g * 10 < cap or ref_mass_g > cap:
             raise CalibrationError("calibration: reference mass must be 10..100 % of Max", E_REF)
         zs, zk = self._cal_zero_c
-        s, k = self._sum_k()
+        s, k = self._long_sum_k()
         # grams = (raw - offset) * num / den with mean counts: span = s/k - zs/zk
         den = s * zk - zs * k
         num = ref_mass_g * k * zk
