@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bridge": ("tagweigh.commands.bridge", "run the bridge: station sessions, durable queue, metrics"),
     "status": ("tagweigh.commands.status", "stations seen, last reading, queue depth, uploads, rejects"),
     "keys": ("tagweigh.commands.keys", "station key registry: list, add, rotate, remove, export"),
+    "upload": ("tagweigh.commands.upload", "send queued readings to the backends now (--once) or keep sending"),
+    "receiver": ("tagweigh.commands.receiver", "run the reference receiver: an example backend that re-verifies MACs"),
+    "export": ("tagweigh.commands.export", "readings, totals per tag/step or chain of custody as CSV, JSONL or EPCIS"),
 }
 
 

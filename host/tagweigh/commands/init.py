@@ -58,7 +58,23 @@ level = "info"      # debug, info, warning, error
 format = "json"     # json: one object per line (for log collectors); text: for people
 
 [upload]
-# Uploader settings (see the upload documentation).
+# Where readings go (docs/INTEGRATORS.md). Nothing is uploaded until a sink is listed.
+# sinks = ["http"]            # any of "http", "epcis", "mqtt"
+# batch_size = 500
+# backoff_max_s = 300.0       # slowest retry pace while a backend is down
+# disk_warn_free_mb = 200     # warn when the queue's disk has less free space
+#
+# [upload.http]               # gzip'd JSON batches, idempotency key per batch
+# url = "https://backend.example.org/v1/batches"
+# token_file = "upload-token.txt"
+# ca_bundle = ""              # PEM of the CA to trust instead of the system's
+#
+# [upload.epcis]              # GS1 EPCIS 2.0 capture endpoint
+# url = "https://epcis.example.org/capture"
+#
+# [upload.mqtt]               # fleets: <topic_prefix>/<site>/<station>/readings, QoS 1
+# host = "broker.example.org"
+# port = 1883
 
 [web]
 # Operator page settings (see the operator page documentation).
