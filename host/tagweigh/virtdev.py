@@ -229,6 +229,26 @@ class UART:
         pass
 
 
+class PWM:
+    def __init__(self, pin, freq=5000, duty_u16=0, **kwargs):
+        self.pin = pin
+        self._freq = freq
+        self._duty = duty_u16
+
+    def freq(self, hz=None):
+        if hz is None:
+            return self._freq
+        self._freq = hz
+
+    def duty_u16(self, d=None):
+        if d is None:
+            return self._duty
+        self._duty = d
+
+    def deinit(self):
+        pass
+
+
 class ADC:
     ATTN_0DB = 0
     ATTN_11DB = 3

@@ -13,7 +13,7 @@ def test_flash_command_writes_and_calls_the_repl_hook(tmp_path, monkeypatch, cap
     monkeypatch.setattr(flash_cmd, "after_esptool", lambda port, args: called.append(port) or 0)
     with RomBootloaderEmulator() as emu:
         code = cli.main(["flash", "--port", emu.port, "--firmware", str(fw), "--before",
-                         "no-reset", "--baud", "115200", "--site", "S1", "--role", "depot"])
+                         "no-reset", "--baud", "115200", "--site", "S1", "--role", "depot_receiving"])
         assert code == 0
         assert bytes(emu.flash[0x1000 : 0x1000 + fw.stat().st_size]) == fw.read_bytes()
     assert called == [emu.port]

@@ -13,7 +13,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", required=True, help="serial port (see 'tagweigh ports')")
     parser.add_argument("--firmware", required=True, help="MicroPython .bin for the board")
     parser.add_argument("--site", help="site ID the station belongs to")
-    parser.add_argument("--role", help="station role (the step of the chain of custody)")
+    parser.add_argument("--role", help="station role: mine_tagging, depot_receiving, "
+                                       "depot_dispatch, processor_receiving, export (or 0..15)")
     parser.add_argument("--baud", type=int, default=460800,
                         help="baud rate for writing (default 460800; try 115200 on a bad cable)")
     parser.add_argument("--before", choices=("default-reset", "no-reset"), default="default-reset",
@@ -26,15 +27,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="write even when the flash already holds this firmware")
     parser.add_argument("--skip-esptool", action="store_true",
                         help="MicroPython is already installed: only do the REPL steps")
+    from tagweigh.commands.provision import add_station_options
+
+    add_station_options(parser, flash=True)
 
 
 def after_esptool(port: str, args: argparse.Namespace) -> int:
-    """HOOK — the REPL half of provisioning (copy app, config, key, self-test).
+    """The REPL half: app, board pin map, settings, key, self-test, restart (the same steps as
+    `tagweigh provision`, see there). MicroPython is running after esptool's reset; its REPL
+    may appear on --repl-port instead of `port`. Returns an exit code (5: self-test faults)."""
+    from rich.console import Console
 
-    Called once MicroPython is on the board and running. To be filled in by the REPL
-    provisioning work (tagweigh.virtdev / mpremote); returns an exit code.
-    """
-    return 0
+    from tagweigh.commands.provision import run_steps
+
+    console = Console(stderr=True, soft_wrap=True)
+    code = run_steps(args.repl_port or port, args, console,
+                     rerun="tagweigh flash ... --skip-esptool")
+    if code == 5:
+        console.print("flashed and provisioned, but the self-test found faults (hints above); "
+                      "fix the wiring, then run 'tagweigh doctor'", highlight=False)
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
     from tagweigh.flashing import flash_firmware, inspect_image
 
+    from tagweigh.commands.provision import check_args
+
     console = Console(stderr=True, soft_wrap=True)
+    check_args(args)  # a bad --role or --board is refused before the board is touched
     if not args.skip_esptool:
         info = inspect_image(args.firmware)
         app = f"{info.app.project_name} {info.app.version}" if info.app else "no app description"
