@@ -193,6 +193,7 @@ class Journal:
         self._x = set()
         self._segs = []
         self._cur = None  # (segment index, offset, length, seq) of the oldest pending record
+        self._hint = None  # (segment number, offset, seq) of the record pending() saw last
         self._pending = 0
         self.last_seq = 0
         self.chain = _ZERO4
@@ -418,13 +419,22 @@ class Journal:
 
     def pending(self, after=0):
         """Unacknowledged frames (SOF + record bytes) in order, oldest first, seq > after.
-        Reads the flash in small batches and holds no file open between yields."""
+        Reads the flash in small batches and holds no file open between yields. Sending in
+        order with pending(after=last seq sent) costs one small read per call: the position of
+        the last record visited is remembered."""
         cur = self._cur
         if cur is None:
             return
         idx = cur[0]
         off = cur[1]
         segs = list(self._segs)  # acks during the iteration may compact the list
+        h = self._hint
+        if h is not None and cur[3] <= h[2] <= after:
+            for i in range(idx, len(segs)):
+                if segs[i].no == h[0]:
+                    idx = i
+                    off = h[1]
+                    break
         while idx < len(segs):
             s = segs[idx]
             p = self._segp(s.no)
@@ -438,6 +448,7 @@ class Journal:
                 while pos < len(b) and pos + b[pos] + _EXTRA <= len(b):
                     n = b[pos] + _EXTRA
                     seq = _u32(b, pos + 2)
+                    self._hint = (s.no, off + pos, seq)
                     if seq > after and seq > self._w and seq not in self._x:
                         yield b"\xa1" + b[pos : pos + n]
                     pos += n

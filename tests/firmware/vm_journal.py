@@ -394,3 +394,29 @@ def test_torn_tail_is_cut_and_counted():
         assert j2.recovered == k and j2.discarded == 1, k
         assert bytes(fs.files[p]) == full
         assert _seqs(j2) == [1, 2, 3]
+
+
+def test_pending_after_resumes_where_it_stopped():
+    fs = FakeFS()
+    j = J.Journal("/j", 4 * 300, fs=fs, segments=4)
+    for s in range(1, 15):
+        j.append(reading(s))
+    sent = 0
+    out = []
+    while True:  # the station's pump: one frame at a time, after the last one sent
+        fr = None
+        for fr in j.pending(sent):
+            break
+        if fr is None:
+            break
+        sent = J._u32(fr, 3)
+        out.append(sent)
+        if sent == 6:
+            j.ack(1)
+            j.ack(2)
+            j.ack(3)
+            j.ack(4)  # the first segment goes
+    assert out == list(range(1, 15))
+    assert _seqs(j) == list(range(5, 15))
+    assert list(j.pending(9))[0] == reading(10)
+    assert [J._u32(f, 3) for f in j.pending(0)] == list(range(5, 15))  # hint ignored: before it
