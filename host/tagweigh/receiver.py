@@ -168,8 +168,7 @@ class ReceiverStore:
             row = self._db.execute("SELECT response FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def ingest_batch(self, batch_id: str, doc: Any,
-                     before_commit: Callable[[], None] | None = None) -> tuple[dict[str, Any], bool]:
+    def ingest_batch(self, batch_id: str, doc: Any) -> tuple[dict[str, Any], bool]:
         """Store a batch; return (answer, replayed). The answer and the records are committed
         together, so a repeated batch_id is answered from the database."""
         if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
@@ -177,11 +176,13 @@ class ReceiverStore:
         records = doc["records"]
         if not 1 <= len(records) <= MAX_RECORDS:
             raise ReceiverError(f"a batch holds 1..{MAX_RECORDS} records")
+        macs: dict[str, Mac | None] = {}  # one key lookup per device and batch
         checked = []
         for rec in records:
             device = rec.get("device_id") if isinstance(rec, dict) else None
-            mac = self._mac(device) if isinstance(device, str) else None
-            reading, reason = verify_record(rec, mac)
+            if isinstance(device, str) and device not in macs:
+                macs[device] = self._mac(device)
+            reading, reason = verify_record(rec, macs.get(device) if isinstance(device, str) else None)
             checked.append((rec, reading, reason))
         now = time.time()
         with self._lock:
@@ -193,12 +194,10 @@ class ReceiverStore:
                     db.execute("ROLLBACK")
                     self.counters["replayed"] += 1
                     return json.loads(row[0]), True
-                results = [self._store(db, rec, reading, reason, batch_id, now) for rec, reading, reason in checked]
+                results = self._store_all(db, checked, batch_id, now)
                 answer = {"batch_id": batch_id, "results": results}
                 db.execute("INSERT INTO batches VALUES (?, ?, ?, ?)",
                            (batch_id, json.dumps(answer, separators=(",", ":")), now, len(records)))
-                if before_commit is not None:
-                    before_commit()
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -209,39 +208,63 @@ class ReceiverStore:
             self.counters[r["status"]] += 1
         return answer, False
 
-    def _store(self, db: sqlite3.Connection, rec: Any, reading: Any, reason: str | None, batch_id: str,
-               now: float) -> dict[str, Any]:
-        rid = rec.get("record_id") if isinstance(rec, dict) else None
-        if reason is not None:
-            return {"record_id": rid, "status": "rejected", "reason": reason}
-        device, seq = rec["device_id"], reading.seq
-        frame = bytes.fromhex(rec["frame"])
-        row = db.execute("SELECT frame FROM records WHERE device_id=? AND seq=?", (device, seq)).fetchone()
-        if row is not None:
-            if bytes(row[0]) == frame:
-                return {"record_id": rid, "status": "duplicate", "reason": None}
-            db.execute("INSERT INTO conflicts VALUES (?, ?, ?, ?)", (device, seq, frame, now))
-            return {"record_id": rid, "status": "rejected",
-                    "reason": "conflict: this (device_id, seq) is stored with different signed bytes"}
-        mac = frame[3 + frame[1] : 3 + frame[1] + 16]
-        chain = None
-        if seq == 1:
-            chain = int(reading.prev == 0)
-        else:
-            before = db.execute("SELECT mac FROM records WHERE device_id=? AND seq=?", (device, seq - 1)).fetchone()
-            if before is not None:
-                chain = int(reading.prev == int.from_bytes(bytes(before[0])[:4], "little"))
-        db.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (device, seq, frame, mac, chain, json.dumps(rec, separators=(",", ":")), batch_id, now))
-        # the successor may have arrived first (out of order): its link is checkable now
-        after = db.execute("SELECT frame FROM records WHERE device_id=? AND seq=? AND chain_ok IS NULL",
-                           (device, seq + 1)).fetchone()
-        if after is not None:
-            nxt = bytes(after[0])
-            prev = unpack_reading(memoryview(nxt)[3 : 3 + nxt[1]]).prev
-            db.execute("UPDATE records SET chain_ok=? WHERE device_id=? AND seq=?",
-                       (int(prev == int.from_bytes(mac[:4], "little")), device, seq + 1))
-        return {"record_id": rid, "status": "accepted", "reason": None}
+    @staticmethod
+    def _known(db: sqlite3.Connection, wanted: dict[str, set[int]]) -> dict[tuple[str, int], list]:
+        """(device, seq) -> [frame, mac, chain_ok] for the stored readings among `wanted`."""
+        known: dict[tuple[str, int], list] = {}
+        for device, seqs in wanted.items():
+            seqs_l = sorted(seqs)
+            for i in range(0, len(seqs_l), 500):
+                part = seqs_l[i : i + 500]
+                for seq, frame, mac, chain in db.execute(
+                        f"SELECT seq, frame, mac, chain_ok FROM records WHERE device_id=? AND seq IN "
+                        f"({','.join('?' * len(part))})", (device, *part)):
+                    known[(device, seq)] = [bytes(frame), bytes(mac), chain]
+        return known
+
+    def _store_all(self, db: sqlite3.Connection, checked: list, batch_id: str, now: float) -> list[dict[str, Any]]:
+        """Dedupe by (device, seq), check the chain, insert: a few queries per batch, not per record."""
+        wanted: dict[str, set[int]] = {}
+        for rec, reading, reason in checked:
+            if reason is None:
+                wanted.setdefault(rec["device_id"], set()).update((reading.seq - 1, reading.seq, reading.seq + 1))
+        known = self._known(db, wanted)
+        inserts, conflicts, relinks, results = [], [], [], []
+        for rec, reading, reason in checked:
+            rid = rec.get("record_id") if isinstance(rec, dict) else None
+            if reason is not None:
+                results.append({"record_id": rid, "status": "rejected", "reason": reason})
+                continue
+            device, seq = rec["device_id"], reading.seq
+            frame = bytes.fromhex(rec["frame"])
+            have = known.get((device, seq))
+            if have is not None:
+                if have[0] == frame:
+                    results.append({"record_id": rid, "status": "duplicate", "reason": None})
+                else:
+                    conflicts.append((device, seq, frame, now))
+                    results.append({"record_id": rid, "status": "rejected", "reason":
+                                    "conflict: this (device_id, seq) is stored with different signed bytes"})
+                continue
+            mac = frame[3 + frame[1] : 3 + frame[1] + 16]
+            if seq == 1:
+                chain = int(reading.prev == 0)
+            else:
+                before = known.get((device, seq - 1))
+                chain = None if before is None else int(reading.prev == int.from_bytes(before[1][:4], "little"))
+            known[(device, seq)] = [frame, mac, chain]
+            inserts.append((device, seq, frame, mac, chain, json.dumps(rec, separators=(",", ":")), batch_id, now))
+            after = known.get((device, seq + 1))
+            if after is not None and after[2] is None:  # the successor came first: checkable now
+                nxt = after[0]
+                prev = unpack_reading(memoryview(nxt)[3 : 3 + nxt[1]]).prev
+                after[2] = int(prev == int.from_bytes(mac[:4], "little"))
+                relinks.append((after[2], device, seq + 1))
+            results.append({"record_id": rid, "status": "accepted", "reason": None})
+        db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+        db.executemany("INSERT INTO conflicts VALUES (?, ?, ?, ?)", conflicts)
+        db.executemany("UPDATE records SET chain_ok=? WHERE device_id=? AND seq=? AND chain_ok IS NULL", relinks)
+        return results
 
     # ---- EPCIS capture ------------------------------------------------------------------------
     def capture_epcis(self, doc: Any) -> tuple[int, int]:
