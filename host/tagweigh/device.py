@@ -533,6 +533,13 @@ class Device:
         got = self.eval_json(f"_tw_ls({path!r})")
         return None if got is None else [(n, bool(d)) for n, d in got]
 
+    def dir_sizes(self, path: str) -> list[tuple[str, int]] | None:
+        """(name, size; -1 for a directory) of each entry, or None if there is no such directory."""
+        self._ensure_helpers()
+        got = self.eval_json(f"None if _tw_size({path!r}) != -1 else "
+                             f"[(n, _tw_size({path!r} + '/' + n)) for n in os.listdir({path!r})]")
+        return None if got is None else [(str(n), int(z if z is not None else -1)) for n, z in got]
+
     def read_file(self, path: str, limit: int = 64 * 1024) -> bytes | None:
         """Whole file (None if absent); DeviceError if larger than limit."""
         size = self.size(path)
