@@ -119,7 +119,7 @@ def verify_record(rec: Any, key: bytes | Mac | None) -> tuple[Any, str | None]:
     expect = {
         "seq": r.seq, "net_g": r.net_g, "tare_g": r.tare_g, "e_g": r.e_g, "step": r.step,
         "operator": r.operator, "cal_id": r.cal_id, "ruleset_id": "%08x" % r.ruleset_id,
-        "prev": "%08x" % r.prev, "mac": raw[end : end + 16].hex(), "tag_kind": TAG_KIND_NAMES[r.tag_kind],
+        "prev": r.prev.to_bytes(4, "little").hex(), "mac": raw[end : end + 16].hex(), "tag_kind": TAG_KIND_NAMES[r.tag_kind],
         "tag_text": fallback_text(r.tag_kind, r.tag), "station_verdict": VERDICT_NAMES[r.verdict],
         "stable": r.stable, "out_of_range": r.out_of_range,
     }

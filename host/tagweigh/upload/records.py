@@ -110,7 +110,9 @@ def record_from_row(row: dict[str, Any], bridge_id: str | None = None) -> dict[s
         "uptime_ms": row["uptime_ms"],
         "received_at": rfc3339(row["received_at"]),
         "ruleset_id": row["ruleset_id"],
-        "prev": row["prev"],
+        # the queue keeps prev as the u32 the frame carries; the record gives the 4 bytes in frame
+        # order, i.e. exactly the first 8 hex digits of the previous record's `mac`
+        "prev": bytes.fromhex(row["prev"])[::-1].hex(),
         "mac": frame_mac(raw).hex(),
         "frame": raw.hex(),
         "station_verdict": row["station_verdict"],
