@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bridge": ("tagweigh.commands.bridge", "run the bridge: station sessions, durable queue, metrics"),
     "status": ("tagweigh.commands.status", "stations seen, last reading, queue depth, uploads, rejects"),
     "keys": ("tagweigh.commands.keys", "station key registry: list, add, rotate, remove, export"),
+    "pin": ("tagweigh.commands.pin", "hash an operator PIN for the operator page ([web] operators)"),
     "provision": ("tagweigh.commands.provision", "update a station's app, settings or key over the REPL (no reflash)"),
     "calibrate": ("tagweigh.commands.calibrate", "guided zero/span/linearity calibration with reference masses"),
     "doctor": ("tagweigh.commands.doctor", "read-only check of a station: versions, config, flash, sensors, wiring hints"),

@@ -12,6 +12,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ruleset", help="rule-set file (overrides [rules] ruleset)")
     parser.add_argument("--log-format", choices=("json", "text"), help="overrides [log] format")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    web = parser.add_mutually_exclusive_group()
+    web.add_argument("--web", nargs="?", const="", metavar="HOST:PORT",
+                     help="serve the operator page (on by default, [web] listen or 127.0.0.1:8080)")
+    web.add_argument("--no-web", action="store_true", help="do not serve the operator page")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from tagweigh import config as C
     from tagweigh import logs
     from tagweigh.bridge import Bridge
+    from tagweigh.web import WebServer, web_config
 
     cfg = C.load(args.config)
     changes: dict = {}
@@ -39,5 +44,15 @@ def run(args: argparse.Namespace) -> int:
 
         logging.getLogger("tagweigh.bridge").warning(
             "no ports configured and discovery off: add [bridge] ports or use --port")
-    Bridge(cfg).run_forever()
+    if args.no_web:
+        wcfg = web_config(cfg, enabled=False)
+    else:
+        wcfg = web_config(cfg, listen=args.web or None, enabled=True if args.web is not None else None)
+    bridge = Bridge(cfg)
+    web = WebServer(bridge, wcfg).start() if wcfg.enabled else None
+    try:
+        bridge.run_forever()
+    finally:
+        if web is not None:
+            web.stop()
     return 0
