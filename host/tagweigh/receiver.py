@@ -28,7 +28,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from twproto.crc import crc16
 from twproto.errors import ProtocolError

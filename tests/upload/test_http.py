@@ -25,7 +25,6 @@ import pytest
 from tagweigh.receiver import ReceiverHandler
 from tagweigh.upload.http import HttpSink, parse_retry_after
 from tagweigh.upload.records import load_schema
-from tagweigh.upload.sink import SinkError
 from tagweigh.upload.uploader import Uploader
 
 from uploadkit import REPO_ROOT, FakeClock, free_port

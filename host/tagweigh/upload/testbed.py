@@ -8,7 +8,7 @@ exactly what a depot's queue holds after a shift.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from typing import Any
 
 from twproto.frame import MAX_FRAME
 from twproto.mac import Mac
