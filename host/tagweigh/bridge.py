@@ -261,6 +261,7 @@ class Bridge:
         self._http: ThreadingHTTPServer | None = None
         self.metrics_address: tuple[str, int] | None = None
         self.status_path = Path(f"{self.queue.path}.status.json")
+        self.uploader: Any = None  # built in start() from the [upload] section (None: no sink)
         self._depth_cache: dict[str, Any] = {}
         self.started_at = clock()
 
@@ -295,6 +296,7 @@ class Bridge:
         if self.config.metrics_listen:
             self._start_http(self.config.metrics_listen)
         self._spawn(self._status_loop, "status")
+        self._start_uploader()
         log.info("bridge started: queue %s, %d key(s), rule set %s", self.queue.path, len(self.keys),
                  "%08x" % self.ruleset.id if self.ruleset is not None else "none (station verdicts kept)",
                  extra={"event": "started", "ports": list(self.config.ports)})
@@ -307,6 +309,8 @@ class Bridge:
             self._http.server_close()
         for t in list(self._threads):
             t.join(timeout)
+        if self.uploader is not None:
+            self.uploader.close()
         self.committer.stop(max(timeout, 30.0))
         if self.committer.alive:
             log.error("committer still busy after stop; leaving the queue open for it")
@@ -322,6 +326,21 @@ class Bridge:
         except OSError:
             pass
         log.info("bridge stopped", extra={"event": "stopped"})
+
+    def _start_uploader(self) -> None:
+        """Upload in the background when the config names a sink. The uploader has its own
+        connection to the queue file: it reads what is committed and records delivery states; the
+        committer stays the only writer of readings."""
+        from tagweigh.upload.settings import build_uploader
+
+        self.uploader = build_uploader(self.config, queue=Queue(self.queue.path))
+        if self.uploader is not None:
+            self._spawn(self.uploader.run, "uploader", self.stop_event)
+
+    def upload_now(self) -> None:
+        """Ask the uploader to try every sink now, ignoring backoff (the operator's 'retry now')."""
+        if self.uploader is not None:
+            self.uploader.kick()
 
     def run_forever(self) -> None:
         """Start, run until SIGINT/SIGTERM, stop gracefully."""
@@ -469,6 +488,7 @@ class Bridge:
             "sessions": [s.snapshot() for s in self.sessions()],
             "counters": self.counters(),
             "queue": self._depth_cache,
+            "upload": self.uploader.status() if self.uploader is not None else None,
         }
 
     def _write_status(self) -> None:

@@ -83,6 +83,7 @@ class Uploader:
         self.clock = clock
         self.rng = rng
         self._disk_usage = disk_usage
+        self._kick = threading.Event()  # "retry now" from the operator page or a signal
         self.disk_warning: str | None = None
 
     # ---- one pass ---------------------------------------------------------------------------
@@ -177,13 +178,23 @@ class Uploader:
         """Loop until `stop` is set: upload what is due, then wait until the next sink is due or
         idle_s passes (new readings). Never raises on upload or queue errors; logs them."""
         while not stop.is_set():
+            force = self._kick.is_set()
+            self._kick.clear()
             try:
-                self.run_once(time_budget_s=time_budget_s)
+                self.run_once(force=force, time_budget_s=time_budget_s)
             except QueueError as exc:
                 log.error("upload: queue unavailable: %s", exc)
             except Exception:  # a bug in a sink must not kill the bridge's uploader thread
                 log.exception("upload: unexpected error")
-            stop.wait(min(idle_s, self.next_due()) if self.next_due() > 0 else idle_s)
+            due = self.next_due()
+            deadline = time.monotonic() + (min(idle_s, due) if due > 0 else idle_s)
+            while not stop.is_set() and not self._kick.is_set() and time.monotonic() < deadline:
+                stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def kick(self) -> None:
+        """Try every sink now, ignoring backoff (the operator's "retry upload now"). The running
+        loop does it on its own thread, so two uploads of the same batch never race."""
+        self._kick.set()
 
     def close(self) -> None:
         for s in self.sinks:
