@@ -148,6 +148,15 @@ def _tw_rename(a, b):
         except OSError:
             pass
         os.rename(a, b)
+def _tw_close_check(tmp, path, want):
+    global _tw_f
+    _tw_f.close()
+    _tw_f = None
+    if _tw_sha(tmp) != want:
+        _tw_rm(tmp)
+        return False
+    _tw_rename(tmp, path)
+    return True
 def _tw_rm(p):
     try:
         os.remove(p)
@@ -568,35 +577,32 @@ class Device:
 
     def write_file(self, path: str, data: bytes, progress: Progress | None = None) -> None:
         """Write atomically: chunks to path.tw-tmp, SHA-256 checked on the board, renamed over
-        path. The data is never echoed back (key files go through here)."""
+        path only if it matches. The data is never echoed back (key files go through here).
+        A small file costs two round trips: open + first chunk, then close + check + rename."""
         self._ensure_helpers()
         parent = path.rsplit("/", 1)[0]
-        if parent:
-            self.makedirs(parent)
         tmp = path + _TMP
         total = len(data)
-        self.exec(f"_tw_f = open({tmp!r}, 'wb')")
+        head = (f"_tw_mkdirs({parent!r})\n" if parent else "") + f"_tw_f = open({tmp!r}, 'wb')"
         try:
-            for off in range(0, total, CHUNK):
+            for off in range(0, max(total, 1), CHUNK):
                 b64 = base64.b64encode(data[off : off + CHUNK])
-                self.exec(f"_tw_f.write(binascii.a2b_base64({b64!r}))", timeout=30)
+                line = f"_tw_f.write(binascii.a2b_base64({b64!r}))"
+                self.exec(head + "\n" + line if off == 0 else line, timeout=30)
                 if progress is not None:
                     progress(min(off + CHUNK, total), total)
-        finally:
+        except DeviceError:
             try:
-                self.exec("_tw_f.close()\ndel _tw_f")
+                self.exec("_tw_f.close()\n_tw_rm(" + repr(tmp) + ")")
             except DeviceError:
                 pass
-        if progress is not None and total == 0:
-            progress(0, 0)
+            raise
         want = hashlib.sha256(data).hexdigest()
-        got = self.sha256(tmp)
-        if got != want:
-            self.remove(tmp)
+        ok = self.eval_json(f"_tw_close_check({tmp!r}, {path!r}, {want!r})")
+        if not ok:
             raise DeviceError(f"{self.port}: {path} arrived corrupted (SHA-256 differs)",
                               hint="use a better USB cable or port, then run the same command "
                                    "again (nothing was replaced)")
-        self.exec(f"_tw_rename({tmp!r}, {path!r})")
 
     def run_selftest(self, root: str = "/", timeout: float = 20.0) -> dict[str, Any]:
         """The station's own self-test (twstation.app.selftest) on the board; its dict."""
