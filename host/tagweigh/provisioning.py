@@ -67,6 +67,7 @@ class ProvisionError(TagweighError):
 # -- where the station's files come from ----------------------------------------------------------
 def _package_dir(name: str) -> Path:
     mod = __import__(name)
+    assert mod.__file__ is not None
     return Path(mod.__file__).resolve().parent
 
 

@@ -87,8 +87,8 @@ def examine(port: str, args: argparse.Namespace, rep: Report) -> None:
         fmt = (f".mpy v{info.mpy_version}.{info.mpy_sub}" + (f"/{info.mpy_arch}" if info.mpy_arch else "")
                if info.mpy_version is not None else "no .mpy version")
         rep.add("micropython", "ok", f"{info.version_text} ({info.release}), {fmt}")
-        if info.fs_total:
-            pct = 100 * info.fs_free // info.fs_total if info.fs_free is not None else 0
+        if info.fs_total and info.fs_free is not None:
+            pct = 100 * info.fs_free // info.fs_total
             status = "ok" if pct >= 10 else "warn"
             rep.add("flash", status,
                     f"{info.fs_free // 1024} KB free of {info.fs_total // 1024} KB ({pct} %)"

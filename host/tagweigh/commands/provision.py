@@ -76,7 +76,7 @@ class _Steps:
 
         if getattr(exc, "_tw_steps", False):
             return  # already told
-        exc._tw_steps = True  # type: ignore[union-attr]
+        exc._tw_steps = True  # type: ignore[attr-defined]
         done = ", ".join(self.done) or "nothing"
         note = f"done: {done}; failed at: {name}; run '{self.rerun}' again to finish (it skips what is done)"
         if isinstance(exc, TagweighError):
