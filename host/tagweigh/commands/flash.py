@@ -11,7 +11,8 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", required=True, help="serial port (see 'tagweigh ports')")
-    parser.add_argument("--firmware", required=True, help="MicroPython .bin for the board")
+    parser.add_argument("--firmware", help="MicroPython .bin for the board (not needed with "
+                                           "--skip-esptool)")
     parser.add_argument("--site", help="site ID the station belongs to")
     parser.add_argument("--role", help="station role: mine_tagging, depot_receiving, "
                                        "depot_dispatch, processor_receiving, export (or 0..15)")
@@ -59,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, soft_wrap=True)
     check_args(args)  # a bad --role or --board is refused before the board is touched
+    if not args.skip_esptool and not args.firmware:
+        from tagweigh.errors import ConfigError
+
+        raise ConfigError("--firmware is required (or --skip-esptool when MicroPython is "
+                          "already installed)")
     if not args.skip_esptool:
         info = inspect_image(args.firmware)
         app = f"{info.app.project_name} {info.app.version}" if info.app else "no app description"
