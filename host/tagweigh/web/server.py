@@ -119,7 +119,7 @@ class WebServer:
         self._http.daemon_threads = True
         self.address = self._http.server_address[:2]
         self.hub.start()
-        self._thread = threading.Thread(target=self._http.serve_forever, name="web", daemon=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.1,), name="web", daemon=True)
         self._thread.start()
         log.info("operator page on %s%s", self.url,
                  "" if cfg.loopback_only else " (actions need the access token)",

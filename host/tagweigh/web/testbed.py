@@ -134,9 +134,17 @@ class Depot:
         while time.monotonic() < end:
             self.sim.poll()
             time.sleep(0.02)
-        st.act("scan", {"text": label})
-        rows = self.wait(lambda: self.readings()[before:], timeout, f"a reading of {label}")
-        return rows[-1]
+        deadline = time.monotonic() + timeout
+        while True:  # like an operator: scan, and scan again if the station did not take it
+            st.act("scan", {"text": label})
+            try:
+                rows = self.wait(lambda: self.readings()[before:], min(4.0, deadline - time.monotonic()),
+                                 f"a reading of {label}")
+                return rows[-1]
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    log = (st.root / "station.log").read_text(errors="replace")[-2000:]
+                    raise TimeoutError(f"no reading of {label} within {timeout} s; station log:\n{log}") from None
 
     def lift(self, station: int, wait_s: float = 1.5) -> None:
         self.sim.stations[station].act("remove")

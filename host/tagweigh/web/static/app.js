@@ -73,6 +73,7 @@ const vclass = (r) => (r.voided ? "v-void" : "v-" + r.verdict);
 // ---- header ------------------------------------------------------------------------------
 function setConn(state) {
   $("conn").dataset.state = state;
+  document.body.dataset.conn = state;
   $("conn-text").textContent = t(state);
 }
 
@@ -364,6 +365,8 @@ const pin = { value: "", submit: null, voidMode: false };
 
 function openPin(title, sub, voidMode, submit) {
   pin.value = ""; pin.submit = submit; pin.voidMode = voidMode;
+  $("toast").hidden = true;
+  $("toast").textContent = "";
   $("pin-title").textContent = title;
   $("pin-sub").textContent = sub || "";
   $("void-box").hidden = !voidMode;
@@ -432,6 +435,7 @@ function setup() {
   $("pin-form").addEventListener("submit", submitPin);
   $("pin-cancel").addEventListener("click", () => $("pin-dialog").close());
   $("pin-dialog").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); submitPin(e); return; } // never "click" a focused key
     if (e.target === $("void-text")) return;
     if (/^[0-9]$/.test(e.key)) { key(e.key); e.preventDefault(); }
     else if (e.key === "Backspace") { key("⌫"); e.preventDefault(); }
