@@ -117,7 +117,8 @@ class WebServer:
             raise ConfigError(f"cannot serve the operator page on {cfg.listen}: {exc.strerror}",
                               hint="set [web] listen to a free port, or enabled = false") from exc
         self._http.daemon_threads = True
-        self.address = self._http.server_address[:2]
+        host, port = self._http.server_address[:2]
+        self.address = (str(host), int(port))
         self.hub.start()
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.1,), name="web", daemon=True)
         self._thread.start()
@@ -238,7 +239,7 @@ class WebServer:
 
 
 def _cookies(header: str | None) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for part in (header or "").split(";"):
         k, sep, v = part.strip().partition("=")
         if sep and k and len(out) < 32:
@@ -263,7 +264,7 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
             return secrets.token_urlsafe(18), True
 
         def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None,
-                  cookies: list[str] = ()) -> None:
+                  cookies: list[str] | tuple[str, ...] = ()) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
@@ -278,7 +279,7 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def _json(self, status: int, obj: Any, cookies: list[str] = ()) -> None:
+        def _json(self, status: int, obj: Any, cookies: list[str] | tuple[str, ...] = ()) -> None:
             body = json.dumps(obj, separators=(",", ":"), default=str, ensure_ascii=False).encode()
             self._send(status, body, "application/json; charset=utf-8", {"Cache-Control": "no-store"}, cookies)
 

@@ -62,13 +62,13 @@ class Depot:
 
         logging.getLogger("tagweigh").setLevel(logging.ERROR)
         self._tmp = None if workdir else tempfile.mkdtemp(prefix="tw-depot-")
-        self.workdir = Path(workdir or self._tmp)
+        self.workdir = Path(workdir) if workdir is not None else Path(str(self._tmp))
         specs = [StationSpec(name, dev, reader=reader, seed=i)
                  for i, (name, dev, reader) in enumerate(stations or [("Receiving A", 1001, "qr")])]
         self.sim = Simulator(self.workdir / "stations", specs, keys_path=self.workdir / "keys.json")
         self.sim.start()
         ops = operators if operators is not None else {OPERATOR: PIN}
-        self.doc = {
+        self.doc: dict[str, Any] = {
             "bridge": {"ports": [s.port for s in self.sim.stations], "metrics_listen": "",
                        "status_interval_s": 60.0},
             "queue": {"path": str(self.workdir / "queue.sqlite3")},
@@ -93,6 +93,7 @@ class Depot:
         cfg = from_dict(doc, base_dir=self.workdir)
         self.bridge = Bridge(cfg).start()
         self.web = WebServer(self.bridge, web_config(cfg), hub_interval_s=self.hub_interval_s).start()
+        assert self.web.address is not None
         self.port = self.web.address[1]
 
     def stop_bridge(self) -> None:
@@ -117,8 +118,9 @@ class Depot:
 
     def online(self, timeout: float = 15.0) -> None:
         n = len(self.sim.stations)
-        self.wait(lambda: sum(1 for s in self.bridge.sessions() if s.state == "online") >= n, timeout,
-                  "stations online")
+        bridge = self.bridge
+        assert bridge is not None
+        self.wait(lambda: sum(1 for s in bridge.sessions() if s.state == "online") >= n, timeout, "stations online")
 
     def readings(self) -> list[dict[str, Any]]:
         assert self.bridge is not None

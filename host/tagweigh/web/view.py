@@ -113,7 +113,8 @@ class PageData:
     def filtered(self, *, verdict: str | None = None, device_id: str | None = None,
                  limit: int = TODAY_LIMIT) -> list[dict[str, Any]]:
         m = self.midnight()
-        where, params = ["received_at >= ?", "COALESCE(time, received_at) >= ?"], [m - _EARLY_S, m]
+        where = ["received_at >= ?", "COALESCE(time, received_at) >= ?"]
+        params: list[Any] = [m - _EARLY_S, m]
         if verdict == "voided":
             where.append("voided = 1")
         elif verdict:
