@@ -176,15 +176,19 @@ class PageData:
                 "counts": counts, "voided": voided, "attention": attention, "alerts": alerts}
 
     # ---- stations ---------------------------------------------------------------------------
-    def _name(self, device_id: str | None) -> str | None:
+    def _info(self, device_id: str | None) -> dict[str, Any]:
+        """What the key registry says about a device (name, site, step), {} if nothing."""
         keys = getattr(self.bridge, "keys", None)
         if device_id is None or keys is None:
-            return None
+            return {}
         try:
             info = keys.info(device_id) or {}
         except Exception:  # a key file being rewritten: the name can wait for the next look
-            return None
-        return (info.get("info") or {}).get("name") or info.get("name")
+            return {}
+        return dict(info.get("info") or {}, **({"name": info["name"]} if info.get("name") else {}))
+
+    def _name(self, device_id: str | None) -> str | None:
+        return self._info(device_id).get("name")
 
     def stations(self) -> list[dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -236,7 +240,7 @@ class PageData:
         elif hello is not None:
             journal = {"pct": hello.journal_pct, "backlog": hello.backlog}
         return {"device_id": dev, "key": dev, "name": self._name(dev), "online": online, "state": s.state,
-                "port": s.port, "step": last["step"] if last else None, "weight": weight,
+                "port": s.port, "step": last["step"] if last else self._info(dev).get("step"), "weight": weight,
                 "clock_synced": bool(flags & M.SF_TIME_SYNCED), "journal": journal,
                 "faults": _flag_list(flags), "last": last}
 
