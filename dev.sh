@@ -23,12 +23,14 @@ setup_node() {
     fi
 }
 
-# System packages some tests use for real: a Mosquitto broker and Graphviz (wiring diagram).
+# System packages some tests use for real: a Mosquitto broker, Graphviz (wiring diagram) and
+# headless Chromium (operator page tests, driven by Playwright with this binary).
 # Installed only when running as root (CI, a fresh container); otherwise those tests skip.
 setup_system() {
     local want=()
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
     command -v dot >/dev/null 2>&1 || want+=(graphviz)
+    command -v chromium >/dev/null 2>&1 || want+=(chromium)
     [ ${#want[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null

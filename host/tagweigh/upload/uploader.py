@@ -19,6 +19,7 @@ import random
 import shutil
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from tagweigh.queue import Queue, QueueError
@@ -96,24 +97,47 @@ class Uploader:
         for st in self.states.values():
             if not force and self.clock() < st.next_at:
                 continue
-            for _ in range(max_batches):
-                if time_budget_s is not None and self.clock() - start > time_budget_s:
-                    break
-                if not self._one_batch(st):
-                    break
+            self._drain(st, start, max_batches, time_budget_s)
         now = self.clock()
         return {name: st.as_dict(now) for name, st in self.states.items()}
 
-    def _one_batch(self, st: SinkState) -> bool:
-        """Send one batch; True if there may be more to send right now."""
-        rows = self.queue.pending_upload(st.sink.name, st.batch_size)
-        if not rows:
-            return False
+    def _drain(self, st: SinkState, start: float, max_batches: int, time_budget_s: float | None) -> None:
+        """Send batches one at a time, oldest first, until there are none, one fails or the budget
+        is used. While a batch is in flight a helper thread reads and prepares the next one (the
+        rows after it, same size), so our encoding overlaps the backend's work. That batch is sent
+        only when the one before it came back with a final answer for every row; otherwise it is
+        dropped and the queue read again. Marking is unchanged: a batch after its answer."""
+        with ThreadPoolExecutor(1, thread_name_prefix=f"tagweigh-upload-{st.sink.name}") as helper:
+            ahead: Future | None = None
+            for n in range(max_batches):
+                if time_budget_s is not None and self.clock() - start > time_budget_s:
+                    break
+                rows, prepared = ahead.result() if ahead is not None else self._prepare(st, None)
+                ahead = None
+                if not rows:
+                    break
+                if n + 1 < max_batches:
+                    ahead = helper.submit(self._prepare, st, rows[-1]["id"])
+                outcome = self._one_batch(st, rows, prepared)
+                if outcome == "stop":
+                    break
+                if outcome == "again":  # not every row was sent: the batch read ahead skips some
+                    ahead = None
+
+    def _prepare(self, st: SinkState, after_id: int | None) -> tuple[list[dict[str, Any]], Any]:
+        """The next batch's rows (after after_id, if given) and the sink's wire form of them."""
+        rows = self.queue.pending_upload(st.sink.name, st.batch_size, after_id=after_id)
+        return rows, (st.sink.prepare(rows) if rows else None)
+
+    def _one_batch(self, st: SinkState, rows: list[dict[str, Any]], prepared: Any) -> str:
+        """Send one batch and mark its results. Returns 'next' (every row has a final answer: the
+        batch after it may be sent), 'again' (only part was sent, the batch size shrank: read the
+        queue again) or 'stop' (the batch failed or the backend asked for a retry: back off)."""
         try:
-            results = self._send(st, rows)
+            results = self._send(st, rows, prepared)
         except SinkError as exc:
             self._failed(st, exc)
-            return False
+            return "stop"
         self.queue.mark_uploaded(st.sink.name, results)
         counts = {"uploaded": 0, "rejected": 0, "retry": 0}
         for _id, state, _reason in results:
@@ -127,19 +151,20 @@ class Uploader:
                         next(r for _i, s, r in results if s == "rejected"))
         if counts["retry"]:  # the backend wants some again: back off before re-sending them
             self._failed(st, SinkError(f"backend asked to retry {counts['retry']} record(s)"))
-            return False
+            return "stop"
         st.failures = 0
         st.fatal = False
         st.last_error = None
         st.last_success = self.clock()
         st.next_at = 0.0
-        return True
+        return "next" if len(results) == len(rows) else "again"
 
-    def _send(self, st: SinkState, rows: list[dict[str, Any]]) -> list[Result]:
+    def _send(self, st: SinkState, rows: list[dict[str, Any]], prepared: Any = None) -> list[Result]:
         """sink.send with the two whole-batch refusals handled: 413 shrinks the batch, 400/422
-        splits it until the refused records are found (each marked 'rejected' with the reason)."""
+        splits it until the refused records are found (each marked 'rejected' with the reason).
+        prepared: the sink's wire form of exactly these rows, if already built."""
         try:
-            return st.sink.send(rows)
+            return st.sink.deliver(rows, prepared) if prepared is not None else st.sink.send(rows)
         except BatchTooLarge as exc:
             if len(rows) == 1:
                 return [(rows[0]["id"], "rejected", f"too large for the backend: {exc}")]
@@ -194,6 +219,8 @@ class Uploader:
     def kick(self) -> None:
         """Try every sink now, ignoring backoff (the operator's "retry upload now"). The running
         loop does it on its own thread, so two uploads of the same batch never race."""
+        for state in self.states.values():
+            state.next_at = 0.0  # backoff cleared: next_due() is 0 at once
         self._kick.set()
 
     def close(self) -> None:

@@ -205,11 +205,7 @@ class WebServer:
         if up is None:
             self._audit(op.name, "retry_upload", {"result": "no_uploader", "client": client})
             raise _Reply(409, "no_uploader")
-        for st in getattr(up, "states", {}).values():
-            st.next_at = 0.0
-        wake = getattr(up, "wake", None)
-        if callable(wake):
-            wake()
+        self.bridge.upload_now()  # the uploader's own loop retries every sink now, backoff skipped
         self._audit(op.name, "retry_upload", {"result": "scheduled", "client": client})
         self.hub.poke()
         return {"ok": True, "operator": op.name, "result": "scheduled"}

@@ -15,8 +15,8 @@ here: the page translates reason codes, results and alert kinds itself (English,
 
 The uploader hook: if the bridge object has an ``uploader`` attribute (a
 `tagweigh.upload.Uploader` or anything with ``status()`` -> {"sinks": {name: {"last_error",
-...}}, "disk_warning"} and ``states`` of objects with ``next_at``), its state is shown and
-"retry upload now" clears its backoff. Without one, the page shows the queue-derived backlog
+...}}, "disk_warning"}), its state is shown and "retry upload now" calls
+``bridge.upload_now()``, which clears the backoff and wakes the uploader's loop. Without one, the page shows the queue-derived backlog
 and last successful upload and says that no uploader runs in this bridge.
 """
 
