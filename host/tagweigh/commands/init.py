@@ -77,7 +77,15 @@ format = "json"     # json: one object per line (for log collectors); text: for 
 # port = 1883
 
 [web]
-# Operator page settings (see the operator page documentation).
+# The operator page (docs/OPERATOR_PAGE.md), served by the bridge. Loopback by default.
+listen = "127.0.0.1:8080"
+# One line per operator; `tagweigh pin "NAME"` asks for the PIN and prints the line to paste.
+operators = []
+# site_name = "Nyabibwe depot"     # page title (default: the rule set's title)
+# pin_max_failures = 5             # wrong PINs from one screen before it must wait
+# pin_lockout_s = 60               # that wait; doubles each time, up to one hour
+# access_token = ""                # required when listen is not a loopback address
+# allowed_hosts = []               # Host names to accept (default: any, when a token is set)
 """
 
 
