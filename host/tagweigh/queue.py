@@ -505,11 +505,14 @@ class Queue:
             f"SELECT * FROM readings WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?", params
         )
 
-    def pending_upload(self, sink: str, limit: int) -> list[dict[str, Any]]:
+    def pending_upload(self, sink: str, limit: int, *, after_id: int | None = None) -> list[dict[str, Any]]:
         """Readings not yet final for `sink` (never sent, or marked 'retry'), oldest first, as
         dicts with every readings column (raw as bytes) plus this sink's upload_state,
-        upload_attempts, upload_last_error and uploaded_at."""
+        upload_attempts, upload_last_error and uploaded_at. after_id: only readings with a
+        larger id (the batch after one still in flight, whose rows are not marked yet)."""
         low = self._low.get(sink, 0)
+        if after_id is not None:
+            low = max(low, after_id + 1)
         rows = self._read(
             """SELECT r.*, d.state AS upload_state, COALESCE(d.attempts, 0) AS upload_attempts,
                       d.last_error AS upload_last_error, d.uploaded_at AS uploaded_at
@@ -520,7 +523,7 @@ class Queue:
         )
         for r in rows:
             r["upload_state"] = r["upload_state"] or "pending"
-        if rows:
+        if rows and after_id is None:
             self._low[sink] = rows[0]["id"]  # everything before the first pending row is final
         return rows
 

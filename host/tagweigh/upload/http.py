@@ -99,9 +99,15 @@ class HttpSink(Sink):
         body = batch_body(key, self.bridge_id, records, time.time())
         return key, gzip.compress(body, self.gzip_level, mtime=0)
 
+    def prepare(self, rows: list[dict[str, Any]]) -> tuple[str, bytes]:
+        return self.encode(rows)  # the uploader builds the next batch while one is in flight
+
     def send(self, rows: list[dict[str, Any]]) -> list[Result]:
+        return self.deliver(rows, self.encode(rows))
+
+    def deliver(self, rows: list[dict[str, Any]], prepared: tuple[str, bytes]) -> list[Result]:
         httpx = self._httpx
-        key, body = self.encode(rows)
+        key, body = prepared
         try:
             with self._client.stream("POST", self.url, content=body,
                                      headers={"Idempotency-Key": key}) as resp:

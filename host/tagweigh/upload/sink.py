@@ -50,12 +50,25 @@ class BatchRejected(SinkError):
 
 
 class Sink:
-    """Base class. `name` is the sink's key in the queue's per-sink upload state."""
+    """Base class. `name` is the sink's key in the queue's per-sink upload state.
+
+    A sink whose wire form is costly to build also implements `prepare` (rows -> wire form, no
+    I/O) and `deliver` (send that wire form): the uploader prepares the next batch on a helper
+    thread while the current one is in flight, so `prepare` must not touch the connection or
+    any state `deliver` changes. By default there is nothing to prepare and `deliver` is `send`."""
 
     name = "sink"
 
     def send(self, rows: list[dict[str, Any]]) -> list[Result]:
         raise NotImplementedError
+
+    def prepare(self, rows: list[dict[str, Any]]) -> Any:
+        """The wire form of a batch of rows, built without I/O (default: None)."""
+        return None
+
+    def deliver(self, rows: list[dict[str, Any]], prepared: Any) -> list[Result]:
+        """Send rows whose wire form `prepare(rows)` built; same contract as `send`."""
+        return self.send(rows)
 
     def close(self) -> None:
         pass
