@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from e2e_harness import E_G, check_stored, journal_snapshot, script_bags
+from e2e_harness import E_G, check_stored, journal_snapshot
 
 from tagweigh.sim import scenarios as S
 from tagweigh.sim.supervisor import StationSpec
@@ -21,7 +21,7 @@ def test_depot_shift_arrives_once_in_order_verified_with_the_right_verdicts(rig,
     # Two stations (RFID stickers and QR labels), 5 bags each: a sticker weighed twice (rejected
     # DUPLICATE-STEP), a label scanned before its bag, a label of another site (rejected
     # TAG-SITE), and a power cut between two bags.
-    scripts = S.depot_shift(stations=2, bags_per_station=5, seed=1, pace_s=5.0)
+    scripts = S.depot_shift(stations=2, bags_per_station=5, seed=1, pace_s=6.0)
     assert {b.reason for sc in scripts for b in sc.bags} == {"", "DUPLICATE-STEP", "TAG-SITE"}
     specs = [StationSpec(sc.name, 1000 + i, reader=sc.reader, step=sc.step, seed=i) for i, sc in enumerate(scripts)]
     r = rig(specs)
@@ -59,12 +59,12 @@ def test_readings_before_time_sync_get_their_time_from_the_boot_counter(rig, tmp
     # the HELLO of its boot (welcome time - uptime + reading ms) and marked estimated.
     labels = [S.label(10200), S.label(10201)]
     r = rig([StationSpec("st", 1001, seed=3)])
-    r.play([script_bags("st", [(labels[0], 30000)])])
+    r.weigh(0, labels[0], 30000)
     r.wait(lambda: journal_snapshot(r.sim.stations[0].root, tmp_path / "j")[0] == 1, 5, "bag 1 journaled")
     r.cut_power_now(0, 0.2)
     r.wait(lambda: r.sim.stations[0].powered, 10, "the station to boot again")
     r.start_bridge(clock_trusted=False)
-    r.play([script_bags("st", [(labels[1], 31000)])])
+    r.weigh(0, labels[1], 31000)
     rows = r.wait_readings(1001, 2, 20)
     check_stored(rows, r.key(1001))
     first, second = rows
