@@ -2,23 +2,37 @@
 
     python bench/firmware_memory.py
 
-Figures (gc.mem_alloc() deltas after gc.collect()):
-  heap_after_import_bytes      the whole station app imported (main.py's dependencies: station,
-                               link, commands, config, selftest, app, journal, scale, calib,
-                               drivers, board and the twproto core) from .mpy files compiled by
-                               mpy-cross, as deployed. Goal <= 48 KB of the ESP32's ~100 KB.
-  heap_after_import_py_bytes   the same from .py sources (the parser's garbage collected)
+Figures (gc.mem_alloc() after gc.collect(), always read in a fresh top-level exec: inside the
+exec that did the imports, stale references on the VM's Python stack keep ~40 KB of loader
+garbage alive, which inflated the figures before 2025-11; firmware/MEMORY.md):
+  heap_after_import_bytes      the modules RESIDENT while the station runs, from .mpy files
+                               compiled by mpy-cross, as deployed. The set is not a hand-kept
+                               list: a station is booted in the VM (twstation.app.build with a
+                               provisioned flash: RFID + QR reader, LEDs, buzzer, the example
+                               depot rule set) and stepped, and whatever twstation/twproto
+                               modules are then in sys.modules are the resident set.
+                               Goal <= 48 KB of the ESP32's ~100 KB.
+  heap_station_bytes           everything that booted station holds (modules, rule set, buffers,
+                               journal and rule state): the heap in use while it runs.
+  heap_cold_bytes              what the modules outside the resident set add when imported on
+                               top (commands, self-test, rule-set loading/validation, board and
+                               settings validation, the host-side message classes and texts):
+                               imported at boot or on a command, then dropped again.
+  heap_all_modules_bytes       every module imported at once (the old figure, for comparison).
+  heap_after_import_py_bytes   the resident set from .py sources (the parser's garbage collected)
   alloc_per_sample_bytes       one HX711 read (24+1 clock pulses on minimal fake pins) plus the
                                scale filter. Goal 0.
   alloc_per_reading_bytes      READING pack + frame encode + MAC + journal append (file write).
                                Goal <= 512.
   station_step_idle_bytes      one Station.step() with nothing happening (for information)
 A minimal `machine` module (pins, buses, IRQ lock) is written into the VM: it is imported before
-the baseline, so its own size is not counted.
+the baseline, so its own size is not counted. So is `binascii`: the ESP32's is a built-in C
+module (no RAM), the WebAssembly build's a frozen Python one that takes ~7 KB of heap.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -48,16 +62,36 @@ class Pin:
 
 
 class SPI:
+    # every register reads 0x92 (an MFRC522 v2.0 VersionReg): the reader initialises, then
+    # sees no card
     def __init__(self, *a, **k):
         pass
 
+    def write(self, b):
+        return len(b)
+
+    def write_readinto(self, wr, rd):
+        for i in range(1, len(rd)):
+            rd[i] = 0x92
+
 
 class UART(SPI):
-    pass
+    def any(self):
+        return 0
+
+    def readinto(self, b, n=None):
+        return None
+
+    def read(self, n=None):
+        return None
 
 
 class PWM(SPI):
-    pass
+    def freq(self, f=None):
+        pass
+
+    def duty_u16(self, d=None):
+        pass
 
 
 class I2C(SPI):
@@ -110,15 +144,45 @@ class Dout:
         return 1
 '''
 
-MODULES = [
+MODULES = [  # every station module, in dependency order (the order figures are attributed in)
     "twproto.port", "twproto.errors", "twproto.crc", "twproto.mac", "twproto.frame",
-    "twproto.messages", "twproto.reasons", "twproto.tags", "twproto.canon", "twproto.ruleset",
-    "twproto.rules", "twstation.errors", "twstation.config", "twstation.link",
-    "twstation.calib", "twstation.scale", "twstation.hx711", "twstation.ndef",
-    "twstation.mfrc522", "twstation.journal", "twstation.board", "twstation.station",
-    "twstation.commands", "twstation.selftest", "twstation.app",
+    "twproto.bodies", "twproto.reasons", "twproto.tags", "twproto.ruleset", "twproto.rules",
+    "twstation.errors", "twstation.config", "twstation.link", "twstation.calib",
+    "twstation.scale", "twstation.hx711", "twstation.ndef", "twstation.mfrc522",
+    "twstation.scanner", "twstation.feedback", "twstation.display", "twstation.journal",
+    "twstation.station", "twstation.app",
+    # cold: boot-time validation, commands, host-side classes and texts
+    "twproto.canon", "twproto.rsload", "twstation.settings", "twstation.board",
+    "twstation.commands", "twstation.selftest", "twproto.messages", "twproto.reasontext",
 ]
-OPTIONAL = ["twstation.scanner", "twstation.feedback"]  # counted when they exist
+BASELINE = "import gc, machine, micropython, sys, binascii\n"
+
+# The flash of a provisioned station (board: hardware/boards/esp32-devkitc.json).
+STATION_JSON = {"device_id": 7, "site": "DEPOT-1", "step": 2, "reader": "both"}
+BOOT = """
+import os, json
+ROOT = '/st'
+os.mkdir(ROOT)
+def put(name, data, mode='w'):
+    with open(ROOT + '/' + name, mode) as f:
+        f.write(data)
+put('station.json', %(station)r)
+put('key.bin', bytes(range(32)), 'wb')
+put('board.json', %(board)r)
+put('ruleset.json', %(ruleset)r)
+class Console:  # the USB console with the bridge silent
+    def any(self):
+        return 0
+    def readinto(self, b):
+        return 0
+    def write(self, b):
+        return len(b)
+from twstation import app
+st = app.build(ROOT, stream=Console(), urandom=lambda n: bytes(n))  # the VM has no os.urandom
+for _ in range(100):
+    st.step()
+del os, json, put, Console
+"""
 
 
 def _compile_tree(src: Path, dst: Path) -> None:
@@ -131,35 +195,68 @@ def _compile_tree(src: Path, dst: Path) -> None:
         subprocess.run([str(mpy_cross), "-o", str(out), str(f)], check=True)
 
 
+def _vm(mpy: bool) -> MicroPythonVM:
+    vm = MicroPythonVM(heap_size=512 * 1024)
+    vm.write("/lib/machine.py", FAKE_MACHINE)
+    if mpy:
+        with tempfile.TemporaryDirectory() as tmp:
+            for pkg, src in (("twproto", ROOT / "protocol" / "twproto"),
+                             ("twstation", ROOT / "firmware" / "twstation")):
+                _compile_tree(src, Path(tmp) / pkg)
+                vm.put_tree(Path(tmp) / pkg, "/lib/" + pkg)
+    else:
+        vm.put_tree(ROOT / "protocol" / "twproto", "/lib/twproto")
+        vm.put_tree(ROOT / "firmware" / "twstation", "/lib/twstation")
+    vm.exec(BASELINE)
+    return vm
+
+
+def _heap(vm: MicroPythonVM) -> int:
+    """gc.mem_alloc() after a collection, from a fresh top-level exec (see the module doc)."""
+    vm.exec("pass")
+    return int(vm.exec("gc.collect()\nprint(gc.mem_alloc())").split()[-1])
+
+
 def _present(names):
     return [m for m in names
             if (ROOT / ("protocol" if m.startswith("twproto") else "firmware")
                 / m.split(".")[0] / (m.split(".")[1] + ".py")).exists()]
 
 
-def heap_after_import(mpy: bool) -> tuple[int, list]:
-    """(bytes for the whole app, [(module, bytes its own import added), ...])."""
-    vm = MicroPythonVM(heap_size=512 * 1024)
+def boot_station() -> tuple[list, int]:
+    """(resident modules, heap bytes held) of a station booted and stepped in the VM (.mpy)."""
+    vm = _vm(True)
     try:
-        vm.write("/lib/machine.py", FAKE_MACHINE)
-        if mpy:
-            with tempfile.TemporaryDirectory() as tmp:
-                for pkg, src in (("twproto", ROOT / "protocol" / "twproto"),
-                                 ("twstation", ROOT / "firmware" / "twstation")):
-                    _compile_tree(src, Path(tmp) / pkg)
-                    vm.put_tree(Path(tmp) / pkg, "/lib/" + pkg)
-        else:
-            vm.put_tree(ROOT / "protocol" / "twproto", "/lib/twproto")
-            vm.put_tree(ROOT / "firmware" / "twstation", "/lib/twstation")
-        mods = _present(MODULES + OPTIONAL)
-        code = "import gc, machine, micropython\ngc.collect()\na0 = gc.mem_alloc()\nper = []\n"
-        for m in mods:  # in dependency order: each figure is what that module adds
-            code += ("gc.collect()\na = gc.mem_alloc()\nimport %s\ngc.collect()\n"
-                     "per.append(('%s', gc.mem_alloc() - a))\n" % (m, m))
-        code += "gc.collect()\nresult = [gc.mem_alloc() - a0, per]\n"
-        vm.exec(code)
-        total, per = vm.eval_json("result")
-        return int(total), per
+        a0 = _heap(vm)
+        vm.exec(BOOT % {
+            "station": json.dumps(STATION_JSON),
+            "board": (ROOT / "hardware" / "boards" / "esp32-devkitc.json").read_text(),
+            "ruleset": (ROOT / "protocol" / "rulesets" / "example-depot.json").read_text(),
+        })
+        held = _heap(vm) - a0
+        mods = vm.eval_json("sorted(m for m in sys.modules if m.startswith('tw'))")
+        return [m for m in mods if "." in m], held
+    finally:
+        vm.close()
+
+
+def import_figures(resident: list, mpy: bool) -> tuple[int, int, int, list]:
+    """(resident heap, cold heap on top, all modules heap, [(module, bytes, resident?)])."""
+    order = [m for m in _present(MODULES) if m in resident] + sorted(
+        m for m in resident if m not in MODULES)
+    cold = [m for m in _present(MODULES) if m not in resident]
+    vm = _vm(mpy)
+    try:
+        a0 = last = _heap(vm)
+        per = []
+        for m in order + cold:
+            vm.exec("import " + m)
+            h = _heap(vm)
+            per.append((m, h - last, m in resident))
+            last = h
+            if m == order[-1]:
+                res = h - a0
+        return res, last - a0 - res, last - a0, per
     finally:
         vm.close()
 
@@ -192,7 +289,7 @@ def alloc_figures() -> tuple[int, int, int]:
             "v = hx.poll()\nif v is not None:\n    sc.add_sample(v)", setup=setup, number=50)
         per_sample = max(0, per_sample) // 50
         setup_r = (
-            "from twproto import messages as M\n"
+            "from twproto import bodies as M\n"
             "from twproto.frame import encode, T_READING, MAX_FRAME\n"
             "from twproto.mac import Mac\n"
             "from twstation.journal import Journal\n"
@@ -227,22 +324,28 @@ def alloc_figures() -> tuple[int, int, int]:
 
 
 def main() -> int:
-    mpy, per = heap_after_import(True)
-    py, _ = heap_after_import(False)
+    resident, held = boot_station()
+    mpy, cold, everything, per = import_figures(resident, True)
+    py, _, _, _ = import_figures(resident, False)
     sample, reading, step = alloc_figures()
-    proto = sum(n for m, n in per if m.startswith("twproto"))
-    app = sum(n for m, n in per if m.startswith("twstation"))
-    for m, n in per:
-        print("  %-22s %6d bytes" % (m, n))
-    print("whole app import (.mpy): %d bytes (goal <= 49152): twproto %d, twstation %d"
+    proto = sum(n for m, n, r in per if r and m.startswith("twproto"))
+    app = sum(n for m, n, r in per if r and m.startswith("twstation"))
+    for m, n, r in per:
+        print("  %-22s %6d bytes%s" % (m, n, "" if r else "  (cold: not resident)"))
+    print("resident modules (.mpy): %d bytes (goal <= 49152): twproto %d, twstation %d"
           % (mpy, proto, app))
-    print("whole app import (.py):  %d bytes" % py)
+    print("resident modules (.py):  %d bytes" % py)
+    print("cold modules on top:     %d bytes (all modules at once: %d)" % (cold, everything))
+    print("booted station holds:    %d bytes (modules, rule set, buffers, journal, rule state)"
+          % held)
     print("HX711 read + filter:     %d bytes per sample (goal 0)" % sample)
     print("encode + MAC + journal:  %d bytes per reading (goal <= 512)" % reading)
     print("idle Station.step():     %d bytes per step" % step)
     print("heap_after_import_bytes=%d heap_after_import_py_bytes=%d heap_twproto_bytes=%d "
-          "heap_twstation_bytes=%d alloc_per_sample_bytes=%d alloc_per_reading_bytes=%d "
-          "station_step_idle_bytes=%d" % (mpy, py, proto, app, sample, reading, step))
+          "heap_twstation_bytes=%d heap_station_bytes=%d heap_cold_bytes=%d "
+          "heap_all_modules_bytes=%d alloc_per_sample_bytes=%d alloc_per_reading_bytes=%d "
+          "station_step_idle_bytes=%d" % (mpy, py, proto, app, held, cold, everything, sample,
+                                          reading, step))
     return 0
 
 

@@ -23,16 +23,14 @@ import hashlib
 import json
 import os
 
-from twproto import messages as M
-from twproto import ruleset as ruleset_mod
+from twproto import bodies as M
 from twproto.errors import ProtocolError
 from twstation import config as config_mod
 from twstation.errors import StationError
 
 
-def execute(st, c, now):
-    op = c.op
-    a = c.args
+def execute(st, op, a, now):
+    """Run COMMAND `op` with its decoded args dict `a` (twproto.bodies.unpack_command)."""
     if op in (M.OP_TARE, M.OP_ZERO):
         if st.in_motion():
             return M.RS_REFUSED_MOTION, 0, b""
@@ -216,7 +214,9 @@ def _rs_end(st, now):
         _rm(tmp)
         return M.RS_BAD_HASH, 0, b""
     try:
-        rs = ruleset_mod.load_file(tmp)
+        from twproto.ruleset import load_file
+
+        rs = load_file(tmp)
     except (ProtocolError, ValueError) as e:
         _rm(tmp)
         return M.RS_BAD_ARGS, 0, str(e).encode()[:120]

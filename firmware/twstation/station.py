@@ -37,10 +37,9 @@ import hashlib
 import os
 
 from twproto.port import const, ticks_add, ticks_diff
+from twproto import bodies as M
 from twproto import frame as F
-from twproto import messages as M
 from twproto import rules as rules_mod
-from twproto import ruleset as ruleset_mod
 from twstation import FIRMWARE_VERSION
 from twstation.errors import DriverError, StationError
 
@@ -195,7 +194,9 @@ class Station:
     # ------------------------------------------------------------------ setup helpers
     def _load_ruleset(self):
         try:
-            return ruleset_mod.load_file(_join(self.root, RULESET_FILE))
+            from twproto.ruleset import load_file
+
+            return load_file(_join(self.root, RULESET_FILE))
         except (OSError, ValueError, Exception):  # missing or invalid: HELLO flags SF_NO_RULESET
             return None
 
@@ -203,11 +204,13 @@ class Station:
         # Readings not yet acknowledged are still in the journal: feed them to the rule state so
         # a duplicate weighed before the reboot is still seen.
         for fr in self.journal.pending():
+            if fr[2] != F.T_READING:
+                continue
             try:
-                t, r = M.decode_frame(fr)
+                r = M.reading_frame(fr)
             except Exception:
                 continue
-            if t == F.T_READING and self.ruleset is not None:
+            if self.ruleset is not None:
                 self.rule_state.record(r, rules_mod.evaluate(self.ruleset, r, None, None))
 
     def _boot_events(self):
@@ -669,8 +672,7 @@ class Station:
             self._events.append((code, severity, detail, up))
 
     def _send_event(self, code, severity, detail, up):
-        ev = M.Event(code=code, severity=severity, detail=detail, uptime_ms=up)
-        self.link.send(F.T_EVENT, ev.pack(self.link.tx, F.BODY))
+        self.link.send(F.T_EVENT, M.pack_event(self.link.tx, F.BODY, code, severity, detail, up))
 
     # ------------------------------------------------------------------ link: receive
     def _service_link(self, now):
@@ -690,18 +692,19 @@ class Station:
                 self._last_error = e
 
     def _nack(self, ref_type, ref_seq, reason):
-        n = M.Nack(ref_type=ref_type, ref_seq=ref_seq, reason=reason).pack(self.link.tx, F.BODY)
+        n = M.pack_fixed(self.link.tx, F.BODY, F.T_NACK, (ref_type, ref_seq, reason))
         self.link.send(F.T_NACK, n)
 
     def _on_frame(self, f, now):
         t = f[2]
         body = F.frame_body(f)
         if t == F.T_WELCOME:
-            w = M.unpack_welcome(body)
-            if w.flags & M.WF_TIME_VALID and w.time >= TIME_MIN:
-                self.set_time(w.time, w.ms)
+            # time ms proto ruleset_id flags window
+            w_time, w_ms, _, _, w_flags, w_window = M.unpack_fixed(F.T_WELCOME, body)
+            if w_flags & M.WF_TIME_VALID and w_time >= TIME_MIN:
+                self.set_time(w_time, w_ms)
             self.session = True
-            self._win = min(self.config.send_window, w.window)  # 0: hold readings for now
+            self._win = min(self.config.send_window, w_window)  # 0: hold readings for now
             self._skip = []
             self._backoff = 0
             self._inflight = []
@@ -717,26 +720,26 @@ class Station:
 
     def _on_nack(self, nk, now):
         # NACKs are unauthenticated: advisory only, they never delete or change a reading.
-        r = nk.reason
+        ref_type, ref_seq, r = nk
         if r == M.NACK_NO_SESSION:
             self._lose_session(now)
         elif r in (M.NACK_STORAGE_UNAVAILABLE, M.NACK_BUSY):
             b = self._backoff * 2 if self._backoff else BACKOFF_MS
             self._backoff = b if b < BACKOFF_MAX_MS else BACKOFF_MAX_MS
             self._resend_at = self._after(now, self._backoff)
-        elif nk.ref_type == F.T_READING and r in (M.NACK_BAD_MAC, M.NACK_MALFORMED,
-                                                  M.NACK_CONFLICT):
+        elif ref_type == F.T_READING and r in (M.NACK_BAD_MAC, M.NACK_MALFORMED,
+                                               M.NACK_CONFLICT):
             # keep it in the journal, stop sending it in this session, say so
-            s = nk.ref_seq
+            s = ref_seq
             if s in self._inflight:
                 self._inflight.remove(s)
             if s not in self._skip and len(self._skip) < 32:
                 self._skip.append(s)
                 self.event(M.EV_TAMPER, M.SEV_ERROR, s & 0x7FFFFFFF)
 
-    def _on_ack(self, ack, now):
+    def _on_ack(self, entries, now):
         # The link already checked the MAC over our session nonce: a forged ACK never gets here.
-        for seq, v in ack.entries:
+        for seq, v in entries:
             if seq > self.seq:
                 continue  # an ACK for a reading that does not exist yet: ignore
             self.journal.ack(seq)
@@ -828,17 +831,15 @@ class Station:
         self._last_cmd = 0  # command ids count afresh per session (the nonce binds them)
         self._last_res_n = 0
         rs = self.ruleset
-        h = M.Hello(
-            device_id=self.config.device_id, fw_major=FIRMWARE_VERSION[0],
-            fw_minor=FIRMWARE_VERSION[1], fw_patch=FIRMWARE_VERSION[2],
-            ruleset_id=rs.id if rs is not None else 0, ruleset_version=self._ruleset_version(),
-            config_hash=_u32(self.config.hash), last_seq=self.seq,
-            backlog=min(self.journal.backlog(), 0xFFFF), journal_pct=min(self._fill(), 100),
-            boot=self.boot, boot_first_seq=self.boot_first_seq,
-            uptime_ms=self.uptime_ms & 0xFFFFFFFF, flags=self._flags(), nonce=bytes(lk.nonce),
-            chain_head=self.prev,
+        v = (  # HELLO fields in layout order (twproto.bodies.LAYOUTS)
+            self.config.device_id, FIRMWARE_VERSION[0], FIRMWARE_VERSION[1], FIRMWARE_VERSION[2],
+            1, 1,  # proto_min, proto_max
+            rs.id if rs is not None else 0, self._ruleset_version(), _u32(self.config.hash),
+            self.seq, min(self.journal.backlog(), 0xFFFF), min(self._fill(), 100), self.boot,
+            self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self._flags(), bytes(lk.nonce),
+            self.prev,
         )
-        lk.send(F.T_HELLO, h.pack(lk.tx, F.BODY))
+        lk.send(F.T_HELLO, M.pack_fixed(lk.tx, F.BODY, F.T_HELLO, v))
 
     def _send_status(self, now):
         self._status_at = self._after(now, self.config.status_ms)
@@ -852,15 +853,12 @@ class Station:
             heap = 0
         cal = sc.cal
         cpk = (1000 * cal.den) // cal.num if cal.num else 0
-        st = M.Status(
-            raw=_i32(self._raw), zero_raw=_i32(sc.zero_counts), counts_per_kg=_i32(abs(cpk)),
-            noise_rms=0, rate_hz=sc.sps & 0xFF, flags=self._flags(),
-            hx711_timeouts=self._hx_timeouts & 0xFFFF, spikes=0,
-            journal_used=min(j.backlog(), 0xFFFF), journal_capacity=min(j.capacity, 0xFFFF),
-            free_heap=heap & 0xFFFFFFFF, uptime_ms=self.uptime_ms & 0xFFFFFFFF, boot=self.boot,
-            cal_id=cal.cal_id & 0xFFFF,
+        v = (  # STATUS fields in layout order (twproto.bodies.LAYOUTS)
+            _i32(self._raw), _i32(sc.zero_counts), _i32(abs(cpk)), 0, sc.sps & 0xFF, self._flags(),
+            self._hx_timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
+            heap & 0xFFFFFFFF, self.uptime_ms & 0xFFFFFFFF, self.boot, cal.cal_id & 0xFFFF,
         )
-        self.link.send(F.T_STATUS, st.pack(self.link.tx, F.BODY))
+        self.link.send(F.T_STATUS, M.pack_fixed(self.link.tx, F.BODY, F.T_STATUS, v))
 
     def _flush_events(self):
         q = self._events
@@ -879,37 +877,33 @@ class Station:
         self._live_at = self._after(now, self.config.live_ms)
         flags = self.scale.reading_flags()
         ts = M.TS_READ if self._tag is not None else M.TS_NONE
-        lv = self._live_msg
-        lv.net_g = net if -0x800000 <= net <= 0x7FFFFF else 0
         tare = self.scale.tare_g
-        lv.tare_g = tare if 0 <= tare <= 0xFFFF else 0
-        lv.flags = flags
-        lv.tag_state = ts
-        self.link.send(F.T_LIVE, lv.pack(self.link.tx, F.BODY))
-
-    _live_msg = M.Live(net_g=0, tare_g=0, flags=0, tag_state=0)
+        n = M.pack_live(self.link.tx, F.BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,
+                        tare if 0 <= tare <= 0xFFFF else 0, flags, ts)
+        self.link.send(F.T_LIVE, n)
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, c, now):
-        # SPEC 9: higher cmd_id runs; the same id gets the remembered RESULT again (a bridge
-        # retry after a lost RESULT); a lower one is stale and does nothing.
-        if c.cmd_id == self._last_cmd and self._last_res_n:
+        # c = (cmd_id, op, args). SPEC 9: higher cmd_id runs; the same id gets the remembered
+        # RESULT again (a bridge retry after a lost RESULT); a lower one is stale and does nothing.
+        cmd_id = c[0]
+        if cmd_id == self._last_cmd and self._last_res_n:
             self.link.send_frame(memoryview(self._last_res)[0 : self._last_res_n])
             return
-        if c.cmd_id <= self._last_cmd:
-            self._result(c.cmd_id, M.RS_STALE_COMMAND, 0)
+        if cmd_id <= self._last_cmd:
+            self._result(cmd_id, M.RS_STALE_COMMAND, 0)
             return
-        self._last_cmd = c.cmd_id
+        self._last_cmd = cmd_id
         from twstation import commands
 
-        st, val, detail = commands.execute(self, c, now)
-        n = self._result(c.cmd_id, st, val, detail)
+        st, val, detail = commands.execute(self, c[1], c[2], now)
+        n = self._result(cmd_id, st, val, detail)
         self._last_res[0:n] = memoryview(self.link.tx)[0:n]
         self._last_res_n = n
 
     def _result(self, cmd_id, status, value, detail=b""):
-        r = M.Result(cmd_id=cmd_id, status=status, value=value, detail=detail)
-        return self.link.send(F.T_RESULT, r.pack(self.link.tx, F.BODY))
+        return self.link.send(F.T_RESULT,
+                              M.pack_result(self.link.tx, F.BODY, cmd_id, status, value, detail))
 
     def zero_cleared(self):
         """A new zero was set (ZERO command or calibration): the boot zero fault is over."""

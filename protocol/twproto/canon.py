@@ -12,6 +12,7 @@
 import hashlib
 
 from twproto.errors import RuleSetError
+from twproto.tags import utf8_valid  # noqa: F401  (public here too; defined with the tag code)
 
 __all__ = (
     "MAX_BYTES",
@@ -41,39 +42,6 @@ def _err(code, msg, pos=None):
     if pos is not None:
         msg = "at offset " + str(pos) + ": " + msg
     return RuleSetError(code, msg)
-
-
-def utf8_valid(b):
-    """Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). MicroPython's decoder accepts
-    encoded surrogates, CPython's does not: this makes both refuse the same bytes."""
-    i = 0
-    n = len(b)
-    while i < n:
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            k, lo, hi = 1, 0x80, 0xBF
-        elif 0xE0 <= c <= 0xEF:
-            k = 2
-            lo = 0xA0 if c == 0xE0 else 0x80
-            hi = 0x9F if c == 0xED else 0xBF
-        elif 0xF0 <= c <= 0xF4:
-            k = 3
-            lo = 0x90 if c == 0xF0 else 0x80
-            hi = 0x8F if c == 0xF4 else 0xBF
-        else:
-            return False
-        if i + k >= n:
-            return False
-        if not lo <= b[i + 1] <= hi:
-            return False
-        for j in range(i + 2, i + 1 + k):
-            if not 0x80 <= b[j] <= 0xBF:
-                return False
-        i += 1 + k
-    return True
 
 
 class _Parser:

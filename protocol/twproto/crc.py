@@ -1,19 +1,20 @@
 # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0; check("123456789") = 0x29B1.
-# CPython has it in C (binascii.crc_hqx); MicroPython has no crc_hqx, so a 256-entry table is used.
-try:
-    from binascii import crc_hqx as _hqx  # type: ignore[attr-defined]
-except ImportError:  # MicroPython
-    _hqx = None
+# CPython has it in C (binascii.crc_hqx, via twproto.port); MicroPython has no crc_hqx, so a
+# 256-entry table is used: an array('H') of 512 bytes (a tuple or list of ints would take twice
+# that, and building it from a list left garbage behind).
+from array import array
+
+from twproto.port import crc_hqx as _hqx
 
 
 def _make_table():
-    t = []
+    t = array("H", bytes(512))
     for i in range(256):
         c = i << 8
         for _ in range(8):
             c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-        t.append(c & 0xFFFF)
-    return tuple(t)
+        t[i] = c & 0xFFFF
+    return t
 
 
 TABLE = _make_table()

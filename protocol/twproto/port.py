@@ -18,8 +18,10 @@ try:
     sleep_ms = _time.sleep_ms  # type: ignore[attr-defined]
     sleep_us = _time.sleep_us  # type: ignore[attr-defined]
     MICROPYTHON = True
+    crc_hqx = None  # no binascii.crc_hqx: twproto.crc uses its table
 except AttributeError:  # CPython: same semantics, 30-bit wrapping like the ESP32 port
     MICROPYTHON = False
+    from binascii import crc_hqx  # type: ignore[attr-defined,no-redef]  # C, CRC-16/CCITT-FALSE
     _TICKS_PERIOD = 1 << 30
     _TICKS_HALF = _TICKS_PERIOD >> 1
     _mono_ns = _time.monotonic_ns

@@ -1,6 +1,11 @@
 # The stable reason table: numeric code (0..63, carried in bits 2-7 of a READING's verdict byte)
 # <-> rule ID (a stable string) <-> short operator messages and "what to do" hints in English and
 # French. Codes are never reused or renumbered: a new reason gets a new code. RULES.md lists them.
+#
+# This module holds the codes and rule IDs only (the station imports it). The EN/FR texts live in
+# twproto.reasontext, loaded on first use by message(), hint(), verdict_text() and TABLE, so they
+# never take room in the station's heap.
+from twproto.port import const
 
 __all__ = (
     "ACCEPT",
@@ -35,136 +40,103 @@ __all__ = (
     "TAG_STEP",
 )
 
-ACCEPT = 0
-WARN = 1
-REJECT = 2
+ACCEPT = const(0)
+WARN = const(1)
+REJECT = const(2)
 
 VERDICT_NAMES = ("accept", "warn", "reject")
-_VERDICT_TEXT = {
-    "en": ("Accepted", "Accepted with warning", "Rejected"),
-    "fr": ("Accepté", "Accepté avec avertissement", "Refusé"),
-}
 
-NONE = 0
-TAG_SYNTAX = 1
-TAG_CHECK = 2
-TAG_SITE = 3
-WEIGHT_RANGE = 4
-NOT_STABLE = 5
-OUT_OF_RANGE = 6
-DUPLICATE_STEP = 7
-TIME_FUTURE = 8
-TIME_BEFORE_PROVISIONING = 9
-TIME_NOT_SYNCED = 10
-SEQ_GAP = 11
-OPERATOR = 12
-MASS_BALANCE = 13
-STEP_UNKNOWN = 14
-RULESET_MISMATCH = 15
-TAG_STEP = 16
+NONE = const(0)
+TAG_SYNTAX = const(1)
+TAG_CHECK = const(2)
+TAG_SITE = const(3)
+WEIGHT_RANGE = const(4)
+NOT_STABLE = const(5)
+OUT_OF_RANGE = const(6)
+DUPLICATE_STEP = const(7)
+TIME_FUTURE = const(8)
+TIME_BEFORE_PROVISIONING = const(9)
+TIME_NOT_SYNCED = const(10)
+SEQ_GAP = const(11)
+OPERATOR = const(12)
+MASS_BALANCE = const(13)
+STEP_UNKNOWN = const(14)
+RULESET_MISMATCH = const(15)
+TAG_STEP = const(16)
 
-MAX_CODE = 63
+MAX_CODE = const(63)
 
-# code, rule ID, EN message, FR message, EN hint, FR hint. Messages fit a small display (EN <= 40
-# characters, FR <= 48); hints are one sentence for the operator page.
-TABLE = (
-    (NONE, "NONE", "Accepted", "Accepté", "Put the next bag on the scale.", "Posez le sac suivant sur la balance."),
-    (TAG_SYNTAX, "TAG-SYNTAX", "Tag is not a valid ID", "Étiquette : identifiant invalide",
-     "Scan again; if it fails, set the bag aside and call the supervisor.",
-     "Scannez à nouveau ; en cas d'échec, mettez le sac de côté et appelez le superviseur."),
-    (TAG_CHECK, "TAG-CHECK", "Tag check character wrong", "Caractère de contrôle faux",
-     "Scan again; a damaged label must be replaced by the supervisor.",
-     "Scannez à nouveau ; une étiquette abîmée doit être remplacée par le superviseur."),
-    (TAG_SITE, "TAG-SITE", "Tag not issued to this site", "Étiquette non attribuée à ce site",
-     "Do not process this bag; report it to the supervisor.",
-     "Ne traitez pas ce sac ; signalez-le au superviseur."),
-    (WEIGHT_RANGE, "WEIGHT-RANGE", "Weight outside allowed range", "Poids hors de la plage autorisée",
-     "Check the bag and the scale, then weigh again.",
-     "Vérifiez le sac et la balance, puis pesez à nouveau."),
-    (NOT_STABLE, "NOT-STABLE", "Scale not stable", "Balance instable",
-     "Wait until the bag is still, then weigh again.",
-     "Attendez que le sac soit immobile, puis pesez à nouveau."),
-    (OUT_OF_RANGE, "OUT-OF-RANGE", "Scale overloaded or below zero", "Balance en surcharge ou sous zéro",
-     "Remove the load, check the zero, then weigh again.",
-     "Retirez la charge, vérifiez le zéro, puis pesez à nouveau."),
-    (DUPLICATE_STEP, "DUPLICATE-STEP", "Tag already weighed at this step", "Étiquette déjà pesée à cette étape",
-     "Do not weigh a bag twice; call the supervisor if unsure.",
-     "Ne pesez pas un sac deux fois ; en cas de doute, appelez le superviseur."),
-    (TIME_FUTURE, "TIME-FUTURE", "Station time is in the future", "Heure du poste dans le futur",
-     "The station clock is ahead: ask a technician to set it.",
-     "L'horloge du poste avance : faites-la régler par un technicien."),
-    (TIME_BEFORE_PROVISIONING, "TIME-BEFORE-PROVISIONING", "Time is before station setup",
-     "Heure antérieure à l'installation",
-     "The station clock is wrong: ask a technician to set it.",
-     "L'horloge du poste est fausse : faites-la régler par un technicien."),
-    (TIME_NOT_SYNCED, "TIME-NOT-SYNCED", "Station clock not set", "Horloge du poste non réglée",
-     "Connect the station to the depot computer to set the time.",
-     "Connectez le poste à l'ordinateur du dépôt pour régler l'heure."),
-    (SEQ_GAP, "SEQ-GAP", "Records missing in sequence", "Enregistrements manquants",
-     "Keep the station connected so every record is sent; tell the supervisor.",
-     "Gardez le poste connecté pour envoyer chaque enregistrement ; prévenez le superviseur."),
-    (OPERATOR, "OPERATOR", "Operator not authorised", "Opérateur non autorisé",
-     "Log in with your own operator badge.",
-     "Connectez-vous avec votre propre badge d'opérateur."),
-    (MASS_BALANCE, "MASS-BALANCE", "Bag heavier than at earlier step", "Sac plus lourd qu'à l'étape précédente",
-     "Set the bag aside and call the supervisor.",
-     "Mettez le sac de côté et appelez le superviseur."),
-    (STEP_UNKNOWN, "STEP-UNKNOWN", "Step not allowed at this site", "Étape non autorisée sur ce site",
-     "The station role is wrong: call a technician.",
-     "Le rôle du poste est faux : appelez un technicien."),
-    (RULESET_MISMATCH, "RULESET-MISMATCH", "Rule set differs from station", "Règles différentes du poste",
-     "Update the station's rule set.",
-     "Mettez à jour les règles du poste."),
-    (TAG_STEP, "TAG-STEP", "Tag not valid at this step", "Étiquette non valable à cette étape",
-     "Check that the bag is at the right station.",
-     "Vérifiez que le sac est au bon poste."),
+# Rule ID of each code (index = code).
+RULE_IDS = (
+    "NONE", "TAG-SYNTAX", "TAG-CHECK", "TAG-SITE", "WEIGHT-RANGE", "NOT-STABLE", "OUT-OF-RANGE",
+    "DUPLICATE-STEP", "TIME-FUTURE", "TIME-BEFORE-PROVISIONING", "TIME-NOT-SYNCED", "SEQ-GAP",
+    "OPERATOR", "MASS-BALANCE", "STEP-UNKNOWN", "RULESET-MISMATCH", "TAG-STEP",
 )
 
-_LANG = {"en": 2, "fr": 3}
+_LANG = {"en": 0, "fr": 1}
 
 
-def _row(code):
-    for r in TABLE:
-        if r[0] == code:
-            return r
+def __getattr__(name):
+    # TABLE: (code, rule ID, EN message, FR message, EN hint, FR hint) rows, built on first use.
+    if name == "TABLE":
+        from twproto.reasontext import TEXT
+
+        return tuple((c, RULE_IDS[c]) + TEXT[c] for c in range(len(RULE_IDS)))
+    raise AttributeError(name)
+
+
+def _index(code):
+    # equality, not isinstance: any value equal to a known code finds it
+    for c in range(len(RULE_IDS)):
+        if c == code:
+            return c
     return None
 
 
 def rule_id(code):
     """Stable rule ID string for a reason code, or 'UNKNOWN-<n>' for a code this build lacks."""
-    r = _row(code)
-    return r[1] if r else "UNKNOWN-" + str(code)
+    c = _index(code)
+    return "UNKNOWN-" + str(code) if c is None else RULE_IDS[c]
 
 
 def code_of(rid):
     """Reason code for a rule ID string, or None."""
-    for r in TABLE:
-        if r[1] == rid:
-            return r[0]
+    for c in range(len(RULE_IDS)):
+        if RULE_IDS[c] == rid:
+            return c
     return None
+
+
+def _text(code, k):
+    from twproto.reasontext import TEXT
+
+    c = _index(code)
+    return None if c is None else TEXT[c][k]
 
 
 def message(code, lang="en"):
     """Short operator message; unknown language falls back to English, unknown code to a generic
     text that still shows the number (a newer station may send a code this build lacks)."""
-    k = _LANG.get(lang, 2)
-    r = _row(code)
-    if r is None:
-        return ("Reason " if k == 2 else "Motif ") + str(code)
-    return r[k]
+    k = _LANG.get(lang, 0)
+    t = _text(code, k)
+    if t is None:
+        return ("Reason " if k == 0 else "Motif ") + str(code)
+    return t
 
 
 def hint(code, lang="en"):
     """What the operator should do, one sentence."""
-    k = _LANG.get(lang, 2)
-    r = _row(code)
-    if r is None:
-        return "Call the supervisor." if k == 2 else "Appelez le superviseur."
-    return r[k + 2]
+    k = _LANG.get(lang, 0)
+    t = _text(code, k + 2)
+    if t is None:
+        return "Call the supervisor." if k == 0 else "Appelez le superviseur."
+    return t
 
 
 def verdict_text(verdict, lang="en"):
-    t = _VERDICT_TEXT.get(lang, _VERDICT_TEXT["en"])
+    from twproto.reasontext import VERDICT_TEXT
+
+    t = VERDICT_TEXT.get(lang, VERDICT_TEXT["en"])
     return t[verdict] if 0 <= verdict <= 2 else "?"
 
 

@@ -1,7 +1,11 @@
 # Tag IDs: check characters, RFID UID sanity, canonical text, and the tag-format spec of rule sets.
 # Every entry point refuses input longer than MAX_TAG before doing any work.
-from twproto.errors import RuleSetError, TagError
-from twproto.canon import utf8_valid
+from twproto.errors import TagError
+from twproto.port import const
+
+TYPE_CHECKING = const(0)  # true for mypy (it knows this name): the import is for annotations
+if TYPE_CHECKING:
+    from typing import Callable
 
 __all__ = (
     "MAX_TAG",
@@ -28,24 +32,54 @@ __all__ = (
     "identify",
 )
 
-MAX_TAG = 64  # bytes, the READING limit (SPEC.md)
+MAX_TAG = const(64)  # bytes, the READING limit (SPEC.md)
 
-KIND_UID = 0
-KIND_NDEF_TEXT = 1
-KIND_NDEF_URI = 2
-KIND_QR = 3
-KIND_BARCODE = 4
+KIND_UID = const(0)
+KIND_NDEF_TEXT = const(1)
+KIND_NDEF_URI = const(2)
+KIND_QR = const(3)
+KIND_BARCODE = const(4)
 TEXT_KINDS = (1, 2, 3, 4)
 
 DIGITS = "0123456789"
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # value of a character = its index
 HEX = "0123456789ABCDEF"
-_MOD37 = ALNUM + "*"
-_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+MOD37 = ALNUM + "*"
 _SPACE = " \t\r\n"
 
-ALPHABETS = {"digits": DIGITS, "alnum": ALNUM, "hex": HEX, "printable": _PRINTABLE}
-GS1_LENGTHS = (8, 12, 13, 14, 17, 18)  # GTIN-8/12/13/14, GSIN, SSCC (check digit included)
+
+def utf8_valid(b):
+    """Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). MicroPython's decoder accepts
+    encoded surrogates, CPython's does not: this makes both refuse the same bytes."""
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k, lo, hi = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            lo = 0xA0 if c == 0xE0 else 0x80
+            hi = 0x9F if c == 0xED else 0xBF
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF
+        else:
+            return False
+        if i + k >= n:
+            return False
+        if not lo <= b[i + 1] <= hi:
+            return False
+        for j in range(i + 2, i + 1 + k):
+            if not 0x80 <= b[j] <= 0xBF:
+                return False
+        i += 1 + k
+    return True
+
 
 
 def _bound(s):
@@ -70,12 +104,12 @@ def mod37_2_check(code):
     p = 0
     for v in _values(code, ALNUM):
         p = ((p + v) * 2) % 37
-    return _MOD37[(38 - p) % 37]
+    return MOD37[(38 - p) % 37]
 
 
 def mod37_2_valid(text):
     _bound(text)
-    if len(text) < 2 or _MOD37.find(text[-1]) < 0:
+    if len(text) < 2 or MOD37.find(text[-1]) < 0:
         return False
     try:
         return mod37_2_check(text[:-1]) == text[-1]
@@ -145,16 +179,6 @@ def gs1_valid(text):
         return False
 
 
-# scheme -> (validator, alphabets its body may use, alphabet of the check character)
-SCHEMES = {
-    "none": (None, ("digits", "alnum", "hex", "printable"), None),
-    "mod37-2": (mod37_2_valid, ("digits", "alnum"), _MOD37),
-    "luhn": (luhn_valid, ("digits",), DIGITS),
-    "luhn-mod36": (luhn36_valid, ("digits", "alnum", "hex"), ALNUM),
-    "gs1": (gs1_valid, ("digits",), DIGITS),
-}
-
-
 def uid_problem(uid):
     """None if `uid` (bytes) is a plausible ISO 14443-3 UID to identify a bag, else a short reason:
     'length' (not 4, 7 or 10 bytes), 'blank' (all 0x00 or all 0xFF: a reader artefact),
@@ -215,45 +239,9 @@ def fallback_text(kind, tag):
 
 
 # --- tag-format spec (part of a rule set) ------------------------------------------------------
-OK = 0
-BAD_SYNTAX = 1  # same numbers as reasons.TAG_SYNTAX / TAG_CHECK
-BAD_CHECK = 2
-
-_TEXT_KEYS = ("name", "type", "kinds", "strip", "prefix", "length", "alphabet", "check")
-_UID_KEYS = ("name", "type", "uid_lengths", "manufacturers")
-
-
-def _fail(path, msg):
-    return RuleSetError("bad_ruleset", path + ": " + msg, path)
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _int_list(spec, key, path, lo, hi, default):
-    v = spec.get(key, default)
-    p = path + "." + key
-    if not isinstance(v, list) or not v:
-        raise _fail(p, "must be a non-empty list of integers")
-    for i in range(len(v)):
-        if not _is_int(v[i]) or not lo <= v[i] <= hi:
-            raise _fail(p + "[" + str(i) + "]", "must be an integer " + str(lo) + ".." + str(hi))
-        if v[i] in v[:i]:
-            raise _fail(p + "[" + str(i) + "]", "duplicate value")
-    return tuple(v)
-
-
-def _ascii_str(spec, key, path, maxlen, default=None):
-    v = spec.get(key, default)
-    p = path + "." + key
-    if not isinstance(v, str) or len(v) > maxlen:
-        raise _fail(p, "must be a string of at most " + str(maxlen) + " characters")
-    for c in v:
-        if _PRINTABLE.find(c) < 0:
-            raise _fail(p, "must be printable ASCII without spaces")
-    return v
-
+OK = const(0)
+BAD_SYNTAX = const(1)  # same numbers as reasons.TAG_SYNTAX / TAG_CHECK
+BAD_CHECK = const(2)
 
 class TagFormat:
     """One entry of a rule set's `tag_formats`. Text formats: the value (after removing `strip`)
@@ -262,59 +250,24 @@ class TagFormat:
     character of everything before it (prefix included). UID formats: `uid_lengths` (subset of
     4, 7, 10) and optionally `manufacturers` (allowed first bytes)."""
 
+    name: "str | None"
+    uid: bool
+    kinds: tuple
+    uid_lengths: tuple
+    manufacturers: "tuple | None"
+    strip: str
+    prefix: str
+    alphabet: str
+    valid: "Callable[[str], bool] | None"  # the scheme's xxx_valid, None without a check char
+    check_chars: "str | None"
+    min_len: int
+    max_len: int
+
     def __init__(self, spec, path):
-        if not isinstance(spec, dict):
-            raise _fail(path, "must be an object")
-        self.name = spec.get("name")
-        t = spec.get("type")
-        if t not in ("text", "uid"):
-            raise _fail(path + ".type", "must be 'text' or 'uid'")
-        self.uid = t == "uid"
-        allowed = _UID_KEYS if self.uid else _TEXT_KEYS
-        for k in spec:
-            if k not in allowed:
-                raise _fail(path + "." + k, "unknown key for a " + t + " format")
-        if self.uid:
-            self.kinds = (KIND_UID,)
-            self.uid_lengths = _int_list(spec, "uid_lengths", path, 4, 10, [4, 7, 10])
-            for i in range(len(self.uid_lengths)):
-                if self.uid_lengths[i] not in (4, 7, 10):
-                    raise _fail(path + ".uid_lengths[" + str(i) + "]", "must be 4, 7 or 10")
-            self.manufacturers = None
-            if "manufacturers" in spec:
-                self.manufacturers = _int_list(spec, "manufacturers", path, 0, 255, None)
-            return
-        self.kinds = _int_list(spec, "kinds", path, 1, 4, None)
-        self.strip = _ascii_str(spec, "strip", path, 48, "")
-        self.prefix = _ascii_str(spec, "prefix", path, 16, "")
-        a = spec.get("alphabet")
-        if not isinstance(a, str) or a not in ALPHABETS:
-            raise _fail(path + ".alphabet", "must be one of digits, alnum, hex, printable")
-        self.alphabet = ALPHABETS[a]
-        c = spec.get("check", "none")
-        if not isinstance(c, str) or c not in SCHEMES:
-            raise _fail(path + ".check", "must be one of none, mod37-2, luhn, luhn-mod36, gs1")
-        self.valid, bodies, self.check_chars = SCHEMES[c]
-        if a not in bodies:
-            raise _fail(path + ".alphabet", "check scheme " + c + " needs alphabet " + " or ".join(bodies))
-        for ch in self.prefix:
-            if self.alphabet.find(ch) < 0:
-                raise _fail(path + ".prefix", "must use the format's alphabet")
-        n = spec.get("length")
-        if _is_int(n):
-            lo = hi = n
-        elif isinstance(n, list) and len(n) == 2 and _is_int(n[0]) and _is_int(n[1]):
-            lo, hi = n
-        else:
-            raise _fail(path + ".length", "must be an integer or [min, max]")
-        least = len(self.prefix) + (2 if self.valid else 1)
-        if not least <= lo <= hi <= MAX_TAG - len(self.strip):
-            raise _fail(path + ".length", "must satisfy " + str(least) + " <= min <= max <= "
-                        + str(MAX_TAG - len(self.strip)) + " (prefix and check included)")
-        if c == "gs1" and (lo != hi or lo not in GS1_LENGTHS):
-            raise _fail(path + ".length", "gs1 needs a fixed length of 8, 12, 13, 14, 17 or 18")
-        self.min_len = lo
-        self.max_len = hi
+        # Validation runs once, when a rule set is loaded: its code lives in twproto.rsload.
+        from twproto.rsload import tag_format
+
+        tag_format(self, spec, path)
 
     def code(self, text):
         """The tag's code (text without `strip`), or None if `strip` does not match."""
@@ -344,11 +297,13 @@ class TagFormat:
         for i in range(n):
             if a.find(code[i]) < 0:
                 return BAD_SYNTAX
-        if self.valid is None:
+        valid = self.valid
+        cc = self.check_chars
+        if valid is None or cc is None:  # both None for a format without a check character
             return OK
-        if self.check_chars.find(code[n]) < 0:
+        if cc.find(code[n]) < 0:
             return BAD_SYNTAX
-        return OK if self.valid(code) else BAD_CHECK
+        return OK if valid(code) else BAD_CHECK
 
 
 def identify(formats, kind, tag):
