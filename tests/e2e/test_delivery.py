@@ -21,7 +21,7 @@ def test_depot_shift_arrives_once_in_order_verified_with_the_right_verdicts(rig,
     # Two stations (RFID stickers and QR labels), 5 bags each: a sticker weighed twice (rejected
     # DUPLICATE-STEP), a label scanned before its bag, a label of another site (rejected
     # TAG-SITE), and a power cut between two bags.
-    scripts = S.depot_shift(stations=2, bags_per_station=5, seed=1, pace_s=6.0)
+    scripts = S.depot_shift(stations=2, bags_per_station=5, seed=1, pace_s=5.0)
     assert {b.reason for sc in scripts for b in sc.bags} == {"", "DUPLICATE-STEP", "TAG-SITE"}
     specs = [StationSpec(sc.name, 1000 + i, reader=sc.reader, step=sc.step, seed=i) for i, sc in enumerate(scripts)]
     r = rig(specs)
