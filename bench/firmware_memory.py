@@ -4,7 +4,7 @@
 
 Figures (gc.mem_alloc() after gc.collect(), always read in a fresh top-level exec: inside the
 exec that did the imports, stale references on the VM's Python stack keep ~40 KB of loader
-garbage alive, which inflated the figures before 2025-11; firmware/MEMORY.md):
+garbage alive for two more execs, which inflated the old figures; firmware/MEMORY.md):
   heap_after_import_bytes      the modules RESIDENT while the station runs, from .mpy files
                                compiled by mpy-cross, as deployed. The set is not a hand-kept
                                list: a station is booted in the VM (twstation.app.build with a
@@ -213,7 +213,8 @@ def _vm(mpy: bool) -> MicroPythonVM:
 
 def _heap(vm: MicroPythonVM) -> int:
     """gc.mem_alloc() after a collection, from a fresh top-level exec (see the module doc)."""
-    vm.exec("pass")
+    for _ in range(2):  # the last execs' code and frames are still referenced for a while
+        vm.exec("gc.collect()")
     return int(vm.exec("gc.collect()\nprint(gc.mem_alloc())").split()[-1])
 
 

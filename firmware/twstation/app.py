@@ -8,6 +8,7 @@
 from twproto.port import sleep_ms
 from twproto.mac import Mac
 from twstation import config as config_mod
+from twstation import forget
 from twstation.errors import DriverError, StationError
 
 LOOP_MS = 2  # pause between steps: the HX711 gives a sample every 100 ms, tags take ~10 ms
@@ -100,8 +101,10 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
                       warn_pct=cfg.journal_warn_pct, segments=JOURNAL_SEGMENTS)
     boot = config_mod.next_boot(root)
     link = Link(stream if stream is not None else UsbStream(), mac, clock, urandom)
-    return Station(devices, scale, journal, cfg, link, clock=clock, boot=boot, root=root,
-                   reboot=reboot)
+    st = Station(devices, scale, journal, cfg, link, clock=clock, boot=boot, root=root,
+                 reboot=reboot)
+    forget()  # the boot's validation code (twstation.COLD)
+    return st
 
 
 def loop(st, pause=sleep_ms, pause_ms=LOOP_MS):

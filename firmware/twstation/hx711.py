@@ -102,23 +102,23 @@ class HX711:
         worst = 0
         for _ in range(24):
             s = machine.disable_irq()
-            t = ticks_us()
+            t0 = ticks_us()
             sck(1)
             v = (v << 1) | dout()
             sck(0)
-            t = ticks_diff(ticks_us(), t)
+            high = ticks_diff(ticks_us(), t0)  # ticks are only ever compared via ticks_diff
             machine.enable_irq(s)
-            if t > worst:
-                worst = t
+            if high > worst:
+                worst = high
         for _ in range(self._pulses - 24):
             s = machine.disable_irq()
-            t = ticks_us()
+            t0 = ticks_us()
             sck(1)
             sck(0)
-            t = ticks_diff(ticks_us(), t)
+            high = ticks_diff(ticks_us(), t0)
             machine.enable_irq(s)
-            if t > worst:
-                worst = t
+            if high > worst:
+                worst = high
         self.last_high_us = worst
         return v
 

@@ -120,6 +120,8 @@ class Link:
         if r != FRAME:
             return None
         f = dec.frame
+        if f is None:  # FRAME always sets it; says so to the type checker
+            return None
         try:
             verify(f, self._mac, DIR_BRIDGE, self.nonce)
         except ProtocolError as e:

@@ -118,6 +118,7 @@ class MFRC522:
         self._tx = bytearray(16)
         self._rx = bytearray(64)
         self._mem = bytearray(_MEM_MAX)
+        self._mem_n = 0  # bytes of tag memory read into _mem
         self._uidbuf = bytearray(10)
         self._present = bytearray(10)
         self._present_n = 0

@@ -40,7 +40,7 @@ from twproto.port import const, ticks_add, ticks_diff
 from twproto import bodies as M
 from twproto import frame as F
 from twproto import rules as rules_mod
-from twstation import FIRMWARE_VERSION
+from twstation import FIRMWARE_VERSION, forget
 from twstation.errors import DriverError, StationError
 
 IDLE = const(0)
@@ -558,8 +558,11 @@ class Station:
             flags |= M.F_STABLE
         r.flags = flags
         r.step = cfg.step
-        r.tag_kind = self._tag[0]
-        r.tag = self._tag[1]
+        held = self._tag
+        if held is None:  # cannot happen: VALIDATE is only entered with a tag held
+            raise StationError("validate: no tag bound")
+        r.tag_kind = held[0]
+        r.tag = held[1]
         t = self.unix_time()
         r.time = t
         r.boot = self.boot
@@ -897,6 +900,7 @@ class Station:
         from twstation import commands
 
         st, val, detail = commands.execute(self, c[1], c[2], now)
+        forget()  # the command code (and a pushed rule set's validation) is not kept in the heap
         n = self._result(cmd_id, st, val, detail)
         self._last_res[0:n] = memoryview(self.link.tx)[0:n]
         self._last_res_n = n

@@ -1,0 +1,80 @@
+# Station settings: the field table of /station.json and its validation (ESPHome style: every
+# field is checked when the file is read, with a message naming it) and the canonical form its
+# config hash is taken over. Needed when the settings are read (boot) or changed (SET_CONFIG):
+# twstation.config imports it then, and the app forgets it afterwards, so it does not stay in the
+# station's heap. twstation.config re-exports FIELDS, DIVISIONS, READERS, check and canonical.
+from twstation.errors import ConfigError
+
+DIVISIONS = (1, 2, 5, 10, 20, 50, 100, 200)  # index = division code e in READING flags bits 0-2
+READERS = ("rfid", "qr", "both")
+
+# name: (kind, default or None if required, low, high). kind "i" int in [low, high],
+# "s" str with low..high characters, "c" one of the tuple in `low`. One table of mixed rows.
+FIELDS = {  # type: dict[str, tuple]
+    "device_id": ("i", None, 1, 0xFFFFFFFF),
+    "site": ("s", None, 1, 32),
+    "step": ("i", None, 0, 15),  # station role/step in the chain of custody (READING step_kind)
+    "operator": ("i", 0, 0, 0xFFFF),  # default operator ID until SET_OPERATOR
+    "division_g": ("c", 10, DIVISIONS, None),
+    "capacity_g": ("i", 60000, 1, 0x7FFFFF),  # Max: heavier is "out of range"
+    "empty_g": ("i", 200, 1, 0x7FFFFF),  # below this the platform counts as empty (bag removed)
+    "reader": ("c", "rfid", READERS, None),
+    "bind_ms": ("i", 5000, 200, 60000),  # window binding one stable weight and one tag read
+    "ack_ms": ("i", 5000, 100, 60000),  # resend deadline for an unacknowledged READING (SPEC 10)
+    "send_window": ("i", 4, 1, 8),  # readings in flight (sent, not yet acknowledged)
+    "live_ms": ("i", 250, 100, 10000),  # LIVE frames at most this often while the weight moves
+    "status_ms": ("i", 10000, 1000, 600000),  # STATUS heartbeat
+    "hello_ms": ("i", 2000, 200, 60000),  # HELLO repeated this often until WELCOME
+    "feedback_ms": ("i", 1500, 100, 10000),  # how long the verdict pattern is shown
+    "journal_capacity": ("i", 1000, 8, 100000),  # readings the journal holds
+    "journal_warn_pct": ("i", 90, 10, 99),  # fill level that raises the "nearly full" event
+}
+
+
+def check(d):
+    """Validate a settings dict; return a new dict with defaults filled in. Raises ConfigError
+    naming the first bad field. Unknown fields are refused (a typo must not pass silently)."""
+    if not isinstance(d, dict):
+        raise ConfigError("station.json: expected a JSON object")
+    for k in d:
+        if k not in FIELDS:
+            raise ConfigError("station.json: unknown field '" + str(k) + "'")
+    out = {}
+    for k in FIELDS:
+        kind, default, lo, hi = FIELDS[k]
+        if k not in d:
+            if default is None:
+                raise ConfigError("station.json: '" + k + "' is required")
+            out[k] = default
+            continue
+        v = d[k]
+        if kind == "i":
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+                raise ConfigError(
+                    "station.json: '" + k + "' must be an integer " + str(lo) + ".." + str(hi)
+                )
+        elif kind == "s":
+            if not isinstance(v, str) or len(v) < lo or len(v) > hi:
+                raise ConfigError(
+                    "station.json: '" + k + "' must be text of " + str(lo) + ".." + str(hi) + " characters"
+                )
+        elif v not in lo or isinstance(v, bool):
+            raise ConfigError("station.json: '" + k + "' must be one of " + str(list(lo)))
+        out[k] = v
+    if out["empty_g"] >= out["capacity_g"]:
+        raise ConfigError("station.json: 'empty_g' must be below 'capacity_g'")
+    return out
+
+
+def canonical(d):
+    """Canonical bytes of a flat settings dict (sorted keys, no spaces), same on both VMs."""
+    keys = sorted(d)
+    parts = []
+    for k in keys:
+        v = d[k]
+        parts.append('"' + k + '":' + (str(v) if isinstance(v, int) else _qstr(v)))
+    return ("{" + ",".join(parts) + "}").encode("utf-8")
+
+
+def _qstr(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
