@@ -2,8 +2,10 @@
 
 The queue is filled through the bridge's real ingest path with signed frames (a depot that was
 offline for weeks); the receiver runs as its own process (`tagweigh receiver`) and re-verifies
-every MAC. Figures: drain_records_per_s (goal >= 6,000), rss_mb of the uploading process, and
-duplicates (records the receiver saw twice; goal 0).
+every MAC. Figures: drain_records_per_s (goal >= 6,000), rss_mb of the uploading process,
+duplicates (records the receiver saw twice; goal 0), batch_ms_p50 (one batch's round trip: POST
+to answer), and the CPU each side spent per record (client_cpu_us, receiver_cpu_us), which say
+more than the rate when the machine is shared.
 
     python bench/drain.py [--records N] [--batch-size N]
 """
@@ -16,6 +18,7 @@ import os
 import resource
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +41,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_s(who: int) -> float:
+    use = resource.getrusage(who)
+    return use.ru_utime + use.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
@@ -58,15 +66,27 @@ def main() -> None:
                                 stdout=subprocess.PIPE, env=env, text=True)
         try:
             recv.stdout.readline()  # listening
-            up = Uploader(queue, HttpSink(f"http://127.0.0.1:{port}/v1/batches"), batch_size=args.batch_size,
-                          disk_warn_free_mb=0)
-            t = time.perf_counter()
+            sink = HttpSink(f"http://127.0.0.1:{port}/v1/batches")
+            round_trips = []
+            deliver = sink.deliver
+
+            def timed(rows, prepared):
+                t0 = time.perf_counter()
+                try:
+                    return deliver(rows, prepared)
+                finally:
+                    round_trips.append(time.perf_counter() - t0)
+
+            sink.deliver = timed  # type: ignore[method-assign]
+            up = Uploader(queue, sink, batch_size=args.batch_size, disk_warn_free_mb=0)
+            cpu0, t = cpu_s(resource.RUSAGE_SELF), time.perf_counter()
             report = up.run_once(force=True)["http"]
-            elapsed = time.perf_counter() - t
+            elapsed, client_cpu = time.perf_counter() - t, cpu_s(resource.RUSAGE_SELF) - cpu0
             up.close()
         finally:
             recv.terminate()
             recv.wait(30)
+        receiver_cpu = cpu_s(resource.RUSAGE_CHILDREN)  # the receiver is our only child
         db = sqlite3.connect(root / "receiver.sqlite3")
         stored = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
         duplicates = sum(1 for (resp,) in db.execute("SELECT response FROM batches")
@@ -79,7 +99,9 @@ def main() -> None:
         sys.exit(1)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{stored} records in {elapsed:.2f} s, {report['batches']} batches of {args.batch_size}", file=sys.stderr)
-    print(f"drain_records_per_s={stored / elapsed:.0f} rss_mb={rss_mb:.0f} duplicates={duplicates}")
+    print(f"drain_records_per_s={stored / elapsed:.0f} rss_mb={rss_mb:.0f} duplicates={duplicates} "
+          f"batch_ms_p50={statistics.median(round_trips) * 1000:.1f} "
+          f"client_cpu_us={client_cpu / stored * 1e6:.0f} receiver_cpu_us={receiver_cpu / stored * 1e6:.0f}")
 
 
 if __name__ == "__main__":
