@@ -428,8 +428,14 @@ class Rig:
             return q.unknown_devices()
 
     def wait_readings(self, device_id: int, n: int, timeout: float) -> list[dict]:
-        return self.wait(lambda: (lambda rows: rows if len(rows) >= n else None)(self.readings(device_id)),
-                         timeout, f"{n} readings of device {device_id} (have {len(self.readings(device_id))})")
+        try:
+            return self.wait(lambda: (lambda rows: rows if len(rows) >= n else None)(self.readings(device_id)),
+                             timeout, f"{n} readings of device {device_id}")
+        except Timeout as exc:  # say whether the bridge stored them (stale read) or never got them
+            seen = self.bridge.counters() if self.bridge is not None else {}
+            raise Timeout(f"{exc}: the queue shows {len(self.readings(device_id))}; the bridge counted "
+                          f"{seen.get('readings', '?')} received, {seen.get('readings_stored', '?')} stored "
+                          f"(all devices)") from None
 
     def key(self, device_id: int) -> bytes:
         k = KeyRegistry(self.keys_path).get(device_id)
