@@ -176,6 +176,7 @@ class Station:
         self._bg = 0
         self._scan_bad = 0
         self._live_net = None
+        self._live_flags = 0
         self._status_at = now
         self._sample_at = now
         self._hx_fault = False
@@ -870,15 +871,19 @@ class Station:
             self._send_event(code, sev, detail, up)
 
     def _live(self, now):
-        """LIVE frames at most every live_ms, only while the weight changes."""
+        """LIVE frames at most every live_ms, only when the weight changed by a division or a
+        flag changed (a bag that settles without its weight moving must stop showing
+        "moving" on the operator page)."""
         if not self.session or ticks_diff(now, self._live_at) < 0:
             return
         net = self.scale.net_g
-        if self._live_net is not None and abs(net - self._live_net) < self.config.division_g:
+        flags = self.scale.reading_flags()
+        if self._live_net is not None and abs(net - self._live_net) < self.config.division_g \
+                and flags == self._live_flags:
             return
         self._live_net = net
+        self._live_flags = flags
         self._live_at = self._after(now, self.config.live_ms)
-        flags = self.scale.reading_flags()
         ts = M.TS_READ if self._tag is not None else M.TS_NONE
         tare = self.scale.tare_g
         n = M.pack_live(self.link.tx, F.BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,

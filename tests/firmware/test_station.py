@@ -236,6 +236,23 @@ def test_tag_first_window_starts_when_the_bag_lands(rig):
     assert rd.tag == UID7 and rd.stable and abs(rd.net_g - 26_000) <= 10
 
 
+def test_live_frame_follows_the_stable_flag_when_the_weight_does_not_move(rig):
+    # A bag put down gently: its weight reaches its final value (a LIVE says so, "moving")
+    # before the scale declares it stable. The operator page must still get a LIVE saying
+    # "stable" although the weight did not change by a division since.
+    r = rig(settings={"live_ms": 100})  # one LIVE per HX711 sample at most
+    r.connect()
+    assert r.until(lambda: r.st.scale.stable, 3000)
+    r.cell.place(25_000, r.t)
+    assert r.until(lambda: not r.st.scale.stable, 1000)
+    assert r.until(lambda: r.st.scale.stable, 5000)
+    r.run(2 * r.st.config.live_ms)
+    live = r.bridge.of(F.T_LIVE)[-1]
+    assert abs(live.net_g - r.st.scale.net_g) < r.st.config.division_g
+    assert live.flags & M.F_STABLE
+    assert [m.flags & M.F_STABLE for m in r.bridge.of(F.T_LIVE)].count(0) >= 1  # moving shown
+
+
 def test_power_cut_between_journal_append_and_send_resends_after_reboot(rig):
     r = rig()
     r.connect()
