@@ -184,7 +184,6 @@ def main(argv=None):
               f"{r['unsettled']}, false stable {r['false']}, max error {r['max_err']:.2f} e | "
               f"baseline median {r['b_settle']:.3f} s, false {r['b_false']}, first-average "
               f"max error {r['b_max']:.1f} e")
-    print(f"seed={a.seed}")
     print(
         f"settle_s_80sps={r80['settle']:.3f} settle_s_10sps={r10['settle']:.3f} "
         f"max_error_e={max(r80['max_err'], r10['max_err']):.2f} "
@@ -192,7 +191,7 @@ def main(argv=None):
         f"baseline_settle_s_80sps={r80['b_settle']:.3f} "
         f"baseline_settle_s_10sps={r10['b_settle']:.3f} "
         f"baseline_false_stable={r80['b_false'] + r10['b_false']} "
-        f"baseline_max_error_e={max(r80['b_max'], r10['b_max']):.1f} placements={len(places)}"
+        f"baseline_max_error_e={max(r80['b_max'], r10['b_max']):.1f} placements={len(places)} seed={a.seed}"
     )
 
 

@@ -2,28 +2,44 @@
 # trade scales (OIML R 76 ideas): stability gate, bounded zero tracking, zero setting, tare,
 # overload/underload, no tare and no silent re-zero at boot.
 #
-# Filter (integers only, zero allocation per sample, windows in samples fixed at construction):
-#   1. Motion window: the last M samples (200 ms, at least 3). Motion = their peak-to-peak > band
-#      (1 e).
-#      Peak-to-peak, not a standard deviation or a slope: a swinging bag is a sine, and a sine
-#      shows its full amplitude in p-p within half a period, whatever its phase.
-#   2. Hold: the window must stay quiet for H more samples (80 ms) before "stable". A slow swing
-#      looks flat for a moment at each turning point (a 200 ms slice of a 1.5 Hz sine at its peak
-#      varies by only 0.41 x its amplitude); it cannot stay flat for M + H samples, because past
-#      the turning point it moves again. When quiet is broken by motion again before or after
-#      "stable" (a slow swing turning round), the hold doubles, up to 400 ms, for this load; the
-#      next large movement (a new bag) resets it. So well-damped placements settle fast and a bag
-#      still swinging is not called stable at a turning point.
-#   3. Average: on the first quiet window the average restarts from that window's M samples and
-#      then grows to L samples (~500 ms) while quiet. Any motion drops it: the reported value never
-#      mixes samples from before and after a movement, which is what fools a plain average of N
-#      reads (a swinging bag averages to a biased value, and an average that straddles the moment
-#      the bag landed is simply wrong).
-#   4. Drift guard: if the window's mean leaves the running average by more than half the band,
-#      the average restarts (a slow creep or lean never bends an old average into a new weight).
+# Filter (integers only, zero allocation per sample, fixed rings; lengths in samples per rate,
+# _TUNED: 80 SPS k=8, m=10, h=4, band 0.5 e; 10 SPS k=1, m=3, h=1, band 1 e):
+#   0. Prefilter: the sum of the last k samples (a k-sample moving average, kept as a sum). At
+#      80 SPS one sample's noise is ~1.3 g rms (55 counts), so the p-p of 16 raw samples is ~4-8
+#      g: most of a 10 g band. The 8-sample mean cuts that by sqrt(8) and nulls 10/20/30 Hz (the
+#      platform's ringing) and lets the band shrink to 0.5 e, which is what catches a load
+#      still creeping in or rocking a few grams. At 10 SPS a sample already spans 100 ms of the
+#      HX711's filter: no prefilter.
+#   1. Motion window: the last m prefilter sums (80 SPS: 10, i.e. 17 raw samples, 210 ms).
+#      Motion = their peak-to-peak > band. Peak-to-peak, not a standard deviation or a slope: a
+#      swinging bag is a sine, and a sine shows its full amplitude in p-p within half a period,
+#      whatever its phase. (A least-squares slope test on the same window was measured and
+#      bought nothing the p-p and the hold do not already give.)
+#   2. Hold: the window must stay quiet for h more samples before "stable". A slow swing
+#      looks flat for a moment at each turning point; it cannot stay flat for the window + hold,
+#      because past the turning point it moves again. When quiet is broken by motion again before
+#      or after "stable" (a slow swing turning round), the hold doubles, up to 400 ms, for this
+#      load; the next large movement (8 bands: a new bag) resets it. So well-damped placements
+#      settle fast and a bag still swinging is not called stable at a turning point.
+#   3. Average: on the first quiet window the average restarts from the newest k samples (the
+#      window's m when there is no prefilter: older samples may still carry the end of the
+#      movement) and then grows to L samples (~500 ms) while quiet. Any motion drops it: the
+#      reported value never mixes samples from before and after a movement, which is what
+#      fools a plain average of N reads.
+#   4. Drift guard: if the window's mean leaves the running average by more than half a
+#      division, the average restarts (a slow creep or lean never bends an old average into a new
+#      weight).
 #   5. Long average: every sample since the load stopped moving (minutes if need be), kept as
-#      small deviations from the first quiet window's mean. zero(), cal_zero(), cal_span() and
-#      check() use it: the longer the technician waits, the better the calibration.
+#      small deviations from the restart's mean. zero(), cal_zero(), cal_span() and check() use
+#      it: the longer the technician waits, the better the calibration.
+# Why these numbers (bench/settle.py, 240 modelled placements, 4 independent seed sets): what
+# binds is not noise but the rocking bag's turning points (2..2.5 Hz, damping 0.3): at a turning
+# point 5..15 g off, a flat window shorter than ~0.25 s (prefilter + window + hold) reports a
+# weight more than 1 e off. 8/10/4 at 0.5 e settles in a median 0.64..0.66 s with no false
+# stable and errors <= 0.96 e on every set; shorter spans (8/8/4 at 0.7 e: 0.59..0.61 s) give
+# 1.2..1.3 e errors on sets they were not tuned on. The 0.37..0.39 s the load itself needs to
+# come within 1 e is a floor no causal test reaches: a turning point and an arrival look the same
+# until the load turns back.
 # The HX711's own digital filter (sinc, settles in 4 conversions) already removes mains hum and
 # the fast ringing of the platform; this engine only decides when the load has stopped moving.
 #
@@ -57,9 +73,14 @@ BOOT_PENDING = const(3)  # not stable yet
 _OVER_E = const(9)  # no weight shown above Max + 9 e
 _UNDER_E = const(20)  # underload below -20 e
 _ZERO_RANGE_PCT = const(2)  # zero setting and tracking: +-2 % of Max around the calibration zero
-_MAX_WINDOW = const(160)
+_MAX_WINDOW = const(160)  # ring size cap: keeps sums of 24-bit counts inside a small int
+_MAX_PRE_WINDOW = const(120)  # prefilter x motion window: the window sum of 24-bit counts, too
+# Per-rate tuning, in samples: (prefilter k, motion window m, hold h, band in tenths of e).
+# Measured with bench/settle.py on the modelled cell (see the header); other rates fall back to
+# 200 ms / 80 ms / 1 e without a prefilter.
+_TUNED = {10: (1, 3, 1, 10), 80: (8, 10, 4, 5)}
 _LONG_MAX = const(20000)  # samples in the long average (4 min at 80 SPS): its sum stays small
-_NOMINAL_COUNTS_PER_G = const(43)  # 100 kg 2 mV/V cell, HX711 gain 128 (see tagweigh.hw.loadcell)  # ring size cap: keeps sums of 24-bit counts inside a small int
+_NOMINAL_COUNTS_PER_G = const(43)  # 100 kg 2 mV/V cell, HX711 gain 128 (see tagweigh.hw.loadcell)
 
 # READING flags bits (SPEC.md)
 F_STABLE = const(0x08)
@@ -84,21 +105,29 @@ class Scale:
     back, and falls back on the next large movement. calibrated=False marks a stand-in
     calibration (calib.nominal()) until cal_span() succeeds."""
 
-    def __init__(self, cal, sps=10, zero=None, store=None, motion_ms=200, hold_ms=80,
-                 avg_ms=500, band_e10=10, hold_max_ms=400, calibrated=True):
+    def __init__(self, cal, sps=10, zero=None, store=None, motion_ms=None, hold_ms=None,
+                 avg_ms=500, band_e10=None, hold_max_ms=400, calibrated=True, pre_ms=None):
         if sps < 1 or sps > 320:
             raise CalibrationError("scale: sps must be 1..320")
-        m = _samples(motion_ms, sps, 3)
+        t = _TUNED.get(sps)
+        if t is None:
+            t = (1, _samples(200, sps, 3), _samples(80, sps, 0), 10)
+        k = t[0] if pre_ms is None else _samples(pre_ms, sps, 1)
+        m = t[1] if motion_ms is None else _samples(motion_ms, sps, 3)
+        self._k_pre = k
         self._m = m
-        self._h = _samples(hold_ms, sps, 0)
+        self._h = t[2] if hold_ms is None else _samples(hold_ms, sps, 0)
         self._hmax = _samples(hold_max_ms, sps, self._h)
         n = _samples(avg_ms, sps, m)
-        if n > _MAX_WINDOW:
+        if n <= k:
+            n = k + 1  # the prefilter reads the sample k back from the ring
+        if n > _MAX_WINDOW or k * m > _MAX_PRE_WINDOW:
             raise CalibrationError("scale: averaging window too long for this rate")
         self._len = n
         self._ring = array("i", bytes(4 * n))
+        self._fring = array("i", bytes(4 * m))  # the motion window: prefilter sums (k samples each)
         self.sps = sps
-        self._band_e10 = band_e10
+        self._band_e10 = t[3] if band_e10 is None else band_e10
         self.store = store
         self.tare_g = 0
         self.preset_tare = False
@@ -119,7 +148,8 @@ class Scale:
             # a stand-in calibration may be far off: judge motion with the nominal sensitivity
             # of a 100 kg 2 mV/V cell so that cal_zero/cal_span can see a stable load
             ec = cal.e_g * _NOMINAL_COUNTS_PER_G
-        self._band = (ec * self._band_e10 + 5) // 10
+        self._band = (ec * self._band_e10 + 5) // 10 * self._k_pre  # in prefilter sums
+        self._drift = ec >> 1  # the drift guard's limit: half a division
         self._sgn = 1 if (cal.num > 0) == (cal.den > 0) else -1
         cap_c = cal.capacity_g * ec // cal.e_g
         self._over = cap_c + _OVER_E * ec  # load counts (sign-corrected, from zero)
@@ -133,6 +163,9 @@ class Scale:
         """Forget all samples (after a calibration change or a driver restart)."""
         self._n = 0  # samples in the ring (capped at its length)
         self._i = 0  # next write position
+        self._fsum = 0  # sum of the last k samples (the prefilter)
+        self._fn = 0  # prefilter sums in the motion window (capped at m)
+        self._fi = 0  # next write position in the motion window
         self._k = 0  # samples in the running average (0 = no valid average: motion)
         self._sum = 0
         self._lk = 0  # the long average: every quiet sample since the last motion (calibration)
@@ -163,8 +196,16 @@ class Scale:
         ring = self._ring
         n = self._len
         i = self._i
+        k = self._k_pre
         old = ring[i]  # the sample leaving the L-sample average window
         ring[i] = raw
+        fs = self._fsum + raw
+        if self._n >= k:  # drop the sample leaving the prefilter
+            j = i - k
+            if j < 0:
+                j += n
+            fs -= ring[j]
+        self._fsum = fs
         i += 1
         if i == n:
             i = 0
@@ -172,27 +213,33 @@ class Scale:
         self.samples += 1
         if self._n < n:
             self._n += 1
-        m = self._m
-        if self._n < m:
+        if self._n < k:
             self.motion = True
             self.stable = False
             return
-        # peak-to-peak and sum of the last m samples
-        j = i - m
-        if j < 0:
-            j += n
-        lo = hi = raw
+        m = self._m
+        fr = self._fring
+        fi = self._fi
+        fr[fi] = fs
+        fi += 1
+        if fi == m:
+            fi = 0
+        self._fi = fi
+        if self._fn < m:
+            self._fn += 1
+            if self._fn < m:
+                self.motion = True
+                self.stable = False
+                return
+        # peak-to-peak and sum of the m prefilter sums in the motion window (order is irrelevant)
+        lo = hi = fs
         ws = 0
-        for _ in range(m):
-            v = ring[j]
+        for v in fr:
             ws += v
             if v < lo:
                 lo = v
             elif v > hi:
                 hi = v
-            j += 1
-            if j == n:
-                j = 0
         self._wsum = ws
         pp = hi - lo
         if pp > self._band:
@@ -209,12 +256,12 @@ class Scale:
             self._track = 0
         else:
             self.motion = False
-            k = self._k
-            if k == 0:
-                self._restart(ws, m)
+            c = self._k
+            if c == 0:
+                self._restart()
             else:
-                if k < n:
-                    self._k = k + 1
+                if c < n:
+                    self._k = c + 1
                     self._sum += raw
                 else:
                     self._sum += raw - old
@@ -222,9 +269,9 @@ class Scale:
                     self._lk += 1
                     self._lsum += raw - self._lbase
                 # drift guard: window mean vs running average
-                d = ws // m - self._sum // self._k
-                if d > self._band >> 1 or -d > self._band >> 1:
-                    self._restart(ws, m)
+                d = ws // (m * k) - self._sum // self._k
+                if d > self._drift or -d > self._drift:
+                    self._restart()
                     self._quiet = 0
             self._quiet += 1
         load = (self._mean_now() - self.zero_counts) * self._sgn
@@ -237,20 +284,34 @@ class Scale:
         else:
             self._track = 0
 
-    def _restart(self, ws, m):
-        # the average restarts from the quiet window; so does the long one (kept as deviations
-        # from the window mean so that its sum stays a small int however long it runs)
-        self._k = m
-        self._sum = ws
-        b = ws // m
+    def _restart(self):
+        # the average restarts from the newest r samples: the prefilter's k when there is one
+        # (older samples of the window may still carry the end of the movement), else the
+        # window's m. The long one restarts too, kept as deviations from their mean so that
+        # its sum stays a small int however long it runs.
+        r = self._k_pre
+        if r == 1:
+            r = self._m
+        ring = self._ring
+        n = self._len
+        j = self._i
+        s = 0
+        for _ in range(r):
+            j -= 1
+            if j < 0:
+                j = n - 1
+            s += ring[j]
+        self._k = r
+        self._sum = s
+        b = s // r
         self._lbase = b
-        self._lsum = ws - m * b
-        self._lk = m
+        self._lsum = s - r * b
+        self._lk = r
 
     def _mean_now(self):
         if self._k:
             return self._sum // self._k
-        return self._wsum // self._m
+        return self._wsum // (self._m * self._k_pre)
 
     def _zero_track(self, load):
         half = self._ec >> 1
@@ -280,7 +341,7 @@ class Scale:
     def _sum_k(self):
         if self._k:
             return self._sum, self._k
-        return self._wsum, self._m
+        return self._wsum, self._m * self._k_pre
 
     def _long_sum_k(self):
         """Sum and count of every sample since the load stopped moving (up to _LONG_MAX): the
@@ -347,7 +408,7 @@ class Scale:
 
     def _gate(self):
         if not self.stable:
-            return E_MOTION if self._n >= self._m else E_NOT_READY
+            return E_MOTION if self._fn >= self._m else E_NOT_READY
         if self.overload or self.underload:
             return E_OVERLOAD
         return OK
@@ -433,7 +494,7 @@ class Scale:
         """Step 1 of a calibration: capture the empty scale (stable; every sample since it stopped
         moving is averaged, so wait a few seconds). Returns a status code."""
         if not self.stable:
-            return E_MOTION if self._n >= self._m else E_NOT_READY
+            return E_MOTION if self._fn >= self._m else E_NOT_READY
         self._cal_zero_c = self._long_sum_k()
         return OK
 

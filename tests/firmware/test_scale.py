@@ -117,3 +117,24 @@ def test_vm_scale_module_runs_under_cpython_with_the_fake_machine():
     import vm_scale
 
     vm_scale.test_step_settles_and_rounds_to_e()
+
+
+def test_bench_placements_on_fresh_seeds_are_never_falsely_stable():
+    # the settle bench's placement model (bench/settle.py) on seeds the tuning never saw:
+    # nothing stable while the load moves, every stable reading within 1 e, at both rates
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "settle.py"
+    spec = importlib.util.spec_from_file_location("settle_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    places = bench.placements(4242, 24)
+    for sps, seed in ((80, 61), (10, 62)):
+        cal = bench.calibrate(sps, seed)
+        settled = 0
+        for k, p in enumerate(places):
+            settle, false_st, max_err, *_ = bench.run_one(sps, cal, p, seed * 1000 + k)
+            assert false_st == 0 and max_err <= 1.0, (sps, k, false_st, max_err)
+            settled += settle is not None
+        assert settled >= 18, (sps, settled)  # all but bags still swinging (1 in 8)

@@ -63,12 +63,41 @@ def test_step_settles_and_rounds_to_e():
         if sc.stable:
             break
         assert n < 80
-    # 200 ms window + 80 ms hold at 80 SPS: stable after 16 + 6 + 1 quiet samples
-    assert n <= 24, n
+    # 80 SPS: 8-sample prefilter, 10-sample window, quiet for more than the hold of 4:
+    # stable after 8 + 10 - 1 + 4 samples
+    assert n == 21, n
     assert sc.gross_g == 25000 and sc.net_g == 25000
     assert sc.gross_g % 10 == 0
     assert not sc.center_zero
     assert sc.reading_flags() == 3 | S.F_STABLE  # e = 10 g is division code 3
+
+
+def test_prefilter_lets_a_quiet_load_through_a_tight_band():
+    # 80 SPS: the band is 0.5 e on 8-sample means. Noise of +-0.47 e per sample (uniform) puts
+    # the raw p-p over 10 samples near 1 e, twice the band, but the prefilter cuts it below the
+    # band: the load is found stable. The 10 SPS engine (no prefilter, 1 e band on single
+    # samples) keeps its 4-sample settle.
+    sc = S.Scale(_cal(), sps=80)
+    g = Gen(noise=200)
+    feed(sc, g, 12000, 160)
+    seen = 0
+    for _ in range(160):
+        sc.add_sample(g.counts(12000))
+        seen += sc.stable
+        if sc.stable:
+            assert sc.gross_g == 12000
+    assert seen > 80, seen
+    raw = S.Scale(_cal(), sps=80, pre_ms=10)  # the same band without the prefilter
+    feed(raw, g, 12000, 320)
+    assert not raw.stable and raw.tare() == S.E_MOTION
+    sc = S.Scale(_cal(), sps=10)
+    g = Gen()
+    feed(sc, g, 0, 10)
+    n = 0
+    while not sc.stable or n == 0:
+        sc.add_sample(g.counts(5000))
+        n += 1
+    assert n == 4 and sc.gross_g == 5000  # window 3 + hold 1
 
 
 def test_nothing_before_the_window_is_full():
