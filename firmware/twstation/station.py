@@ -308,8 +308,14 @@ class Station:
             self._hx_fault = False
         elif not self._hx_fault and ticks_diff(now, self._sample_at) > SAMPLE_MS:
             self._hx_stall(now)
-        if not self._zero_checked and self._sample_at == now:
-            self._boot_zero()
+        if self._sample_at == now:
+            if not self._zero_checked:
+                self._boot_zero()
+            elif self._zero_out and self.scale.stable and self.scale.boot_check() == 0:
+                # BOOT_OK: the empty platform is back at its stored zero, so what was out of
+                # range at boot was a load lying on it (a bag left there through a power cut),
+                # not drift. The event stays on record; the flag clears. Real drift never does.
+                self._zero_out = False
         over = self._out_of_range()
         if over and not self._over:
             net = self.scale.net_g
