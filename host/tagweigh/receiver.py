@@ -332,6 +332,9 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive. Subclass and override `handle_batch` etc. to inject faults."""
 
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: the headers and the body of an answer are two writes; with Nagle's algorithm
+    # the body waits for the client's (delayed, up to 40 ms) ACK of the headers, on every batch.
+    disable_nagle_algorithm = True
     server: "ReceiverServer"
 
     def log_message(self, *args: Any) -> None:  # quiet by default; the CLI turns it on

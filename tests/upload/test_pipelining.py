@@ -3,6 +3,7 @@ in which order, or when a batch is marked (real queue, real receiver over loopba
 
 from __future__ import annotations
 
+import socket
 import threading
 
 from tagweigh.receiver import ReceiverHandler
@@ -90,3 +91,19 @@ def test_pending_upload_after_id_leaves_the_low_water_mark_alone(depot):
     assert [r["id"] for r in q.pending_upload("http", 3)] == [4, 5, 6]
     assert [r["id"] for r in q.pending_upload("http", 3, after_id=4)] == [5, 6, 7]
     assert q.pending_upload("http", 3, after_id=12) == []
+
+
+def test_receiver_answers_with_nagle_off(depot, receiver):
+    """An answer is two writes (headers, body); with Nagle's algorithm on, the body would wait for
+    the client's delayed ACK of the headers (~40 ms per batch on Linux)."""
+    depot.fill(devices=1, per_device=3)
+    nodelay: list[int] = []
+
+    class Records(ReceiverHandler):
+        def handle_batch(self, doc):
+            nodelay.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            return super().handle_batch(doc)
+
+    receiver.start(handler=Records)
+    assert Uploader(depot.queue, HttpSink(receiver.url), disk_warn_free_mb=0).run_once()["http"]["uploaded"] == 3
+    assert len(nodelay) == 1 and nodelay[0] != 0
