@@ -304,9 +304,15 @@ class EpcisSink(Sink):
             "\n".join(e["eventID"] for e in events).encode()).hexdigest()[:40]
         return key, gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), 5, mtime=0)
 
+    def prepare(self, rows: list[dict[str, Any]]) -> tuple[str, bytes]:
+        return self.encode(rows)  # the uploader builds the next document while one is in flight
+
     def send(self, rows: list[dict[str, Any]]) -> list[Result]:
+        return self.deliver(rows, self.encode(rows))
+
+    def deliver(self, rows: list[dict[str, Any]], prepared: tuple[str, bytes]) -> list[Result]:
         httpx = self._http._httpx
-        key, body = self.encode(rows)
+        key, body = prepared
         headers = {"Idempotency-Key": key, "Content-Type": "application/ld+json",
                    "GS1-EPCIS-Version": "2.0.0", "GS1-CBV-Version": "2.0.0"}
         try:

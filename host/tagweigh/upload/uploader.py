@@ -10,6 +10,10 @@ Whole-batch failures write nothing to the queue (no wear on a depot's SD card wh
 down for days); they only move the sink's next attempt: exponential backoff with jitter, or the
 backend's Retry-After. The same `Uploader` runs inside the bridge (`run(stop)` on a thread) and
 in `tagweigh upload --once` (`run_once()`).
+
+Throughput: while a batch is in flight, a helper thread reads the next one from the queue and
+builds its body (`Sink.prepare`: records, JSON, gzip), so the bridge's work overlaps the round
+trip instead of adding to it. Only one request is ever outstanding and marking is unchanged.
 """
 
 from __future__ import annotations
