@@ -59,7 +59,12 @@ def _is_tls_error(exc: BaseException) -> bool:
 
 
 class HttpSink(Sink):
-    """POSTs batches with httpx. `name` is the queue sink name ("http" unless several)."""
+    """POSTs batches with httpx. `name` is the queue sink name ("http" unless several).
+
+    gzip_level 5: measured on 1,000 records (911 KB of JSON), level 1 takes 2.8 ms for 74.7 KB,
+    level 5 5.4 ms for 62.6 KB, level 9 21 ms for 60.4 KB. Level 1 saves 2.6 us of CPU per record
+    but sends 12 more bytes, which costs more time below ~35 Mbit/s (a depot's uplink) and more
+    metered data; and compression runs while the previous batch is in flight."""
 
     def __init__(self, url: str, *, token: str | None = None, ca_bundle: str | Path | None = None,
                  verify_tls: bool = True, timeout_s: float = 30.0, connect_timeout_s: float = 10.0,
