@@ -9,7 +9,11 @@ States (one session per link; a new HELLO restarts the session at any time)::
                  silently). Any other frame -> NACK no_session.
     ONLINE       READING: MAC check with the device key -> decode -> committer (rules, group
                  commit) -> ACK with the bridge's verdict, sent only after the commit is durable.
-                 The backlog the station replays after WELCOME is just readings.
+                 The backlog the station replays after WELCOME is just readings. A reading
+                 that overtook a predecessor the station still holds is answered NACK
+                 out_of_order and sent again, in order (SPEC 10). A READING whose MAC fails
+                 (altered on the line) -> NACK bad_mac, then NACK no_session: the station
+                 starts a new session and sends the genuine reading again -> AWAIT_HELLO.
                  STATUS / LIVE / EVENT: kept for status; tamper and errors raise alerts.
                  RESULT: answers to COMMANDs (rule-set push).
     CLOSED       the link was lost (unplugged, station rebooting); the bridge reopens the port.
@@ -31,7 +35,7 @@ from twproto import messages as M
 from twproto.errors import MacError, MessageError, ProtocolError
 from twproto.mac import DIR_BRIDGE, DIR_STATION, Mac
 
-from tagweigh.ingest import Ingestor, Item, Op
+from tagweigh.ingest import NACK_RESULT_OUT_OF_ORDER, Ingestor, Item, Op
 from tagweigh.keys import KeyRegistry, device_name
 from tagweigh.link import Link, LinkLost
 from tagweigh.queue import QueueError
@@ -50,6 +54,7 @@ READ_TIMEOUT_S = 0.05  # short reads so stop requests are seen quickly
 IDLE_ABANDON_S = 0.1  # SPEC 3 "Idle line": a partial frame with no input this long is abandoned
 COMMAND_RETRY_S = 2.0  # SPEC 9: retry a COMMAND without RESULT after 2 s, at most 3 times
 COMMAND_TRIES = 4
+BAD_MAC_RESTARTS = 3  # SPEC 10: sessions ended for bad MACs on one seq before the bridge lets it be
 ACK_MAX = M.ACK_MAX
 _CHUNK = F.MAX_BODY - 7  # RULESET_CHUNK payload per COMMAND
 
@@ -100,9 +105,15 @@ class Session:
         self.counters = {
             "frames": 0, "readings": 0, "acks_sent": 0, "nacks_sent": 0, "bad_mac": 0,
             "malformed": 0, "unknown_device": 0, "no_session": 0, "hellos": 0, "events": 0,
-            "wrong_direction": 0, "window_exceeded": 0, "abandoned": 0,
+            "wrong_direction": 0, "window_exceeded": 0, "abandoned": 0, "out_of_order": 0,
+            "sessions_ended": 0,
         }
         self._inflight = 0  # readings submitted and not yet answered (bounded by window)
+        # seqs refused in this session (bad MAC, malformed): the station does not send them again
+        # before its next session, so the ingestor does not wait for them (SPEC 10)
+        self.refused: set[int] = set()
+        self._restarts: dict[tuple[str, int], int] = {}  # (device, seq) -> sessions ended for it
+        self._ended = False  # this bridge ended the session (bad MAC): no nonce, the key is kept
         self._flock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -209,7 +220,7 @@ class Session:
         if t not in F.STATION_TYPES:  # SPEC 4: a reflected/looped-back frame; drop silently
             self.counters["wrong_direction"] += 1
             return
-        if self.state != ONLINE:
+        if self.state != ONLINE and not (self._ended and t in (F.T_EVENT, F.T_STATUS)):
             self.counters["no_session"] += 1
             seq = int.from_bytes(raw[3:7], "little") if t == F.T_READING and raw[1] >= 4 else 0
             self._send_nack(t, seq, M.NACK_NO_SESSION)
@@ -286,6 +297,8 @@ class Session:
         self._mac = mac
         self._nonce = bytes(hello.nonce)
         self._cmd_id = 0
+        self.refused = set()
+        self._ended = False
         self.state = ONLINE
         rs = self.ruleset
         update = rs is not None and hello.ruleset_id != rs.id
@@ -311,6 +324,7 @@ class Session:
             self.state = AWAIT_HELLO
             self._mac = None
             self._nonce = None
+        self._ended = False
 
     def _hello_op(self, dev: str, hello: M.Hello, raw: bytes, now: float, info: dict) -> Callable:
         port = self.port
@@ -383,6 +397,37 @@ class Session:
             {"what": "MAC does not verify with the registered key (forged or altered)",
              "type": F.TYPE_NAMES.get(t, t)}, raw, now)))
         self._send_nack(t, ref, M.NACK_BAD_MAC)
+        if t == F.T_READING and self.state == ONLINE and seq:
+            self._refused_reading(seq)
+
+    def _refused_reading(self, seq: int) -> None:
+        """SPEC 10: after NACK bad_mac the station stops sending `seq` for the rest of the
+        session. The genuine reading is most likely still in its journal (the frame was altered
+        on the line), so end the session (NACK no_session): the station says HELLO again and
+        resends from its oldest unacknowledged reading, this one included. At most
+        BAD_MAC_RESTARTS times per reading, so a reading whose MAC keeps failing cannot keep the
+        link restarting; after that it is left for the station's next session and the readings
+        after it are not held back for it."""
+        key = (self.device_id or "", seq)
+        n = self._restarts.get(key, 0)
+        if n >= BAD_MAC_RESTARTS:
+            self.refused.add(seq)
+            return
+        if len(self._restarts) >= 64:
+            self._restarts.clear()
+        self._restarts[key] = n + 1
+        self.counters["sessions_ended"] += 1
+        log.info("session of %s on %s ended after a bad MAC on seq %d: the station sends it again "
+                 "in a new session", self.device_id, self.port, seq,
+                 extra={"event": "session_ended", "device": self.device_id, "port": self.port, "seq": seq})
+        # Nothing more goes out under this session's nonce (ACKs of readings still being
+        # committed are dropped; the station resends them and they are answered as duplicates).
+        # The key stays: station frames carry no nonce, so the tamper EVENT the station raises
+        # for the NACK bad_mac still verifies and is recorded (see _other).
+        self.state = AWAIT_HELLO
+        self._nonce = None
+        self._ended = True
+        self._send_nack(F.T_READING, seq, M.NACK_NO_SESSION)
 
     def _malformed(self, raw: bytes, exc: Exception, now: float, ref: int | None = None,
                    dev: str | None = None) -> None:
@@ -398,6 +443,8 @@ class Session:
             "malformed", dev, seq or None, port, {"type": F.TYPE_NAMES.get(t, t), "error": str(code)},
             raw, now)))
         self._send_nack(t, ref, M.NACK_MALFORMED)
+        if t == F.T_READING and seq and self.state == ONLINE:
+            self.refused.add(seq)  # the station skips it for the rest of the session (SPEC 10)
 
     def _event(self, ev: M.Event, raw: bytes, now: float) -> None:
         self.counters["events"] += 1
@@ -443,7 +490,7 @@ class Session:
         out = bytearray()
         acks: list[tuple[int, int]] = []
         mac, nonce = self._mac, self._nonce
-        if mac is None:
+        if mac is None or nonce is None:
             return  # session ended meanwhile: the station resends in its next session
         buf = self._wbuf
         nacks = 0
@@ -457,6 +504,8 @@ class Session:
                         acks = []
                 else:
                     nacks += 1
+                    if res == NACK_RESULT_OUT_OF_ORDER:
+                        self.counters["out_of_order"] += 1
                     n = M.encode_message(buf, M.Nack(ref_type=F.T_READING, ref_seq=seq, reason=-res))
                     out += buf[:n]
             if acks:

@@ -42,8 +42,12 @@ STEP_NAMES = ("none", "mine_tagging", "depot_receiving", "depot_dispatch",
 NACK_NAMES = {
     1: "malformed", 2: "bad_mac", 3: "unknown_device", 4: "unsupported_version",
     5: "storage_unavailable", 6: "conflict", 7: "chain_break", 8: "busy", 9: "stale_command",
-    10: "no_session", 11: "window_exceeded", 12: "unexpected",
+    10: "no_session", 11: "window_exceeded", 12: "unexpected", 13: "out_of_order",
 }
+# SPEC 5.5/10: a READING ahead of one the bridge still expects in this session. Host side only:
+# the station needs no code for it (it keeps the reading in flight and resends it, after its
+# predecessors, at its resend deadline, which is what it does with a NACK it does not act on).
+NACK_OUT_OF_ORDER = 13
 EVENT_NAMES = {
     1: "hx711_not_ready", 2: "overload", 3: "underload", 4: "zero_out_of_range",
     5: "reader_fault", 6: "scanner_fault", 7: "scanner_garbage", 8: "multiple_tags",

@@ -35,6 +35,7 @@ class FakeStation:
         self.nonce = nonce or os.urandom(8)
         self.seq = 0
         self.prev = 0
+        self.backlog = 0  # what the next HELLO says the journal holds unacknowledged
         self.buf = bytearray(F.MAX_FRAME)
         self.decoder = F.Decoder()
 
@@ -42,14 +43,14 @@ class FakeStation:
         n = M.encode_message(self.buf, msg, self.mac, DIR_STATION)
         return bytes(self.buf[:n])
 
-    def hello(self, *, backlog: int = 0, uptime_ms: int | None = None, boot: int | None = None,
+    def hello(self, *, backlog: int | None = None, uptime_ms: int | None = None, boot: int | None = None,
               nonce: bytes | None = None) -> bytes:
         if nonce is not None:
             self.nonce = nonce
         return self._frame(M.Hello(
             device_id=self.device_id, fw_major=0, fw_minor=1, fw_patch=0, proto_min=1, proto_max=1,
             ruleset_id=self.ruleset_id, ruleset_version=1, config_hash=0, last_seq=self.seq,
-            backlog=backlog, journal_pct=0, boot=self.boot if boot is None else boot, boot_first_seq=1,
+            backlog=self.backlog if backlog is None else backlog, journal_pct=0, boot=self.boot if boot is None else boot, boot_first_seq=1,
             uptime_ms=self.uptime_ms if uptime_ms is None else uptime_ms, flags=0, nonce=self.nonce,
             chain_head=self.prev,
         ))

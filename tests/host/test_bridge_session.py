@@ -158,11 +158,63 @@ def test_altered_weight_fails_the_mac(env):
     net_lo = F.HEADER + 11  # seq 4, flags, step_kind, verdict, time 4 -> net u16 at body offset 11
     assert int.from_bytes(frame[net_lo : net_lo + 2], "little") == 30000
     end.send(_altered(frame, net_lo, frame[net_lo] ^ 0x10))
-    end.collect(lambda fr: end.nacks())
-    assert end.nacks()[0].reason == M.NACK_BAD_MAC
-    end.send(frame)  # the genuine frame still goes through afterwards
+    end.collect(lambda fr: len(end.nacks()) >= 2)
+    # SPEC 10: refused, then the session is ended so the station resends the genuine reading
+    # at once in a new session (in this one it stops sending that seq).
+    assert [(n.ref_type, n.ref_seq, n.reason) for n in end.nacks()] == [
+        (F.T_READING, 1, M.NACK_BAD_MAC), (F.T_READING, 1, M.NACK_NO_SESSION)]
+    assert b.sessions()[0].state == "await_hello"
+    # the station's tamper EVENT for that NACK still counts (station frames carry no nonce)
+    end.send(end.st._frame(M.Event(code=M.EV_TAMPER, severity=M.SEV_ERROR, detail=1, uptime_ms=6000)))
+    end.collect(lambda fr: ("tamper",) in env.rows("SELECT kind FROM alerts"))
+    assert len(end.nacks()) == 2  # ...and is not answered NACK no_session
+    end.st.nonce = b"\x02" * 8
+    end.st.backlog = 1
+    assert isinstance(end.welcome(), M.Welcome)
+    end.send(frame)  # the genuine frame goes through in the new session
     assert _acked(end, 1) == {1: 0}
-    assert env.rows("SELECT net_g FROM readings") == [(30000,)]
+    assert env.rows("SELECT net_g, chain_ok FROM readings") == [(30000, 1)]
+    assert b.counters()["sessions_ended"] == 1
+
+
+def test_a_reading_whose_mac_keeps_failing_ends_the_session_a_bounded_number_of_times(env):
+    from tagweigh.session import BAD_MAC_RESTARTS
+
+    b = env.bridge()
+    end = env.station(b)
+    end.welcome()
+    bad = _altered(end.st.reading(), F.HEADER + 11, 0x55)  # seq 1, altered on the line every time
+    good2 = end.st.reading()
+    end.st.backlog = 2  # the journal holds seq 1 and 2
+    for k in range(BAD_MAC_RESTARTS):
+        end.send(bad)
+        end.collect(lambda fr: any(n.reason == M.NACK_NO_SESSION for n in end.nacks()))
+        end.st.nonce = bytes([k + 3]) * 8
+        end.welcome()
+    end.send(bad)  # once more: refused, but the session stays up...
+    end.send(good2)  # ...and seq 2 is not held back for seq 1, which the station now skips
+    assert _acked(end, 1) == {2: 0}  # nothing stored before it: no SEQ-GAP to flag
+    assert [n.reason for n in end.nacks()] == [M.NACK_BAD_MAC]
+    assert b.sessions()[0].state == "online" and b.counters()["sessions_ended"] == BAD_MAC_RESTARTS
+    assert env.rows("SELECT seq, chain_ok FROM readings") == [(2, None)]
+
+
+def test_a_reading_that_overtook_its_predecessor_waits_for_it(env):
+    b = env.bridge()
+    end = env.station(b)
+    end.welcome()
+    r1, r2, r3 = (end.st.reading() for _ in range(3))
+    end.send(r2)  # r1 lost on the line: r2 overtook it
+    end.collect(lambda fr: end.nacks())
+    assert [(n.ref_type, n.ref_seq, n.reason) for n in end.nacks()] == [(F.T_READING, 2, M.NACK_OUT_OF_ORDER)]
+    assert env.rows("SELECT COUNT(*) FROM readings") == [(0,)]  # nothing stored ahead of seq 1
+    end.send(r1)  # the station's resend, oldest first
+    end.send(r2)
+    end.send(r3)
+    assert _acked(end, 3) == {1: 0, 2: 0, 3: 0}  # no SEQ-GAP: nothing was missing
+    assert env.rows("SELECT seq, chain_ok, reason FROM readings ORDER BY id") == [
+        (1, 1, "NONE"), (2, 1, "NONE"), (3, 1, "NONE")]  # stored in order, every link checked
+    assert b.counters()["out_of_order"] == 1
 
 
 def test_unknown_device_is_refused_with_a_clear_record(env, caplog):
@@ -214,7 +266,7 @@ def test_unsynced_reading_gets_time_from_the_boot_table_marked_estimated(env):
     hello_at = time.time()
     end.welcome()
     end.send(end.st.reading(t=None, uptime_ms=30_000))  # taken 30 s before the HELLO
-    end.send(end.st.reading(t=None, uptime_ms=10_000, seq=5, prev=0))
+    end.send(end.st.reading(t=None, uptime_ms=10_000))
     _acked(end, 2)
     rows = env.rows("SELECT seq, time, time_estimated, boot, uptime_ms, reason FROM readings ORDER BY seq")
     (s1, t1, est1, boot1, up1, reason1), _ = rows
@@ -239,8 +291,14 @@ def test_chain_break_is_recorded_but_reading_stored_and_acked(env):
     end.welcome()
     end.send(end.st.reading())
     end.send(end.st.reading(prev=0xDEADBEEF))  # seq 2 does not link to seq 1
-    end.send(end.st.reading(seq=5))  # seq 3, 4 missing: predecessor not held
-    assert set(_acked(end, 3)) == {1, 2, 5}
+    assert set(_acked(end, 2)) == {1, 2}
+    five = end.st.reading(seq=5)
+    end.st.backlog = 1  # seq 3, 4 are gone: the journal holds only seq 5 (a real gap)
+    end.st.nonce = b"\x03" * 8
+    end.st.uptime_ms += 1000
+    end.welcome()
+    end.send(five)
+    assert set(_acked(end, 1)) == {5}  # not held back: the HELLO says 3 and 4 will not come
     assert env.rows("SELECT seq, chain_ok FROM readings ORDER BY seq") == [(1, 1), (2, 0), (5, None)]
     assert env.rows("SELECT kind, seq FROM alerts") == [("chain_break", 2)]
     assert env.rows("SELECT reason FROM readings WHERE seq=5") == [("SEQ-GAP",)]

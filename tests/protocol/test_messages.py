@@ -251,4 +251,4 @@ def test_codes_are_documented_constants():
     assert M.STEP_NAMES[M.STEP_EXPORT] == "export"
     assert set(M.OP_NAMES) == set(M.CMD_ARGS)
     assert len(M.RESULT_NAMES) == M.RS_NO_SPACE + 1
-    assert max(M.NACK_NAMES) == M.NACK_UNEXPECTED and max(M.EVENT_NAMES) == M.EV_MOTION_TIMEOUT
+    assert max(M.NACK_NAMES) == M.NACK_OUT_OF_ORDER and max(M.EVENT_NAMES) == M.EV_MOTION_TIMEOUT
