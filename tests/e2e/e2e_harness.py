@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 RULESET = REPO / "protocol" / "rulesets" / "example-depot.json"
 E_G = 10  # the simulated stations' division (sim.supervisor.provision)
 BOOT_SETTLE_S = 2.0  # after power-up, the time an operator leaves the scale to settle empty
+LIFT_WAIT_S = 15.0  # the longest a scripted bag waits on the platform for the station's verdict
 
 
 class Timeout(AssertionError):
@@ -340,13 +341,20 @@ class Rig:
 
     def play(self, scripts: list[S.StationScript | None], *, on_tick: Callable[[], None] | None = None,
              tail_s: float = 0.5) -> None:
-        """Play one script per station (None: nothing to do there) in real time, like people do:
-        a new bag (its first PLACE or SCAN/TAP after a REMOVE) waits until that station is ready, and the rest of that station's script shifts by the wait. So a slow
-        moment of the test machine (the scale models run in real time) never makes two bags
-        overlap, which no script can promise with fixed times alone."""
+        """Play one script per station (None: nothing to do there) in real time, paced like
+        people are: a new bag (its first PLACE or SCAN/TAP after a REMOVE) waits until that
+        station is ready, and a bag whose tag was read is lifted (UNTAP/REMOVE) only once the
+        station has shown its verdict (at most LIFT_WAIT_S); the rest of that station's script
+        shifts by each wait. The script's times alone would lift a bag that is still swinging
+        whenever the machine is slow for a moment (the scale models run in real time): no
+        reading, and a test that waits for one fails although nothing is wrong downstream."""
         queues = [list(sc.actions) if sc is not None else [] for sc in scripts]
-        shift = [0.0] * len(queues)
-        in_bag = [False] * len(queues)  # a bag is being handled (placed and/or its tag read)
+        n = len(queues)
+        shift = [0.0] * n
+        in_bag = [False] * n  # a bag is being handled (placed and/or its tag read)
+        placed = [False] * n
+        shown: list[Callable[[], bool] | None] = [None] * n  # "its verdict is shown", once its tag was read
+        lift_wait = [0.0] * n  # when this bag's lift started waiting for the verdict
         t0 = time.monotonic()
         while True:
             now = time.monotonic() - t0
@@ -359,8 +367,21 @@ class Rig:
                             shift[i] = now - a.at_s + 0.01
                             break
                         in_bag[i] = True
+                    elif a.kind in (S.UNTAP, S.REMOVE) and placed[i] and shown[i] is not None \
+                            and not shown[i]():
+                        if not lift_wait[i]:
+                            lift_wait[i] = now
+                        if now - lift_wait[i] < LIFT_WAIT_S:
+                            shift[i] = now - a.at_s + 0.01
+                            break
+                    if a.kind == S.PLACE:
+                        placed[i] = True
+                    elif a.kind in (S.SCAN, S.TAP):
+                        shown[i] = self._verdict_shown(i)
                     elif a.kind == S.REMOVE:
-                        in_bag[i] = False
+                        in_bag[i] = placed[i] = False
+                        shown[i] = None
+                        lift_wait[i] = 0.0
                     st.act(a.kind, a.args)
                     q.pop(0)
             if on_tick is not None:
@@ -373,6 +394,13 @@ class Rig:
         while time.monotonic() < end:
             self.poll()
             time.sleep(0.005)
+
+    def _verdict_shown(self, i: int) -> Callable[[], bool]:
+        """From now on: has station i shown a verdict (or lost power, or rebooted)?"""
+        st = self.sim.stations[i]
+        trace = self._trace[i]
+        mark, boots = trace.count, st.restarts
+        return lambda: trace.seen_since(mark, ("feedback", "remove")) or not st.powered or st.restarts > boots
 
     def state(self, i: int = 0) -> str:
         """Station i's current state, from its trace log (TAGWEIGH_SIM_TRACE)."""
@@ -390,11 +418,9 @@ class Rig:
         self.wait(lambda: self.ready(i), timeout, f"station {st.name} idle")
         st.act(S.PLACE, {"mass_g": mass_g, "swing_g": round(mass_g * 0.02), "swing_hz": 1.2, "damping": 0.45})
         self.wait(lambda: self.state(i) == "stable", timeout, f"bag {tag} stable on {st.name}")
-        trace = self._trace[i]
-        mark, boots = trace.count, st.restarts
+        shown = self._verdict_shown(i)
         st.act(S.TAP if reader == "rfid" else S.SCAN, {"uid": tag} if reader == "rfid" else {"text": tag})
-        self.wait(lambda: trace.seen_since(mark, ("feedback", "remove")) or not st.powered or st.restarts > boots,
-                  timeout, f"the verdict for {tag} on {st.name}")
+        self.wait(shown, timeout, f"the verdict for {tag} on {st.name}")
         if reader == "rfid":
             st.act(S.UNTAP)
         st.act(S.REMOVE)
@@ -431,11 +457,17 @@ class Rig:
         try:
             return self.wait(lambda: (lambda rows: rows if len(rows) >= n else None)(self.readings(device_id)),
                              timeout, f"{n} readings of device {device_id}")
-        except Timeout as exc:  # say whether the bridge stored them (stale read) or never got them
+        except Timeout as exc:  # say where they are: never taken, in the journal, or stored
             seen = self.bridge.counters() if self.bridge is not None else {}
-            raise Timeout(f"{exc}: the queue shows {len(self.readings(device_id))}; the bridge counted "
-                          f"{seen.get('readings', '?')} received, {seen.get('readings_stored', '?')} stored "
-                          f"(all devices)") from None
+            made = "?"
+            for st in self.sim.stations:
+                if st.spec.device_id == device_id:
+                    scratch = self.dir / f"journal-at-timeout-{device_id}"
+                    last, pending = journal_snapshot(st.root, scratch)
+                    made = f"{last} (of which {len(pending)} still in its journal)"
+            raise Timeout(f"{exc}: the queue shows {len(self.readings(device_id))}; the station made "
+                          f"{made}; the bridge counted {seen.get('readings', '?')} received, "
+                          f"{seen.get('readings_stored', '?')} stored (all devices)") from None
 
     def key(self, device_id: int) -> bytes:
         k = KeyRegistry(self.keys_path).get(device_id)
@@ -553,21 +585,16 @@ def recrc(frame: bytes | bytearray) -> bytes:
     return bytes(f)
 
 
-def check_stored(rows: list[dict], key: bytes, *, in_order: bool = True) -> None:
+def check_stored(rows: list[dict], key: bytes) -> None:
     """Every stored reading verifies with the device key, fields as signed; seqs are 1..n with no
-    hole or repeat, in arrival order unless in_order=False; each links to its predecessor
-    (chain_ok), except, with in_order=False, one that overtook its predecessor on a lossy line
-    (not checkable when it arrived: chain_ok NULL)."""
+    hole or repeat, stored in seq order (the bridge holds back a reading that overtook its
+    predecessor on a lossy line until the predecessor is in, SPEC 10), and each links to its
+    predecessor (chain_ok 1: every link was checkable and checked)."""
     mac = Mac(key)
     seqs = [r["seq"] for r in rows]
-    if in_order:
-        assert seqs == list(range(1, len(rows) + 1)), f"seqs not 1..n in arrival order: {seqs}"
-    else:
-        assert sorted(seqs) == list(range(1, len(rows) + 1)), f"seqs not 1..n: {seqs}"
-    arrived = {r["seq"]: k for k, r in enumerate(rows)}
+    assert seqs == list(range(1, len(rows) + 1)), f"seqs not 1..n in the order stored: {seqs}"
     for r in rows:
         raw = bytes(r["raw"])
         F.verify(raw, mac, DIR_STATION)  # raises if the stored bytes are not what the station signed
         assert int.from_bytes(raw[3:7], "little") == r["seq"]
-        overtook = r["seq"] > 1 and arrived[r["seq"] - 1] > arrived[r["seq"]]
-        assert r["chain_ok"] == (None if overtook else 1), f"seq {r['seq']}: chain_ok={r['chain_ok']}"
+        assert r["chain_ok"] == 1, f"seq {r['seq']}: chain_ok={r['chain_ok']}"

@@ -75,3 +75,23 @@ def test_readings_before_time_sync_get_their_time_from_the_boot_counter(rig, tmp
     for row in rows:
         assert row["verdict"] == "warn" and row["reason"] == "TIME-NOT-SYNCED"
         assert row["flags"] & 0x10 == 0  # the station said "not synced"
+
+
+def test_a_scripted_bag_is_lifted_only_after_the_station_showed_its_verdict(rig):
+    # A bag that swings for ~3 s, and a script that lifts it 1.5 s after it landed (depot_shift's
+    # heavy bags come that close whenever the machine is slow for a moment): the rig holds the
+    # lift until the station has shown its verdict, so the reading is taken and stored.
+    dev = 1011
+    sc = S.StationScript(name="st", reader="qr", step=2)
+    tag = S.label(10900)
+    sc.actions += [S.Action(0.5, S.PLACE, {"mass_g": 30000, "swing_g": 1500, "swing_hz": 1.0, "damping": 0.3}),
+                   S.Action(1.0, S.SCAN, {"text": tag}), S.Action(2.0, S.REMOVE)]
+    r = rig([StationSpec("st", dev, seed=37)])
+    r.start_bridge()
+    r.play([sc])
+    rows = r.wait_readings(dev, 1, 15)
+    assert [x["tag_text"] for x in rows] == [tag] and abs(rows[0]["net_g"] - 30000) <= 2 * E_G
+    log = r.station_log(0).splitlines()
+    shown = next(float(x.split()[0]) for x in log if " state feedback " in x)
+    lifted = next(float(x.split()[0]) for x in log if " action remove " in x)
+    assert lifted >= shown
