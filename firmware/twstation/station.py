@@ -9,7 +9,8 @@
 #   TAG        tag held; waiting for a stable weight until bind deadline
 #   VALIDATE   one stable weight + one tag bound: rules from the shared core give the verdict
 #   SIGN       READING packed (next seq, prev = chain link of the previous READING) and MAC'd
-#   JOURNAL    frame appended to the flash journal: durable before anything is sent
+#   JOURNAL    frame appended to the flash journal: durable before anything is sent (in the same
+#              step as SIGN: the signed bytes sit in the shared TX buffer until journaled)
 #   SEND       frame written to the link if a session is up and the window has room
 #   AWAIT_ACK  waiting for the bridge's ACK (its verdict is authoritative) until ack deadline
 #   FEEDBACK   verdict shown to the operator (accepted / rejected / attention, not synced)
@@ -510,9 +511,10 @@ class Station:
                 self._validate()
                 self.state = SIGN
         elif s == SIGN:
+            # Sign and journal in ONE step: the signed frame is in the link's TX buffer, which
+            # every other frame (LIVE, STATUS, EVENT, RESULT) reuses between two steps.
             self._sign()
             self.state = JOURNAL
-        elif s == JOURNAL:
             self._commit(now)
         elif s == SEND:
             self._pump(now)

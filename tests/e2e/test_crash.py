@@ -142,7 +142,9 @@ def test_station_power_cut_mid_write_recovers_and_delivers_every_journaled_readi
            "the station online")
     cutter = PowerCutter(r, tmp_path)
     cutter.start()
-    triggers = ["state journal", "state send", "ack"]  # bags 1-3; bag 4 is weighed undisturbed
+    # bags 1-3; bag 4 is weighed undisturbed. "state sign": the next step signs and journals
+    # the reading (one step: the signed bytes sit in the shared TX buffer until journaled)
+    triggers = ["state sign", "state send", "ack"]
     labels = [S.label(10400 + i) for i in range(4)]
     try:
         for i, tag in enumerate(labels):

@@ -253,6 +253,28 @@ def test_live_frame_follows_the_stable_flag_when_the_weight_does_not_move(rig):
     assert [m.flags & M.F_STABLE for m in r.bridge.of(F.T_LIVE)].count(0) >= 1  # moving shown
 
 
+def test_frames_sent_while_a_reading_is_signed_do_not_corrupt_it(rig):
+    # The signed READING sits in the link's TX buffer until it is journaled; LIVE, STATUS and
+    # EVENT frames use the same buffer. Send one between every two steps of the reading's path.
+    r = rig()
+    r.connect()
+    r.cell.place(20_000, r.t)
+    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    r.rfm.add_card(hw.Card(UID7))
+    for i in range(400):
+        if r.st.state in (S.VALIDATE, S.SIGN, S.JOURNAL):
+            r.st.event(M.EV_SCANNER_GARBAGE + i % 2, M.SEV_WARNING, i)  # a frame out meanwhile
+            r.st._status_at = r.clock.ticks_ms()  # and a STATUS in the next step
+        r.clock.advance_ms(5)
+        r.st.step()
+        r.bridge.pump()
+        if r.bridge.of(F.T_READING):
+            break
+    assert M.EV_JOURNAL_FULL not in r.events() and r.st.journal.backlog() == 1
+    rd = r.bridge.of(F.T_READING)[0]
+    assert rd.seq == 1 and rd.tag == UID7 and abs(rd.net_g - 20_000) <= 10
+
+
 def test_power_cut_between_journal_append_and_send_resends_after_reboot(rig):
     r = rig()
     r.connect()
