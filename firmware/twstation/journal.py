@@ -17,8 +17,10 @@
 # station re-emits the exact signed bytes (SOF + record) without recomputing anything.
 #
 # Commit points: append = write + flush (+ os.fsync where it exists; on littlefs flush/close is
-# the commit) of one record at the end of the newest segment: no file is ever rewritten per
-# reading. ack = one 6-byte append to the ack log; a segment is deleted once every record in it
+# the commit: MicroPython's flush() is lfs_file_sync) of one record at the end of the newest
+# segment: no file is ever rewritten per reading. The newest segment stays open for appending
+# between appends (no path string, file object or littlefs cache buffer per reading); it is
+# closed before a new segment is created, before a failed write is cut back, and by close(). ack = one 6-byte append to the ack log; a segment is deleted once every record in it
 # is acknowledged (the newest is kept). The ack log is replaced (temp + rename) when it passes
 # 512 bytes.
 #
@@ -142,6 +144,8 @@ class Journal:
         self.warn_pct = warn_pct
         self.recovered = 0
         self.discarded = 0
+        self._f = None  # the newest segment, open for appending once the first append came
+        self.chain = bytearray(4)
         self._open()
 
     # -- paths and small files ---------------------------------------------------------------------
@@ -196,7 +200,7 @@ class Journal:
         self._hint = None  # (segment number, offset, seq) of the record pending() saw last
         self._pending = 0
         self.last_seq = 0
-        self.chain = _ZERO4
+        self.chain[0:4] = _ZERO4
         for i in range(len(nos)):
             self._scan(nos[i], i == len(nos) - 1)
         if not self._segs:
@@ -251,7 +255,7 @@ class Journal:
                                          + str(self.last_seq))
             else:
                 self.last_seq = prev
-                self.chain = bytes(h[12:16])
+                self.chain[0:4] = h[12:16]
             seg = _Seg(no, _HDR, prev)
             idx = len(self._segs)
             buf = b""
@@ -286,7 +290,7 @@ class Journal:
                 seg.last = seq
                 self.last_seq = seq
                 m = pos + n - 18  # first 4 bytes of the MAC
-                self.chain = bytes(buf[m : m + 4])
+                self.chain[0:4] = buf[m : m + 4]
                 if seq > self._w:
                     self._pending += 1
                     if self._cur is None:
@@ -338,7 +342,7 @@ class Journal:
     def head(self):
         """(last seq, first 4 bytes of the last READING's MAC): survives power loss and
         compaction (b'\\0\\0\\0\\0' before the first reading)."""
-        return self.last_seq, self.chain
+        return self.last_seq, bytes(self.chain)
 
     def backlog(self):
         """Readings not yet acknowledged."""
@@ -363,7 +367,11 @@ class Journal:
         return self.fill_pct() >= self.warn_pct
 
     def close(self):
-        pass  # every operation closes its files
+        """Close the newest segment's append handle (every record is already committed)."""
+        f = self._f
+        if f is not None:
+            self._f = None
+            f.close()
 
     # -- append ------------------------------------------------------------------------------------
 
@@ -386,22 +394,25 @@ class Journal:
             raise JournalFull("journal full: " + str(self.backlog()) + " readings not sent")
         seg = self._segs[-1]
         if seg.size + rl > self.seg_max:
+            self.close()
             self._new_segment(seg.no + 1)
             self._total += _HDR
             seg = self._segs[-1]
-        p = self._segp(seg.no)
         fs = self.fs
-        f = fs.open(p, "ab")
+        f = self._f
         try:
-            try:
-                f.write(memoryview(frame)[1:n])
-                fs.sync(f)
-            finally:
-                f.close()
+            if f is None:
+                f = self._f = fs.open(self._segp(seg.no), "ab")
+            f.write((frame if type(frame) is memoryview else memoryview(frame))[1:n])
+            fs.sync(f)  # committed: durable before the station sends it
         except OSError:
             # the file system refused part of the write: cut back to the last good record so
-            # the next append does not follow garbage
-            self._truncate(p, seg.size)
+            # the next append does not follow garbage (the handle is reopened next time)
+            try:
+                self.close()
+            except OSError:
+                self._f = None
+            self._truncate(self._segp(seg.no), seg.size)
             raise JournalError("journal: write failed")
         if self._cur is None:
             self._cur = (len(self._segs) - 1, seg.size, rl, seq)
@@ -413,7 +424,9 @@ class Journal:
         seg.last = seq
         self._pending += 1
         self.last_seq = seq
-        self.chain = bytes(frame[n - 18 : n - 14])
+        c = self.chain
+        for i in range(4):
+            c[i] = frame[n - 18 + i]
 
     # -- reading back ------------------------------------------------------------------------------
 

@@ -201,6 +201,35 @@ def test_refuses_bad_frames_and_old_seq():
     assert _seqs(j) == [5, 6]
 
 
+def test_newest_segment_stays_open_between_appends():
+    # one open per segment, not per reading; each record is on "flash" (the file data) as soon
+    # as append() returns; after close() the next append reopens the segment
+    fs = FakeFS()
+    opened = []
+    real_open = fs.open
+
+    def spy(path, mode):
+        if "a" in mode:
+            opened.append(path)
+        return real_open(path, mode)
+
+    fs.open = spy
+    j = J.Journal("/j", 4 * 300, fs=fs, segments=4)
+    for s in range(1, 9):  # 4 records per segment: seg 1 and seg 2
+        j.append(reading(s))
+        segs = sorted(p for p in fs.files if "/seg." in p)
+        assert bytes(fs.files[segs[-1]]).endswith(reading(s)[1:]), s
+    assert opened == ["/j/seg.00000001", "/j/seg.00000002"], opened
+    j.close()
+    j.append(reading(9))
+    assert opened[-1] == "/j/seg.00000003" and len(opened) == 3
+    j.close()
+    j.close()  # twice is harmless
+    j.append(reading(10))
+    assert len(opened) == 4
+    assert _seqs(J.Journal("/j", 4 * 300, fs=fs, segments=4)) == list(range(1, 11))
+
+
 def test_full_never_overwrites_and_warns_first():
     fs = FakeFS()
     j = J.Journal("/j", 4 * 300, fs=fs, segments=4, warn_pct=75)
