@@ -121,7 +121,7 @@ def depot_shift(
             expect, reason = EXPECT_ACCEPT, ""
             if reader == "rfid" and b >= len(RFID_STICKERS):
                 expect, reason = EXPECT_REJECT, "DUPLICATE-STEP"
-            swing = rng.uniform(0.01, 0.04) * mass_g
+            swing = rng.uniform(0.005, 0.02) * mass_g  # the load-cell model's envelope (bench/settle.py)
             incident = _incident_for(s, b) if incidents else None
             if incident == "tag_first" and reader == "qr":
                 _scan_or_tap(script, t, reader, tag)
@@ -175,7 +175,7 @@ def _incident_for(station: int, bag: int) -> str | None:
 
 
 def _place(mass_g: int, swing_g: float, rng: random.Random) -> dict:
-    return {"mass_g": mass_g, "swing_g": round(swing_g), "swing_hz": round(rng.uniform(0.8, 1.6), 2),
+    return {"mass_g": mass_g, "swing_g": round(swing_g), "swing_hz": round(rng.uniform(1.4, 2.5), 2),
             "damping": round(rng.uniform(0.3, 0.5), 2)}
 
 
