@@ -191,8 +191,10 @@ def _compile_tree(src: Path, dst: Path) -> None:
     for f in src.glob("*.py"):
         out = dst / (f.stem + ".mpy")
         # bytecode only (no -march): loadable by the WebAssembly VM; the same bytecode the
-        # xtensawin build carries (native code is not used by the app)
-        subprocess.run([str(mpy_cross), "-o", str(out), str(f)], check=True)
+        # xtensawin build carries (native code is not used by the app). -s as
+        # tagweigh.provisioning deploys it: the source name (a qstr) is the path on the board.
+        subprocess.run([str(mpy_cross), "-s", "/lib/%s/%s" % (src.name, f.name), "-o", str(out),
+                        str(f)], check=True)
 
 
 def _vm(mpy: bool) -> MicroPythonVM:

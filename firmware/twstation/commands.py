@@ -230,6 +230,7 @@ def _rs_end(st, now):
         except OSError:
             _rm(tmp)
             return M.RS_FAILED, 0, b"rename failed"
+    rs.drop_document()  # the station never reads the parsed document again
     st.ruleset = rs
     rid = rs.id - 0x100000000 if rs.id & 0x80000000 else rs.id  # i32 bit pattern (SPEC 5.9)
     st.event(M.EV_RULESET_CHANGED, M.SEV_INFO, rid)

@@ -28,7 +28,7 @@
 #                         nothing binds, EVENT multiple_tags, attention; tags are ignored until
 #                         the platform is emptied or no tag is seen for bind_ms
 #   same tag re-read      an RFID reader sees a tag continuously: repeats of the held or just
-#                         weighed tag are ignored (it must be gone for REPEAT_MS to count again)
+#                         weighed tag are ignored (it must be gone for _REPEAT_MS to count again)
 #   weight changes        STABLE -> moving again: captured weight dropped, back to WEIGHING
 #   journal full          refuse the reading (no record, nothing overwritten), rejected pattern,
 #                         EVENT journal_full
@@ -61,22 +61,22 @@ STATE_NAMES = ("idle", "weighing", "stable", "tag", "validate", "sign", "journal
 # Feedback patterns: the numbers of twstation.feedback (ACCEPTED, REJECTED, ATTENTION, NOT_SYNCED,
 # IDLE). NOT_SYNCED / IDLE are background patterns: "not synced" while there is no session or
 # readings wait in the journal, a calm heartbeat when everything is at the bridge.
-P_ACCEPTED = const(1)
-P_REJECTED = const(2)
-P_ATTENTION = const(3)
-P_NOT_SYNCED = const(4)
-P_IDLE = const(5)
+_P_ACCEPTED = const(1)
+_P_REJECTED = const(2)
+_P_ATTENTION = const(3)
+_P_NOT_SYNCED = const(4)
+_P_IDLE = const(5)
 
-REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
-SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
-EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
-SESSION_IDLE_MS = const(30000)  # no valid bridge frame for this long: new HELLO (SPEC 9)
-BACKOFF_MS = const(5000)  # after NACK storage_unavailable / busy: 5 s doubling to 60 s (SPEC 10)
-BACKOFF_MAX_MS = const(60000)
-TIME_MIN = 1700000000  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
-EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
-REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
-ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
+_REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
+_SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
+_EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
+_SESSION_IDLE_MS = const(30000)  # no valid bridge frame for this long: new HELLO (SPEC 9)
+_BACKOFF_MS = const(5000)  # after NACK storage_unavailable / busy: 5 s doubling to 60 s (SPEC 10)
+_BACKOFF_MAX_MS = const(60000)
+_TIME_MIN = const(1700000000)  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
+_EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
+_REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
+_ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
 RULESET_FILE = "ruleset.json"
 
 
@@ -198,7 +198,9 @@ class Station:
         try:
             from twproto.ruleset import load_file
 
-            return load_file(_join(self.root, RULESET_FILE))
+            rs = load_file(_join(self.root, RULESET_FILE))
+            rs.drop_document()  # ~4 KB the station never reads
+            return rs
         except (OSError, ValueError, Exception):  # missing or invalid: HELLO flags SF_NO_RULESET
             return None
 
@@ -249,7 +251,7 @@ class Station:
         return self._sync_unix + (self.uptime_ms - self._sync_up) // 1000
 
     def set_time(self, unix_s, ms=0):
-        if unix_s < TIME_MIN:
+        if unix_s < _TIME_MIN:
             return False
         self._sync_unix = unix_s
         self._sync_up = self.uptime_ms - ms
@@ -275,7 +277,7 @@ class Station:
         self._live(now)
         fb = self.dev.feedback
         if fb is not None:
-            bg = P_IDLE if self.session and not self._inflight else P_NOT_SYNCED
+            bg = _P_IDLE if self.session and not self._inflight else _P_NOT_SYNCED
             if bg != self._bg:
                 self._bg = bg
                 fb.background(bg, now)
@@ -307,7 +309,7 @@ class Station:
             self.scale.add_sample(raw)
             self._sample_at = now
             self._hx_fault = False
-        elif not self._hx_fault and ticks_diff(now, self._sample_at) > SAMPLE_MS:
+        elif not self._hx_fault and ticks_diff(now, self._sample_at) > _SAMPLE_MS:
             self._hx_stall(now)
         if self._sample_at == now:
             if not self._zero_checked:
@@ -317,7 +319,7 @@ class Station:
                 # range at boot was a load lying on it (a bag left there through a power cut),
                 # not drift. The event stays on record; the flag clears. Real drift never does.
                 self._zero_out = False
-        over = self._out_of_range()
+        over = self.scale.out_of_range
         if over and not self._over:
             net = self.scale.net_g
             self.event(M.EV_OVERLOAD if net > 0 else M.EV_UNDERLOAD, M.SEV_WARNING, net)
@@ -328,9 +330,6 @@ class Station:
         if not self._hx_fault:
             self._hx_fault = True
             self.event(M.EV_HX711_NOT_READY, M.SEV_ERROR, self._hx_timeouts)
-
-    def _out_of_range(self):
-        return self.scale.out_of_range
 
     def _loaded(self):
         return self.scale.net_g >= self.config.empty_g
@@ -356,7 +355,7 @@ class Station:
             if bad != self._scan_bad:  # the driver dropped a line (noise, baud, too long)
                 self._scan_bad = bad
                 self.event(M.EV_SCANNER_GARBAGE, M.SEV_WARNING, bad)
-                self._show(P_ATTENTION, now)
+                self._show(_P_ATTENTION, now)
         if got is None:
             if self._conflict and ticks_diff(now, self._conflict_seen) > self.config.bind_ms:
                 self._conflict = False
@@ -401,7 +400,7 @@ class Station:
                     break
         if not ok:
             self.event(M.EV_SCANNER_GARBAGE, M.SEV_WARNING, n)
-            self._show(P_ATTENTION, now)
+            self._show(_P_ATTENTION, now)
             return None
         return (M.TAG_QR_TEXT, bytes(line))
 
@@ -410,14 +409,14 @@ class Station:
         self._conflict_seen = now
         self._tag = None
         self.event(M.EV_MULTIPLE_TAGS, M.SEV_WARNING, 0)
-        self._show(P_ATTENTION, now)
+        self._show(_P_ATTENTION, now)
         if self.state in (TAG, STABLE):
             self.state = WEIGHING if self._loaded() else IDLE
 
     def _is_repeat(self, tag, now):
         """True for a re-read of the tag just weighed (seen continuously since)."""
         if self._last_tag is not None and tag == self._last_tag:
-            fresh = ticks_diff(now, self._last_tag_seen) < REPEAT_MS
+            fresh = ticks_diff(now, self._last_tag_seen) < _REPEAT_MS
             self._last_tag_seen = now
             return fresh
         return False
@@ -433,7 +432,7 @@ class Station:
             # No readings in maintenance mode or on an uncalibrated scale; tags are shown as
             # "attention" and dropped.
             if tag is not None:
-                self._show(P_ATTENTION, now)
+                self._show(_P_ATTENTION, now)
             self._tag = None
             self.state = WEIGHING if self._loaded() else IDLE
             return
@@ -449,13 +448,13 @@ class Station:
                 # bag removed before any tag was read: nothing to bind, nothing recorded; if it
                 # had settled (it was weighed), tell the operator its tag was never read
                 if self._weighed:
-                    self._show(P_ATTENTION, now)
+                    self._show(_P_ATTENTION, now)
                 self._weighed = False
                 self.state = IDLE
             elif self._stable():
                 self._weighed = True
                 self._net = self.scale.net_g
-                self._deadline = self._after(now, cfg.bind_ms)
+                self._deadline = ticks_add(now, cfg.bind_ms)
                 self.state = STABLE
         elif s == STABLE:
             if tag is not None:
@@ -463,7 +462,7 @@ class Station:
                 self._stable_cap = True
                 self.state = VALIDATE
             elif not self._loaded():
-                self._show(P_ATTENTION, now)  # bag removed before its tag was read
+                self._show(_P_ATTENTION, now)  # bag removed before its tag was read
                 self._weighed = False
                 self.state = IDLE
             elif not self._stable():
@@ -471,7 +470,7 @@ class Station:
             elif ticks_diff(now, self._deadline) >= 0:
                 # no tag within the window: keep waiting for one with a fresh window
                 self._net = self.scale.net_g
-                self._deadline = self._after(now, cfg.bind_ms)
+                self._deadline = ticks_add(now, cfg.bind_ms)
         elif s == TAG:
             loaded = self._loaded()
             if tag is not None and tag != self._tag:
@@ -481,14 +480,14 @@ class Station:
                 # (never bind it to whatever bag comes next), tell the operator, record nothing
                 self._tag = None
                 self._tag_loaded = False
-                self._show(P_ATTENTION, now)
+                self._show(_P_ATTENTION, now)
                 self.event(M.EV_MOTION_TIMEOUT, M.SEV_INFO, 1)
                 self.state = IDLE
             elif loaded and not self._tag_loaded:
                 # tag first: its bag has arrived; the binding window runs from now, so a bag
                 # that lands swinging gets the whole window to settle
                 self._tag_loaded = True
-                self._deadline = self._after(now, cfg.bind_ms)
+                self._deadline = ticks_add(now, cfg.bind_ms)
             elif loaded and self._stable():
                 self._net = self.scale.net_g
                 self._stable_cap = True
@@ -501,11 +500,11 @@ class Station:
                     self.state = VALIDATE
                 else:
                     self._tag = None  # a tag with no bag: dropped
-                    self._show(P_ATTENTION, now)
+                    self._show(_P_ATTENTION, now)
                     self.event(M.EV_MOTION_TIMEOUT, M.SEV_INFO, 0)
                     self.state = IDLE
         elif s == VALIDATE:
-            if self._journal_full():
+            if self.journal.full:
                 self._refuse_full(now)
             else:
                 self._validate()
@@ -518,7 +517,7 @@ class Station:
             self._commit(now)
         elif s == SEND:
             self._pump(now)
-            self._deadline = self._after(now, ACK_WAIT_MS)
+            self._deadline = ticks_add(now, _ACK_WAIT_MS)
             self.state = AWAIT_ACK
         elif s == AWAIT_ACK:
             if self._bridge_verdict is not None or not self.session \
@@ -529,30 +528,24 @@ class Station:
                 self.state = REMOVE
         elif s == REMOVE:
             if tag is not None:
-                self._show(P_ATTENTION, now)  # a new tag before the bag left: remove it first
+                self._show(_P_ATTENTION, now)  # a new tag before the bag left: remove it first
             if not self._loaded():
                 self._weighed = False
                 self.state = IDLE
 
-    def _after(self, now, ms):
-        return ticks_add(now, ms)
-
     def _hold(self, tag, now):
         self._tag = tag
         self._tag_loaded = self._loaded()  # a bag is already there (weight first) or not yet
-        self._deadline = self._after(now, self.config.bind_ms)
+        self._deadline = ticks_add(now, self.config.bind_ms)
         self.state = TAG
-
-    def _journal_full(self):
-        return bool(self.journal.full)
 
     def _refuse_full(self, now):
         self.event(M.EV_JOURNAL_FULL, M.SEV_CRITICAL, self._fill())
-        self._show(P_REJECTED, now)
+        self._show(_P_REJECTED, now)
         self._remember_tag(now)
         self.last_result = (None, M.REJECT, None)
         self._tag = None
-        self._deadline = self._after(now, self.config.feedback_ms)
+        self._deadline = ticks_add(now, self.config.feedback_ms)
         self.state = FEEDBACK
 
     def _validate(self):
@@ -634,11 +627,11 @@ class Station:
         if bv is not None and (bv & 3) > v:
             v = bv & 3  # the bridge knows more (full history): its worse verdict wins
         self.last_result = (r.seq, r.verdict | (r.reason << 2), bv)
-        self._show(P_ACCEPTED if v == M.ACCEPT else P_ATTENTION if v == M.WARN else P_REJECTED,
+        self._show(_P_ACCEPTED if v == M.ACCEPT else _P_ATTENTION if v == M.WARN else _P_REJECTED,
                    now)
         self._remember_tag(now)
         self._tag = None
-        self._deadline = self._after(now, self.config.feedback_ms)
+        self._deadline = ticks_add(now, self.config.feedback_ms)
         self.state = FEEDBACK
 
     def _remember_tag(self, now):
@@ -667,10 +660,10 @@ class Station:
     # ------------------------------------------------------------------ events
     def event(self, code, severity, detail):
         """Send (or queue while there is no session) an EVENT; the same code at most once per
-        EVENT_GAP_MS so a stuck fault cannot flood the link."""
+        _EVENT_GAP_MS so a stuck fault cannot flood the link."""
         now = self.clock.ticks_ms()
         last = self._ev_last.get(code)
-        if last is not None and ticks_diff(now, last) < EVENT_GAP_MS:
+        if last is not None and ticks_diff(now, last) < _EVENT_GAP_MS:
             return
         self._ev_last[code] = now
         if not -0x80000000 <= detail <= 0x7FFFFFFF:
@@ -679,7 +672,7 @@ class Station:
         if self.session:
             self._send_event(code, severity, detail, up)
         else:
-            if len(self._events) >= EVENT_QUEUE:
+            if len(self._events) >= _EVENT_QUEUE:
                 self._events.pop(0)
             self._events.append((code, severity, detail, up))
 
@@ -713,7 +706,7 @@ class Station:
         if t == F.T_WELCOME:
             # time ms proto ruleset_id flags window
             w_time, w_ms, _, _, w_flags, w_window = M.unpack_fixed(F.T_WELCOME, body)
-            if w_flags & M.WF_TIME_VALID and w_time >= TIME_MIN:
+            if w_flags & M.WF_TIME_VALID and w_time >= _TIME_MIN:
                 self.set_time(w_time, w_ms)
             self.session = True
             self._win = min(self.config.send_window, w_window)  # 0: hold readings for now
@@ -736,9 +729,9 @@ class Station:
         if r == M.NACK_NO_SESSION:
             self._lose_session(now)
         elif r in (M.NACK_STORAGE_UNAVAILABLE, M.NACK_BUSY):
-            b = self._backoff * 2 if self._backoff else BACKOFF_MS
-            self._backoff = b if b < BACKOFF_MAX_MS else BACKOFF_MAX_MS
-            self._resend_at = self._after(now, self._backoff)
+            b = self._backoff * 2 if self._backoff else _BACKOFF_MS
+            self._backoff = b if b < _BACKOFF_MAX_MS else _BACKOFF_MAX_MS
+            self._resend_at = ticks_add(now, self._backoff)
         elif ref_type == F.T_READING and r in (M.NACK_BAD_MAC, M.NACK_MALFORMED,
                                                M.NACK_CONFLICT):
             # keep it in the journal, stop sending it in this session, say so
@@ -761,7 +754,7 @@ class Station:
                 self._bridge_verdict = v
         self._check_fill()
         self._backoff = 0
-        self._resend_at = self._after(now, self.config.ack_ms)
+        self._resend_at = ticks_add(now, self.config.ack_ms)
 
     # ------------------------------------------------------------------ link: send
     def _service_session(self, now):
@@ -769,9 +762,9 @@ class Station:
         if not self.session:
             if ticks_diff(now, self._hello_at) >= 0:
                 self._send_hello(now)
-                self._hello_at = self._after(now, cfg.hello_ms)
+                self._hello_at = ticks_add(now, cfg.hello_ms)
             return
-        if ticks_diff(now, self._rx_at) > SESSION_IDLE_MS:
+        if ticks_diff(now, self._rx_at) > _SESSION_IDLE_MS:
             self._lose_session(now)  # the bridge went quiet: start a new session
             return
         if not self._backoff:
@@ -782,7 +775,7 @@ class Station:
                 fr = self.journal.frame(seq)
                 if fr is not None:
                     self.link.send_frame(fr)
-            self._resend_at = self._after(now, cfg.ack_ms)
+            self._resend_at = ticks_add(now, cfg.ack_ms)
         if ticks_diff(now, self._status_at) >= 0:
             self._send_status(now)
 
@@ -804,7 +797,7 @@ class Station:
             if seq in self._inflight or seq in self._skip:
                 continue
             if not self._inflight:
-                self._resend_at = self._after(now, self.config.ack_ms)
+                self._resend_at = ticks_add(now, self.config.ack_ms)
             self.link.send_frame(fr)
             self._inflight.append(seq)
             if len(self._inflight) >= win:
@@ -854,7 +847,7 @@ class Station:
         lk.send(F.T_HELLO, M.pack_fixed(lk.tx, F.BODY, F.T_HELLO, v))
 
     def _send_status(self, now):
-        self._status_at = self._after(now, self.config.status_ms)
+        self._status_at = ticks_add(now, self.config.status_ms)
         sc = self.scale
         j = self.journal
         try:
@@ -891,7 +884,7 @@ class Station:
             return
         self._live_net = net
         self._live_flags = flags
-        self._live_at = self._after(now, self.config.live_ms)
+        self._live_at = ticks_add(now, self.config.live_ms)
         ts = M.TS_READ if self._tag is not None else M.TS_NONE
         tare = self.scale.tare_g
         n = M.pack_live(self.link.tx, F.BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,
@@ -931,7 +924,7 @@ class Station:
         return not self._stable()
 
     def schedule_reboot(self, now):
-        self._reboot_at = self._after(now, REBOOT_DELAY_MS)
+        self._reboot_at = ticks_add(now, _REBOOT_DELAY_MS)
 
     def ruleset_path(self):
         return _join(self.root, RULESET_FILE)

@@ -76,15 +76,15 @@ class Rule:
 
 class RuleSet:
     """A loaded, validated rule set. `hash` (32 bytes) and `id` (u32) identify its content;
-    `doc` is the parsed document (do not mutate it)."""
+    `doc` is the parsed document (do not mutate it; None after drop_document())."""
 
-    doc: dict
+    doc: "dict | None"
     hash: bytes
     id: int
     version: str
     site: str
     steps: tuple
-    minerals: dict
+    minerals: "dict | tuple"
     formats: list
     allocations: list
     tag_index: dict
@@ -106,10 +106,20 @@ class RuleSet:
         return None
 
     def canonical(self):
-        """The canonical JSON text whose SHA-256 is `hash`."""
+        """The canonical JSON text whose SHA-256 is `hash` (not after drop_document())."""
         from twproto import canon
 
+        if self.doc is None:
+            from twproto.errors import RuleSetError
+
+            raise RuleSetError("no_document", "dropped by drop_document()")
         return canon.dumps(self.doc)
+
+    def drop_document(self):
+        """Free what only the host reads (the parsed document, the minerals' names): the
+        station keeps what the rules engine evaluates. `minerals` becomes a tuple of codes."""
+        self.doc = None
+        self.minerals = tuple(self.minerals)
 
     def hash_hex(self):
         return "".join("0123456789abcdef"[b >> 4] + "0123456789abcdef"[b & 15] for b in self.hash)

@@ -153,3 +153,9 @@ def test_failed_write_is_cut_back_and_reported(tmp_path):
 def test_capacity_too_small_is_refused():
     with pytest.raises(J.JournalError):
         J.Journal("/j", 1000, fs=FakeFS(), segments=8)
+
+
+def test_inlined_constants_match_what_they_stand_for():
+    from twproto.crc import crc16
+
+    assert J._CRC_SOF == crc16(b"\xa1")
