@@ -153,7 +153,8 @@ MODULES = [  # every station module, in dependency order (the order figures are 
     "twstation.station", "twstation.app",
     # cold: boot-time validation, commands, host-side classes and texts
     "twproto.canon", "twproto.rsload", "twstation.settings", "twstation.board",
-    "twstation.commands", "twstation.selftest", "twproto.messages", "twproto.reasontext",
+    "twstation.commands", "twstation.selftest", "twstation.jrecover", "twproto.messages",
+    "twproto.reasontext",
 ]
 BASELINE = "import gc, machine, micropython, sys, binascii\n"
 

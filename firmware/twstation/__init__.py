@@ -5,7 +5,7 @@ FIRMWARE_VERSION = (0, 1, 0)
 # and the board, and command execution. Forgotten after use (forget) so their code does not stay
 # in the ESP32's ~100 KB heap; the next boot or command imports them again (firmware/MEMORY.md).
 COLD = ("twproto.rsload", "twproto.canon", "twstation.settings", "twstation.board",
-        "twstation.commands", "twstation.selftest")
+        "twstation.commands", "twstation.selftest", "twstation.jrecover")
 
 
 def forget(names=COLD):

@@ -24,10 +24,11 @@
 # is acknowledged (the newest is kept). The ack log is replaced (temp + rename) when it passes
 # 512 bytes.
 #
-# Recovery at open: leftover temp files are deleted; every record of every segment is checked
-# (length, CRC, increasing seq); a torn record at the end of the newest segment (the only place
-# a write can be interrupted) is cut off by copying the valid prefix (temp + rename) and counted
-# in `recovered` (bytes) / `discarded` (records). Anything else invalid raises JournalCorrupt and
+# Recovery at open (twstation.jrecover, imported at boot only): leftover temp files are
+# deleted; every record of every segment is checked (length, CRC, increasing seq); a torn
+# record at the end of the newest segment (the only place a write can be interrupted) is cut
+# off by copying the valid prefix (temp + rename) and counted in `recovered` (bytes) /
+# `discarded` (records). Anything else invalid raises JournalCorrupt and
 # nothing is deleted: a technician looks at it.
 #
 # Acknowledgements: the bridge may acknowledge out of order (several readings in flight, one
@@ -52,11 +53,9 @@ _MAX_BODY = const(232)
 _EXTRA = const(20)  # record length = LEN + 20 (LEN, TYPE, MAC 16, CRC 2)
 _HDR = const(18)
 _MAGIC = b"TWJ\x01"
-_ACK_ENTRY = const(6)
 _ACK_MAX = 512  # not const: the power-cut test lowers it to cut the ack-log rewrite too
 _X_MAX = const(32)
 _CHUNK = const(512)
-_CRC_SOF = const(0x443B)  # crc16(b"\xa1"), checked by tests/firmware/test_journal.py
 TYPICAL_RECORD = const(63)  # a synced READING with a 15-byte tag (64-byte frame)
 _ZERO4 = b"\x00\x00\x00\x00"
 
@@ -113,12 +112,6 @@ def _p16(v):
     return bytes((v & 0xFF, v >> 8))
 
 
-def _rec_crc_ok(b, start, n):
-    """The record b[start:start+n] carries the CRC of SOF + its first n-2 bytes."""
-    c = crc16(b, start, start + n - 2, _CRC_SOF)
-    return b[start + n - 2] == (c & 0xFF) and b[start + n - 1] == (c >> 8)
-
-
 class _Seg:
     def __init__(self, no, size, prev_seq):
         self.no = no
@@ -133,6 +126,16 @@ class Journal:
 
     append(frame), pending(after=0), ack(seq), head(), backlog(), fill_pct(), full,
     nearly_full, capacity (typical READINGs that fit), recovered, discarded, close()."""
+
+    # set by twstation.jrecover.open_journal (annotations only: no code on MicroPython)
+    _w: int
+    _x: set
+    _segs: list
+    _cur: "tuple | None"  # (segment index, offset, length, seq) of the oldest pending record
+    _hint: "tuple | None"  # (segment number, offset, seq) of the record pending() saw last
+    _pending: int
+    _total: int
+    last_seq: int
 
     def __init__(self, path, capacity_bytes, fs=None, warn_pct=80, segments=8):
         self.path = path.rstrip("/")
@@ -181,157 +184,18 @@ class Journal:
     # -- open and recovery -------------------------------------------------------------------------
 
     def _open(self):
-        fs = self.fs
-        try:
-            names = fs.listdir(self.path)
-        except OSError:
-            fs.mkdir(self.path)
-            names = []
-        nos = []
-        for name in names:
-            if name.endswith(".tmp"):
-                fs.remove(self._p(name))
-            elif name.startswith("seg.") and len(name) == 12:
-                nos.append(int(name[4:]))
-        nos.sort()
-        self._w = self._load_acks("ack" in names)
-        self._x = set()
-        self._segs = []
-        self._cur = None  # (segment index, offset, length, seq) of the oldest pending record
-        self._hint = None  # (segment number, offset, seq) of the record pending() saw last
-        self._pending = 0
-        self.last_seq = 0
-        self.chain[0:4] = _ZERO4
-        for i in range(len(nos)):
-            self._scan(nos[i], i == len(nos) - 1)
-        if not self._segs:
-            if self._w:
-                raise JournalCorrupt("journal: acknowledged readings but no segment")
-            self._new_segment(1)
-        self._total = 0
-        for s in self._segs:
-            self._total += s.size
-        self._compact()
+        from twstation import jrecover  # boot only: forgotten afterwards (twstation.COLD)
 
-    def _load_acks(self, exists):
-        if not exists:
-            return 0
-        p = self._p("ack")
-        f = self.fs.open(p, "rb")
-        try:
-            data = f.read(_ACK_MAX + 64 * _ACK_ENTRY)
-        finally:
-            f.close()
-        w = 0
-        clean = len(data) % _ACK_ENTRY == 0
-        for i in range(0, len(data) - _ACK_ENTRY + 1, _ACK_ENTRY):
-            c = crc16(data, i, i + 4)
-            if data[i + 4] == (c & 0xFF) and data[i + 5] == (c >> 8):
-                v = _u32(data, i)
-                if v > w:
-                    w = v
-            else:
-                clean = False
-        if not clean:  # a torn entry: rewrite so later appends stay aligned
-            self._write_acks(w)
-        return w
+        jrecover.open_journal(self)
 
     def _write_acks(self, w):
         e = _p32(w)
         self._write_new(self._p("ack"), e + _p16(crc16(e)))
 
-    def _scan(self, no, newest):
-        p = self._segp(no)
-        size = self.fs.size(p)
-        f = self.fs.open(p, "rb")
-        try:
-            h = f.read(_HDR)
-            if (len(h) != _HDR or h[0:4] != _MAGIC or _u32(h, 4) != no
-                    or crc16(h, 0, 16) != h[16] | (h[17] << 8)):
-                raise JournalCorrupt("journal: " + p + ": bad segment header")
-            prev = _u32(h, 8)
-            if self._segs:
-                if prev != self.last_seq:
-                    raise JournalCorrupt("journal: " + p + ": does not follow seq "
-                                         + str(self.last_seq))
-            else:
-                self.last_seq = prev
-                self.chain[0:4] = h[12:16]
-            seg = _Seg(no, _HDR, prev)
-            idx = len(self._segs)
-            buf = b""
-            off = _HDR  # file offset of buf[0]
-            pos = 0
-            bad = None
-            while True:
-                if len(buf) - pos < 1 or len(buf) - pos < buf[pos] + _EXTRA:
-                    more = f.read(_CHUNK)
-                    if not more:
-                        if pos < len(buf):
-                            bad = "torn"
-                        break
-                    buf = buf[pos:] + more
-                    off += pos
-                    pos = 0
-                    continue
-                n = buf[pos] + _EXTRA
-                if buf[pos] > _MAX_BODY or buf[pos] < 4 or buf[pos + 1] == _NACK:
-                    bad = "bad length or type"
-                    break
-                if not _rec_crc_ok(buf, pos, n):
-                    bad = "bad CRC"
-                    break
-                seq = _u32(buf, pos + 2)
-                if seq <= self.last_seq:
-                    bad = "seq does not increase"
-                    break
-                if seg.count == 0:
-                    seg.first = seq
-                seg.count += 1
-                seg.last = seq
-                self.last_seq = seq
-                m = pos + n - 18  # first 4 bytes of the MAC
-                self.chain[0:4] = buf[m : m + 4]
-                if seq > self._w:
-                    self._pending += 1
-                    if self._cur is None:
-                        self._cur = (idx, off + pos, n, seq)
-                pos += n
-            seg.size = off + pos
-        finally:
-            f.close()
-        if bad is not None:
-            # Only the end of the newest segment can hold an interrupted write; and only if
-            # what follows the last good record is a single incomplete or unreadable record.
-            if not newest or (bad != "torn" and size - seg.size > buf[pos] + _EXTRA):
-                raise JournalCorrupt("journal: " + p + ": " + bad + " at byte " + str(seg.size))
-        if size > seg.size:
-            self._truncate(p, seg.size)
-            self.recovered += size - seg.size
-            self.discarded += 1
-        self._segs.append(seg)
-
     def _truncate(self, path, n):
-        """Keep the first n bytes of path (recovery only: copy, then rename over)."""
-        fs = self.fs
-        tmp = path + ".tmp"
-        src = fs.open(path, "rb")
-        try:
-            dst = fs.open(tmp, "wb")
-            try:
-                left = n
-                while left > 0:
-                    b = src.read(_CHUNK if left > _CHUNK else left)
-                    if not b:
-                        break
-                    dst.write(b)
-                    left -= len(b)
-                fs.sync(dst)
-            finally:
-                dst.close()
-        finally:
-            src.close()
-        fs.rename(tmp, path)
+        from twstation import jrecover
+
+        jrecover.truncate(self, path, n)
 
     def _new_segment(self, no):
         h = _MAGIC + _p32(no) + _p32(self.last_seq) + self.chain

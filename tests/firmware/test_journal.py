@@ -157,5 +157,8 @@ def test_capacity_too_small_is_refused():
 
 def test_inlined_constants_match_what_they_stand_for():
     from twproto.crc import crc16
+    from twstation import jrecover as R
 
-    assert J._CRC_SOF == crc16(b"\xa1")
+    assert R._CRC_SOF == crc16(b"\xa1")
+    for name in ("_NACK", "_MAX_BODY", "_EXTRA", "_HDR", "_CHUNK"):  # defined in both files
+        assert getattr(R, name) == getattr(J, name), name

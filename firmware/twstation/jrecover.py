@@ -1,0 +1,176 @@
+# Opening a flash journal (twstation.journal): listing, the ack log, the scan of every record,
+# the cut-back of a torn tail. Needed at boot (and to cut back a failed write) only: imported
+# then and forgotten afterwards (twstation.COLD), so this code does not stay in the station's
+# heap. The layout and the recovery rules are described in journal.py.
+from twproto.crc import crc16
+from twproto.port import const
+from twstation import journal as J
+
+# The same numbers as journal.py's (inlined there; tests/firmware/test_journal.py checks them).
+_NACK = const(0x12)
+_MAX_BODY = const(232)
+_EXTRA = const(20)
+_HDR = const(18)
+_ACK_ENTRY = const(6)
+_CHUNK = const(512)
+_CRC_SOF = const(0x443B)
+
+
+def _rec_crc_ok(b, start, n):
+    """The record b[start:start+n] carries the CRC of SOF + its first n-2 bytes."""
+    c = crc16(b, start, start + n - 2, _CRC_SOF)
+    return b[start + n - 2] == (c & 0xFF) and b[start + n - 1] == (c >> 8)
+
+
+def open_journal(j):
+    """Journal.__init__'s second half: list, recover, rebuild the in-RAM index."""
+    fs = j.fs
+    try:
+        names = fs.listdir(j.path)
+    except OSError:
+        fs.mkdir(j.path)
+        names = []
+    nos = []
+    for name in names:
+        if name.endswith(".tmp"):
+            fs.remove(j._p(name))
+        elif name.startswith("seg.") and len(name) == 12:
+            nos.append(int(name[4:]))
+    nos.sort()
+    j._w = _load_acks(j, "ack" in names)
+    j._x = set()
+    j._segs = []
+    j._cur = None  # (segment index, offset, length, seq) of the oldest pending record
+    j._hint = None  # (segment number, offset, seq) of the record pending() saw last
+    j._pending = 0
+    j.last_seq = 0
+    j.chain[0:4] = J._ZERO4
+    for i in range(len(nos)):
+        _scan(j, nos[i], i == len(nos) - 1)
+    if not j._segs:
+        if j._w:
+            raise J.JournalCorrupt("journal: acknowledged readings but no segment")
+        j._new_segment(1)
+    j._total = 0
+    for s in j._segs:
+        j._total += s.size
+    j._compact()
+
+
+def _load_acks(j, exists):
+    if not exists:
+        return 0
+    p = j._p("ack")
+    f = j.fs.open(p, "rb")
+    try:
+        data = f.read(J._ACK_MAX + 64 * _ACK_ENTRY)
+    finally:
+        f.close()
+    w = 0
+    clean = len(data) % _ACK_ENTRY == 0
+    for i in range(0, len(data) - _ACK_ENTRY + 1, _ACK_ENTRY):
+        c = crc16(data, i, i + 4)
+        if data[i + 4] == (c & 0xFF) and data[i + 5] == (c >> 8):
+            v = J._u32(data, i)
+            if v > w:
+                w = v
+        else:
+            clean = False
+    if not clean:  # a torn entry: rewrite so later appends stay aligned
+        j._write_acks(w)
+    return w
+
+
+def _scan(j, no, newest):
+    p = j._segp(no)
+    size = j.fs.size(p)
+    f = j.fs.open(p, "rb")
+    try:
+        h = f.read(_HDR)
+        if (len(h) != _HDR or h[0:4] != J._MAGIC or J._u32(h, 4) != no
+                or crc16(h, 0, 16) != h[16] | (h[17] << 8)):
+            raise J.JournalCorrupt("journal: " + p + ": bad segment header")
+        prev = J._u32(h, 8)
+        if j._segs:
+            if prev != j.last_seq:
+                raise J.JournalCorrupt("journal: " + p + ": does not follow seq "
+                                       + str(j.last_seq))
+        else:
+            j.last_seq = prev
+            j.chain[0:4] = h[12:16]
+        seg = J._Seg(no, _HDR, prev)
+        idx = len(j._segs)
+        buf = b""
+        off = _HDR  # file offset of buf[0]
+        pos = 0
+        bad = None
+        while True:
+            if len(buf) - pos < 1 or len(buf) - pos < buf[pos] + _EXTRA:
+                more = f.read(_CHUNK)
+                if not more:
+                    if pos < len(buf):
+                        bad = "torn"
+                    break
+                buf = buf[pos:] + more
+                off += pos
+                pos = 0
+                continue
+            n = buf[pos] + _EXTRA
+            if buf[pos] > _MAX_BODY or buf[pos] < 4 or buf[pos + 1] == _NACK:
+                bad = "bad length or type"
+                break
+            if not _rec_crc_ok(buf, pos, n):
+                bad = "bad CRC"
+                break
+            seq = J._u32(buf, pos + 2)
+            if seq <= j.last_seq:
+                bad = "seq does not increase"
+                break
+            if seg.count == 0:
+                seg.first = seq
+            seg.count += 1
+            seg.last = seq
+            j.last_seq = seq
+            m = pos + n - 18  # first 4 bytes of the MAC
+            j.chain[0:4] = buf[m : m + 4]
+            if seq > j._w:
+                j._pending += 1
+                if j._cur is None:
+                    j._cur = (idx, off + pos, n, seq)
+            pos += n
+        seg.size = off + pos
+    finally:
+        f.close()
+    if bad is not None:
+        # Only the end of the newest segment can hold an interrupted write; and only if
+        # what follows the last good record is a single incomplete or unreadable record.
+        if not newest or (bad != "torn" and size - seg.size > buf[pos] + _EXTRA):
+            raise J.JournalCorrupt("journal: " + p + ": " + bad + " at byte " + str(seg.size))
+    if size > seg.size:
+        truncate(j, p, seg.size)
+        j.recovered += size - seg.size
+        j.discarded += 1
+    j._segs.append(seg)
+
+
+def truncate(j, path, n):
+    """Keep the first n bytes of path (recovery only: copy, then rename over)."""
+    fs = j.fs
+    tmp = path + ".tmp"
+    src = fs.open(path, "rb")
+    try:
+        dst = fs.open(tmp, "wb")
+        try:
+            left = n
+            while left > 0:
+                b = src.read(_CHUNK if left > _CHUNK else left)
+                if not b:
+                    break
+                dst.write(b)
+                left -= len(b)
+            fs.sync(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    fs.rename(tmp, path)
