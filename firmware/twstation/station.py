@@ -195,14 +195,15 @@ class Station:
 
     # ------------------------------------------------------------------ setup helpers
     def _load_ruleset(self):
-        try:
-            from twproto.ruleset import load_file
+        from twproto.errors import ProtocolError
+        from twproto.ruleset import load_file
 
+        try:
             rs = load_file(_join(self.root, RULESET_FILE))
-            rs.drop_document()  # ~4 KB the station never reads
-            return rs
-        except (OSError, ValueError, Exception):  # missing or invalid: HELLO flags SF_NO_RULESET
+        except (OSError, ValueError, ProtocolError):  # missing or invalid: HELLO flags SF_NO_RULESET
             return None
+        rs.drop_document()  # ~4 KB the station never reads
+        return rs
 
     def _replay_journal(self):
         # Readings not yet acknowledged are still in the journal: feed them to the rule state so
