@@ -238,7 +238,8 @@ class Demo:
         stations = Table(title="stations", expand=True, title_justify="left")
         for col in ("station", "link", "on the scale", "journal", "readings"):
             stations.add_column(col)
-        sessions = {s.snapshot().get("device_id"): s.snapshot() for s in self.bridge.sessions()}
+        snaps = [s.snapshot() for s in self.bridge.sessions()]
+        sessions = {snap.get("device_id"): snap for snap in snaps}
         for st in self.sim.stations:
             snap = sessions.get(str(st.spec.device_id), {})
             if not st.powered:

@@ -15,7 +15,7 @@ import json
 from typing import Any, Iterable, Iterator, TextIO
 
 from tagweigh.errors import ConfigError
-from tagweigh.queue import READING_COLUMNS, Queue
+from tagweigh.queue import Queue
 from tagweigh.upload.records import RECORD_FIELDS, record_from_row
 
 __all__ = ["CUSTODY_FIELDS", "TOTALS_FIELDS", "custody", "iter_records", "parse_since", "totals", "write"]
@@ -26,8 +26,6 @@ CUSTODY_FIELDS = ("tag_key", "tag_text", "mineral", "position", "step", "step_na
                   "site", "device_id", "seq", "operator", "net_g", "change_g", "station_verdict", "verdict",
                   "reason", "chain_ok", "voided", "record_id")
 _PAGE = 5000
-_NAMES = ("id",) + READING_COLUMNS + ("voided", "void_reason")
-_COLS = ", ".join(_NAMES)
 
 
 def parse_since(text: str | None) -> float | None:
@@ -50,26 +48,14 @@ def parse_since(text: str | None) -> float | None:
 def iter_records(queue: Queue, *, since: float | None = None, site: str | None = None,
                  tag: str | None = None, bridge_id: str | None = None) -> Iterator[dict[str, Any]]:
     """Upload records of every matching reading in queue order, page by page (bounded memory)."""
-    where, params = ["id > ?"], [0]
-    if since is not None:
-        where.append("COALESCE(time, received_at) >= ?")
-        params.append(since)
-    if site is not None:
-        where.append("site = ?")
-        params.append(site)
-    if tag is not None:
-        where.append("(tag_key = ? OR tag_text = ?)")
-        params += [tag, tag]
     last = 0
     while True:
-        params[0] = last
-        page = queue.rows(f"SELECT {_COLS} FROM readings WHERE {' AND '.join(where)} ORDER BY id LIMIT {_PAGE}",
-                          params)
+        page = queue.readings(since, site, _PAGE, tag=tag, after_id=last, newest_first=False)
         for row in page:
-            yield record_from_row(dict(zip(_NAMES, row)), bridge_id)
+            yield record_from_row(row, bridge_id)
         if len(page) < _PAGE:
             return
-        last = page[-1][0]
+        last = page[-1]["id"]
 
 
 def totals(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

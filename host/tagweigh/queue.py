@@ -485,11 +485,18 @@ class Queue:
 
     # ---- queries for the page, status and uploaders -----------------------------------------------
     def readings(self, since: float | None = None, site: str | None = None, limit: int = 1000,
-                 *, device_id: str | None = None, verdict: str | None = None,
-                 newest_first: bool = True) -> list[dict[str, Any]]:
+                 *, device_id: str | None = None, verdict: str | None = None, tag: str | None = None,
+                 after_id: int | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
         """Readings whose time (or, if unknown, received time) is >= since, optionally of one
-        site / device / verdict; newest first unless newest_first=False. raw is bytes."""
+        site / device / verdict / tag (its key or its text), and with id > after_id (paging);
+        newest first unless newest_first=False. raw is bytes."""
         where, params = ["COALESCE(time, received_at) >= ?"], [since or 0]
+        if after_id is not None:
+            where.append("id > ?")
+            params.append(after_id)
+        if tag is not None:
+            where.append("(tag_key = ? OR tag_text = ?)")
+            params += [tag, tag]
         if site is not None:
             where.append("site = ?")
             params.append(site)
