@@ -3,10 +3,13 @@
 #
 #   rf = MFRC522(spi, cs_pin, rst_pin=None)    # resets the chip, checks VersionReg, antenna on
 #   r = rf.poll()        # station loop: one step of a small state machine, never waits
-#   if r == TAG:         rf.uid (bytes), rf.sak, rf.atqa, rf.ndef_kind, rf.value (bytes or None)
-#   elif r == MULTIPLE:  more than one tag in the field (nothing is picked)
-#   elif r == GONE:      the tag reported last has left the field
-#   elif r == ERROR:     rf.error is ERR_TIMEOUT / ERR_CRC / ERR_PROTOCOL / ERR_CHIP
+#   r == 1 TAG:          rf.uid (bytes), rf.sak, rf.atqa, rf.ndef_kind, rf.value (bytes or None)
+#   r == 2 MULTIPLE:     more than one tag in the field (nothing is picked)
+#   r == 4 GONE:         the tag reported last has left the field
+#   r == 3 ERROR:        rf.error is 1 timeout / 2 CRC / 3 protocol / 4 chip (see _ERR_* below)
+#   r == 0:              nothing new
+# The numbers are private constants (inlined, no RAM); station.py compares with the same numbers
+# and tests/firmware/test_mfrc522.py pins them.
 #
 # One scan (every scan_ms): WUPA -> ATQA, then per cascade level ANTICOLLISION (NVB 0x20) ->
 # UID CLn + BCC and SELECT -> SAK, then for an NTAG (SAK 0x00) READ from page 3 (capability
@@ -15,8 +18,8 @@
 # (the chip's timer ends a command nobody answers). A tag is reported once per presentation; it
 # is GONE after `gone_after` scans without an answer. A collision anywhere gives MULTIPLE, never
 # one of the UIDs. After MULTIPLE or an error the field is switched off for 5 ms so every card
-# restarts from IDLE. CRC_A is computed here (crc_a) rather than by the chip's coprocessor, which
-# self_test() uses to cross-check the chip at boot.
+# restarts from IDLE. CRC_A is computed here (crc_a) rather than by the chip's coprocessor;
+# twstation.rfdiag cross-checks the two (technician tool, not loaded by the station).
 from micropython import const
 
 from twproto.port import sleep_ms, ticks_add, ticks_diff, ticks_ms
@@ -26,7 +29,6 @@ from twstation.errors import DriverError
 # registers
 _CommandReg = const(0x01)
 _ComIrqReg = const(0x04)
-_DivIrqReg = const(0x05)
 _ErrorReg = const(0x06)
 _FIFODataReg = const(0x09)
 _FIFOLevelReg = const(0x0A)
@@ -35,8 +37,6 @@ _BitFramingReg = const(0x0D)
 _ModeReg = const(0x11)
 _TxControlReg = const(0x14)
 _TxASKReg = const(0x15)
-_CRCResultRegH = const(0x21)
-_CRCResultRegL = const(0x22)
 _RFCfgReg = const(0x26)
 _TModeReg = const(0x2A)
 _TPrescalerReg = const(0x2B)
@@ -45,7 +45,6 @@ _TReloadRegL = const(0x2D)
 _VersionReg = const(0x37)
 # commands
 _IDLE = const(0x00)
-_CALC_CRC = const(0x03)
 _TRANSMIT = const(0x04)
 _TRANSCEIVE = const(0x0C)
 _SOFT_RESET = const(0x0F)
@@ -56,18 +55,26 @@ _HLTA = const(0x50)
 _READ = const(0x30)
 
 # poll() results
-NONE = const(0)
-TAG = const(1)
-MULTIPLE = const(2)
-ERROR = const(3)
-GONE = const(4)
+_NONE = const(0)
+_TAG = const(1)
+_MULTIPLE = const(2)
+_ERROR = const(3)
+_GONE = const(4)
 # error codes (rf.error after ERROR)
-ERR_TIMEOUT = const(1)  # a card stopped answering in the middle of a scan
-ERR_CRC = const(2)
-ERR_PROTOCOL = const(3)  # parity, framing, BCC, wrong length, FIFO overflow
-ERR_CHIP = const(4)  # the MFRC522 itself did not finish a command (SPI or power fault)
+_ERR_TIMEOUT = const(1)  # a card stopped answering in the middle of a scan
+_ERR_CRC = const(2)
+_ERR_PROTOCOL = const(3)  # parity, framing, BCC, wrong length, FIFO overflow
+_ERR_CHIP = const(4)  # the MFRC522 itself did not finish a command (SPI or power fault)
 
-VERSIONS = (0x88, 0x90, 0x91, 0x92, 0x12, 0xB2)  # FM17522 clone, v0.0, v1.0, v2.0, clones
+# VersionReg values accepted: FM17522 clone, v0.0, v1.0, v2.0, clones
+_VERSIONS = const((0x88, 0x90, 0x91, 0x92, 0x12, 0xB2))
+
+# twstation.ndef's record kinds (equal to the protocol's TAG_NDEF_TEXT / TAG_NDEF_URI; a test
+# checks these copies)
+_KIND_NONE = const(0)
+_KIND_TEXT = const(1)
+_KIND_URI = const(2)
+_KIND_BAD = const(4)
 
 _ST_IDLE = const(0)
 _ST_WUPA = const(1)
@@ -114,8 +121,9 @@ class MFRC522:
         self.scan_ms = scan_ms
         self.gone_after = gone_after
         self._b2 = bytearray(2)
-        self._io = bytearray(66)  # address byte + 64 FIFO bytes + end marker
-        self._tx = bytearray(16)
+        # SPI transfer buffer: address byte + 64 FIFO bytes + end marker. A frame to send is
+        # built in place at io[1:] (no separate TX buffer, no copy).
+        self._io = bytearray(66)
         self._rx = bytearray(64)
         self._mem = bytearray(_MEM_MAX)
         self._mem_n = 0  # bytes of tag memory read into _mem
@@ -126,7 +134,7 @@ class MFRC522:
         self.uid = b""
         self.sak = 0
         self.atqa = 0
-        self.ndef_kind = ndef.KIND_NONE
+        self.ndef_kind = _KIND_NONE
         self.value = None
         self.error = 0
         self.scans = 0
@@ -154,25 +162,6 @@ class MFRC522:
         self._cs.value(1)
         return b[1]
 
-    def _write_fifo(self, n):
-        io = self._io
-        io[0] = (_FIFODataReg << 1) & 0x7E
-        io[1 : n + 1] = self._tx[:n]
-        self._cs.value(0)
-        self._spi.write(memoryview(io)[: n + 1])
-        self._cs.value(1)
-
-    def _read_fifo(self, n):
-        io = self._io
-        for i in range(n):
-            io[i] = 0x80 | (_FIFODataReg << 1)
-        io[n] = 0
-        mv = memoryview(io)[: n + 1]
-        self._cs.value(0)
-        self._spi.write_readinto(mv, mv)
-        self._cs.value(1)
-        self._rx[:n] = io[1 : n + 1]
-
     # -- chip control ----------------------------------------------------------------------------
     def init(self):
         """Reset, check the chip is there, set the timer (5 ms reply timeout), antenna on."""
@@ -188,7 +177,7 @@ class MFRC522:
                 raise DriverError("mfrc522: soft reset did not finish")
             sleep_ms(1)
         v = self._rreg(_VersionReg)
-        if v not in VERSIONS:
+        if v not in _VERSIONS:
             raise DriverError("mfrc522: not found (VersionReg=0x%02x)" % v)
         self.version = v
         self._wreg(_TModeReg, 0x80)  # TAuto: timer starts at the end of each transmission
@@ -198,50 +187,46 @@ class MFRC522:
         self._wreg(_TxASKReg, 0x40)  # force 100 % ASK (ISO 14443A)
         self._wreg(_ModeReg, 0x3D)  # CRC preset 0x6363
         self._wreg(_RFCfgReg, 0x70)  # receiver gain 48 dB
-        self.antenna_on()
+        self.antenna(1)
         self._st = _ST_IDLE
         self._next = ticks_add(ticks_ms(), _RF_GUARD_MS)
         self._misses = 0
-        self._last = NONE
+        self._last = _NONE
 
-    def antenna_on(self):
+    def antenna(self, on):
+        """Field on (TX1 and TX2 drivers) or off (every card in the field loses power)."""
         v = self._rreg(_TxControlReg)
-        if v & 0x03 != 0x03:
-            self._wreg(_TxControlReg, v | 0x03)
+        if on:
+            if v & 0x03 != 0x03:
+                self._wreg(_TxControlReg, v | 0x03)
+        else:
+            self._wreg(_TxControlReg, v & 0xFC)
 
-    def antenna_off(self):
-        self._wreg(_TxControlReg, self._rreg(_TxControlReg) & 0xFC)
-
-    def self_test(self):
-        """Compare the chip's CRC coprocessor with crc_a(). Blocking (< 5 ms), call at boot."""
-        tx = self._tx
-        for i in range(8):
-            tx[i] = 0x31 + i
-        self._wreg(_CommandReg, _IDLE)
-        self._wreg(_DivIrqReg, 0x04)
-        self._wreg(_FIFOLevelReg, 0x80)
-        self._write_fifo(8)
-        self._wreg(_CommandReg, _CALC_CRC)
-        start = ticks_ms()
-        while not self._rreg(_DivIrqReg) & 0x04:
-            if ticks_diff(ticks_ms(), start) > 5:
-                raise DriverError("mfrc522: CRC coprocessor did not finish")
-        self._wreg(_CommandReg, _IDLE)
-        got = self._rreg(_CRCResultRegL) | (self._rreg(_CRCResultRegH) << 8)
-        if got != crc_a(tx, 8):
-            raise DriverError("mfrc522: CRC coprocessor mismatch")
-        return True
-
-    def _start(self, cmd, n, last_bits=0):
+    def _start(self, n, st, crc=1, last_bits=0):
+        """Send the frame built at io[1:1+n] (with its CRC_A appended when crc) and enter state
+        st. HLTA is only transmitted (a halted card does not answer); the rest is transceived."""
+        io = self._io
+        if crc:
+            c = crc_a(io, n, 1)
+            io[n + 1] = c & 0xFF
+            io[n + 2] = c >> 8
+            n += 2
         self._wreg(_CommandReg, _IDLE)
         self._wreg(_ComIrqReg, 0x7F)  # clear every IRQ flag
         self._wreg(_FIFOLevelReg, 0x80)  # flush the FIFO
-        self._write_fifo(n)
+        io[0] = (_FIFODataReg << 1) & 0x7E  # write the frame into the FIFO
+        self._cs.value(0)
+        self._spi.write(memoryview(io)[: n + 1])
+        self._cs.value(1)
         self._wreg(_BitFramingReg, last_bits)
-        self._wreg(_CommandReg, cmd)
-        if cmd == _TRANSCEIVE:
+        if st == _ST_HALT:
+            self._wreg(_CommandReg, _TRANSMIT)
+        else:
+            self._wreg(_CommandReg, _TRANSCEIVE)
             self._wreg(_BitFramingReg, 0x80 | last_bits)  # StartSend
         self._t0 = ticks_ms()
+        self._st = st
+        return _NONE
 
     def _check(self):
         irq = self._rreg(_ComIrqReg)
@@ -265,203 +250,180 @@ class MFRC522:
         if n > 64:
             return _BAD
         self._rx_bits = self._rreg(_ControlReg) & 0x07
-        self._read_fifo(n)
+        # read n FIFO bytes: n address bytes out, the data comes back one byte later
+        io = self._io
+        for i in range(n):
+            io[i] = 0x80 | (_FIFODataReg << 1)
+        io[n] = 0
+        mv = memoryview(io)[: n + 1]
+        self._cs.value(0)
+        self._spi.write_readinto(mv, mv)
+        self._cs.value(1)
+        self._rx[:n] = io[1 : n + 1]
         self._rx_n = n
         return _OK
 
     # -- the scan state machine ------------------------------------------------------------------
     def poll(self):
         st = self._st
+        io = self._io
         if st == _ST_IDLE or st == _ST_RF_OFF:
             if ticks_diff(ticks_ms(), self._next) < 0:
-                return NONE
+                return _NONE
             if st == _ST_RF_OFF:
-                self.antenna_on()
+                self.antenna(1)
                 self._st = _ST_IDLE
                 self._next = ticks_add(ticks_ms(), _RF_GUARD_MS)
-                return NONE
+                return _NONE
             self.scans += 1
-            self._tx[0] = _WUPA
-            self._start(_TRANSCEIVE, 1, 7)  # short frame: 7 bits
-            self._st = _ST_WUPA
-            return NONE
+            io[1] = _WUPA
+            return self._start(1, _ST_WUPA, 0, 7)  # short frame: 7 bits
         if st == _ST_HALT:
             irq = self._rreg(_ComIrqReg)
             if irq & 0x10 or ticks_diff(ticks_ms(), self._t0) > _CHIP_MS:
                 self._wreg(_CommandReg, _IDLE)
                 self._st = _ST_IDLE
-            return NONE
+            return _NONE
         r = self._check()
         if r == _BUSY:
-            return NONE
+            return _NONE
         if r == _DEAD:
-            return self._fail(ERR_CHIP)
+            return self._fail(_ERR_CHIP)
         if r == _COLL:
-            return self._multiple()
+            return self._fail(0)
         if st == _ST_WUPA:
-            if r == _NOANS:
-                return self._absent()
+            if r == _NOANS:  # no card: the present one may have left
+                self._st = _ST_IDLE
+                self._next = ticks_add(ticks_ms(), self.scan_ms)
+                self._last = _NONE
+                if self._present_n:
+                    self._misses += 1
+                    if self._misses >= self.gone_after:
+                        self._present_n = 0
+                        self._misses = 0
+                        return _GONE
+                return _NONE
             if r != _OK or self._rx_n != 2:
-                return self._fail(ERR_PROTOCOL)
+                return self._fail(_ERR_PROTOCOL)
             self.atqa = self._rx[0] | (self._rx[1] << 8)
             self._level = 0
             self._uid_n = 0
-            return self._anticoll()
+            io[1] = _SEL_CL1  # ANTICOLLISION, cascade level 1
+            io[2] = 0x20
+            return self._start(2, _ST_ANTICOLL, 0)
         if r == _NOANS:
-            return self._fail(ERR_TIMEOUT)
+            return self._fail(_ERR_TIMEOUT)
         if r != _OK:
-            return self._fail(ERR_PROTOCOL)
+            return self._fail(_ERR_PROTOCOL)
         rx = self._rx
         n = self._rx_n
         if st == _ST_ANTICOLL:
             if n != 5 or rx[0] ^ rx[1] ^ rx[2] ^ rx[3] != rx[4]:
-                return self._fail(ERR_PROTOCOL)
-            tx = self._tx
-            tx[0] = _SEL_CL1 + 2 * self._level
-            tx[1] = 0x70
+                return self._fail(_ERR_PROTOCOL)
+            io[1] = _SEL_CL1 + 2 * self._level  # SELECT with CLn + BCC
+            io[2] = 0x70
             for i in range(5):
-                tx[2 + i] = rx[i]
+                io[3 + i] = rx[i]
                 self._cl[i] = rx[i]
-            c = crc_a(tx, 7)
-            tx[7] = c & 0xFF
-            tx[8] = c >> 8
-            self._start(_TRANSCEIVE, 9)
-            self._st = _ST_SELECT
-            return NONE
+            return self._start(7, _ST_SELECT)
         if st == _ST_SELECT:
             if n != 3:
-                return self._fail(ERR_PROTOCOL)
+                return self._fail(_ERR_PROTOCOL)
             if crc_a(rx, 3):
-                return self._fail(ERR_CRC)
+                return self._fail(_ERR_CRC)
             sak = rx[0]
             u = self._uidbuf
             cl = self._cl
             if sak & 0x04:  # UID not complete: CL holds the cascade tag 0x88 + 3 UID bytes
                 if cl[0] != 0x88 or self._level >= 2:
-                    return self._fail(ERR_PROTOCOL)
+                    return self._fail(_ERR_PROTOCOL)
                 for i in range(3):
                     u[self._uid_n + i] = cl[1 + i]
                 self._uid_n += 3
                 self._level += 1
-                return self._anticoll()
+                io[1] = _SEL_CL1 + 2 * self._level  # ANTICOLLISION, next cascade level
+                io[2] = 0x20
+                return self._start(2, _ST_ANTICOLL, 0)
             for i in range(4):
                 u[self._uid_n + i] = cl[i]
             self._uid_n += 4
             self.sak = sak
-            return self._selected()
+            n = self._uid_n
+            self._misses = 0
+            if n == self._present_n and u[:n] == self._present[:n]:
+                return self._done(-1)  # still the tag reported already
+            if sak == 0x00:  # Type 2 (Ultralight / NTAG): read CC and the data area
+                self._mem_n = 0
+                self._page = 3
+                io[1] = _READ
+                io[2] = 3
+                return self._start(2, _ST_READ)
+            return self._done(_KIND_NONE)
         # _ST_READ
         if n == 1 and self._rx_bits == 4:  # 4-bit NAK: no such page / not a Type 2 tag
-            return self._done(ndef.KIND_NONE)
+            return self._done(_KIND_NONE)
         if n != 18:
-            return self._fail(ERR_PROTOCOL)
+            return self._fail(_ERR_PROTOCOL)
         if crc_a(rx, 18):
-            return self._fail(ERR_CRC)
-        m = self._mem_n
-        self._mem[m : m + 16] = rx[:16]
-        self._mem_n = m + 16
-        return self._after_read()
-
-    def _anticoll(self):
-        self._tx[0] = _SEL_CL1 + 2 * self._level
-        self._tx[1] = 0x20
-        self._start(_TRANSCEIVE, 2)
-        self._st = _ST_ANTICOLL
-        return NONE
-
-    def _selected(self):
-        n = self._uid_n
-        self._misses = 0
-        if n == self._present_n and self._uidbuf[:n] == self._present[:n]:
-            return self._halt()  # still the tag reported already
-        if self.sak == 0x00:  # Type 2 (Ultralight / NTAG): read CC and the data area
-            self._mem_n = 0
-            self._page = 3
-            self._read_page()
-            return NONE
-        return self._done(ndef.KIND_NONE)
-
-    def _read_page(self):
-        tx = self._tx
-        tx[0] = _READ
-        tx[1] = self._page
-        c = crc_a(tx, 2)
-        tx[2] = c & 0xFF
-        tx[3] = c >> 8
-        self._start(_TRANSCEIVE, 4)
-        self._st = _ST_READ
-
-    def _after_read(self):
+            return self._fail(_ERR_CRC)
         mem = self._mem
-        if mem[0] != 0xE1:  # capability container: NDEF magic number
-            return self._done(ndef.KIND_NONE)
         have = self._mem_n
+        mem[have : have + 16] = rx[:16]
+        have += 16
+        self._mem_n = have
+        if mem[0] != 0xE1:  # capability container: NDEF magic number
+            return self._done(_KIND_NONE)
         area = 4 + mem[2] * 8  # CC byte 2: data area size / 8, after the 4 CC bytes
         status, off, length = ndef.find_message(mem, 4, min(have, area))
-        if status == ndef.NEED and have < area and have + 16 <= _MEM_MAX:
+        # ndef statuses: 0 found, 1 absent, 2 need more bytes, 3 bad
+        if status == 2 and have < area and have + 16 <= _MEM_MAX:
             self._page += 4
-            self._read_page()
-            return NONE
-        if status == ndef.FOUND:
+            io[1] = _READ
+            io[2] = self._page
+            return self._start(2, _ST_READ)
+        if status == 0:
             kind, voff, vlen, prefix = ndef.parse_record(mem, off, length)
             self.value = ndef.value(mem, kind, voff, vlen, prefix)
             return self._done(kind)
-        return self._done(ndef.KIND_BAD if status != ndef.ABSENT else ndef.KIND_NONE)
+        return self._done(_KIND_BAD if status != 1 else _KIND_NONE)
 
     def _done(self, kind):
-        n = self._uid_n
-        if kind != ndef.KIND_TEXT and kind != ndef.KIND_URI:
-            self.value = None
-        self.ndef_kind = kind
-        self.uid = bytes(self._uidbuf[:n])
-        self._present[:n] = self._uidbuf[:n]
-        self._present_n = n
-        self.tags += 1
-        self._halt()
-        return TAG
-
-    def _halt(self):
-        tx = self._tx
-        tx[0] = _HLTA
-        tx[1] = 0
-        c = crc_a(tx, 2)
-        tx[2] = c & 0xFF
-        tx[3] = c >> 8
-        self._start(_TRANSMIT, 4)
-        self._st = _ST_HALT
+        # The scan is over: report the tag (kind >= 0) or not (-1: the tag reported already),
+        # then send HLTA and wait scan_ms for the next scan.
+        r = _NONE
+        if kind >= 0:
+            n = self._uid_n
+            if kind != _KIND_TEXT and kind != _KIND_URI:
+                self.value = None
+            self.ndef_kind = kind
+            self.uid = bytes(self._uidbuf[:n])
+            self._present[:n] = self._uidbuf[:n]
+            self._present_n = n
+            self.tags += 1
+            r = _TAG
+        io = self._io
+        io[1] = _HLTA
+        io[2] = 0
+        self._start(2, _ST_HALT)
         self._next = ticks_add(ticks_ms(), self.scan_ms)
-        self._last = NONE  # a clean scan ends a MULTIPLE episode
-        return NONE
-
-    def _absent(self):
-        self._st = _ST_IDLE
-        self._next = ticks_add(ticks_ms(), self.scan_ms)
-        self._last = NONE
-        if self._present_n:
-            self._misses += 1
-            if self._misses >= self.gone_after:
-                self._present_n = 0
-                self._misses = 0
-                return GONE
-        return NONE
-
-    def _rf_reset(self):
-        self._wreg(_CommandReg, _IDLE)
-        self.antenna_off()
-        self._st = _ST_RF_OFF
-        self._next = ticks_add(ticks_ms(), _RF_OFF_MS)
-
-    def _multiple(self):
-        self._rf_reset()
-        self._present_n = 0
-        self.multiples += 1
-        if self._last == MULTIPLE:
-            return NONE  # still the same two tags: reported already
-        self._last = MULTIPLE
-        return MULTIPLE
+        self._last = _NONE  # a clean scan ends a MULTIPLE episode
+        return r
 
     def _fail(self, err):
-        self._rf_reset()
-        self.errors += 1
-        self.error = err
-        self._last = ERROR
-        return ERROR
+        # A collision (err 0: MULTIPLE) or an error: field off for _RF_OFF_MS so every card
+        # restarts from IDLE.
+        self._wreg(_CommandReg, _IDLE)
+        self.antenna(0)
+        self._st = _ST_RF_OFF
+        self._next = ticks_add(ticks_ms(), _RF_OFF_MS)
+        if err:
+            self.errors += 1
+            self.error = err
+            self._last = _ERROR
+            return _ERROR
+        self._present_n = 0
+        self.multiples += 1
+        if self._last == _MULTIPLE:
+            return _NONE  # still the same two tags: reported already
+        self._last = _MULTIPLE
+        return _MULTIPLE

@@ -3,36 +3,40 @@
 # caller's buffer: every length read from the tag is checked against it before use.
 from micropython import const
 
-KIND_NONE = const(0)  # no NDEF message (not formatted, empty, or not a Type 2 tag)
-KIND_TEXT = const(1)
-KIND_URI = const(2)
-KIND_OTHER = const(3)  # a well-formed record of another type (MIME, external, UTF-16 text...)
-KIND_BAD = const(4)  # malformed or too long for the station's buffer
+# Record kinds (parse_record) and find_message statuses. Private constants: inlined by the
+# compiler, no RAM. twstation.mfrc522 keeps copies of the kinds and the protocol uses the same
+# numbers for TAG_NDEF_TEXT / TAG_NDEF_URI (tests/firmware/test_mfrc522.py checks both).
+_KIND_NONE = const(0)  # no NDEF message (not formatted, empty, or not a Type 2 tag)
+_KIND_TEXT = const(1)
+_KIND_URI = const(2)
+_KIND_OTHER = const(3)  # a well-formed record of another type (MIME, external, UTF-16 text...)
+_KIND_BAD = const(4)  # malformed or too long for the station's buffer
 
-FOUND = const(0)
-ABSENT = const(1)
-NEED = const(2)  # the message continues past the bytes read so far
-BAD = const(3)
+_FOUND = const(0)
+_ABSENT = const(1)
+_NEED = const(2)  # the message continues past the bytes read so far
+_BAD = const(3)
 
 _TLV_NULL = const(0x00)
 _TLV_NDEF = const(0x03)
 _TLV_END = const(0xFE)
 
-# NFC Forum URI record type definition: prefix codes 0x00..0x23.
-URI_PREFIXES = (
-    "", "http://www.", "https://www.", "http://", "https://", "tel:", "mailto:",
-    "ftp://anonymous:anonymous@", "ftp://ftp.", "ftps://", "sftp://", "smb://", "nfs://",
-    "ftp://", "dav://", "news:", "telnet://", "imap:", "rtsp://", "urn:", "pop:", "sip:", "sips:",
-    "tftp:", "btspp://", "btl2cap://", "btgoep://", "tcpobex://", "irdaobex://", "file://",
-    "urn:epc:id:", "urn:epc:tag:", "urn:epc:pat:", "urn:epc:raw:", "urn:epc:", "urn:nfc:",
-)  # fmt: skip
+# NFC Forum URI record type definition: prefix codes 0x00..0x23, one string (one object instead
+# of 36), each prefix followed by a space; code 0 is the empty prefix before the first space.
+_URI_CODES = const(36)
+_URIS = const(
+    b" http://www. https://www. http:// https:// tel: mailto: ftp://anonymous:anonymous@"
+    b" ftp://ftp. ftps:// sftp:// smb:// nfs:// ftp:// dav:// news: telnet:// imap: rtsp:// urn:"
+    b" pop: sip: sips: tftp: btspp:// btl2cap:// btgoep:// tcpobex:// irdaobex:// file://"
+    b" urn:epc:id: urn:epc:tag: urn:epc:pat: urn:epc:raw: urn:epc: urn:nfc: "
+)
 
 
 def find_message(mem, start, end):
     """Find the NDEF message TLV in mem[start:end]. Returns (status, offset, length).
 
-    status FOUND: the message is mem[offset:offset+length]. NEED: `offset + length` bytes would
-    hold it (read more and call again). ABSENT: no NDEF TLV before the terminator. BAD: broken.
+    status 0 (found): the message is mem[offset:offset+length]. 2 (need): `offset + length` bytes
+    would hold it (read more and call again). 1 (absent): no NDEF TLV before the terminator.
     """
     i = start
     while i < end:
@@ -41,24 +45,24 @@ def find_message(mem, start, end):
             i += 1
             continue
         if t == _TLV_END:
-            return ABSENT, 0, 0
+            return _ABSENT, 0, 0
         if i + 1 >= end:
-            return NEED, i, 4
+            return _NEED, i, 4
         n = mem[i + 1]
         hdr = 2
         if n == 0xFF:
             if i + 3 >= end:
-                return NEED, i, 4
+                return _NEED, i, 4
             n = (mem[i + 2] << 8) | mem[i + 3]
             hdr = 4
         if t == _TLV_NDEF:
             if n == 0:
-                return ABSENT, 0, 0
+                return _ABSENT, 0, 0
             if i + hdr + n > end:
-                return NEED, i + hdr, n
-            return FOUND, i + hdr, n
+                return _NEED, i + hdr, n
+            return _FOUND, i + hdr, n
         i += hdr + n  # lock control, memory control, proprietary: skip
-    return NEED, i, 4
+    return _NEED, i, 4
 
 
 def utf8_ok(buf, off, n):
@@ -92,12 +96,12 @@ def utf8_ok(buf, off, n):
 def parse_record(mem, off, n):
     """Parse the first record of the message mem[off:off+n].
 
-    Returns (kind, value_offset, value_length, uri_prefix_code). For KIND_TEXT the value is the
-    UTF-8 text without the language code; for KIND_URI it is the URI after the prefix code.
+    Returns (kind, value_offset, value_length, uri_prefix_code). For a Text record the value is
+    the UTF-8 text without the language code; for a URI record it is the URI after the prefix code.
     """
     end = off + n
     if n < 3:
-        return KIND_BAD, 0, 0, 0
+        return _KIND_BAD, 0, 0, 0
     flags = mem[off]
     tnf = flags & 0x07
     type_len = mem[off + 1]
@@ -107,50 +111,54 @@ def parse_record(mem, off, n):
         i += 1
     else:
         if i + 4 > end:
-            return KIND_BAD, 0, 0, 0
+            return _KIND_BAD, 0, 0, 0
         plen = (mem[i] << 24) | (mem[i + 1] << 16) | (mem[i + 2] << 8) | mem[i + 3]
         i += 4
     id_len = 0
     if flags & 0x08:  # IL
         if i >= end:
-            return KIND_BAD, 0, 0, 0
+            return _KIND_BAD, 0, 0, 0
         id_len = mem[i]
         i += 1
     t = i
     p = t + type_len + id_len
     if p + plen > end or not flags & 0x80:  # past the message, or not the first record (MB)
-        return KIND_BAD, 0, 0, 0
+        return _KIND_BAD, 0, 0, 0
     if flags & 0x20 or tnf != 1 or type_len != 1:  # chunked, or not an NFC well-known type
-        return KIND_OTHER, p, plen, 0
+        return _KIND_OTHER, p, plen, 0
     rtype = mem[t]
     if rtype == 0x54:  # "T"
         if plen < 1:
-            return KIND_BAD, 0, 0, 0
+            return _KIND_BAD, 0, 0, 0
         status = mem[p]
         lang = status & 0x3F
         if status & 0x80:  # UTF-16 text: not a tag ID this station accepts
-            return KIND_OTHER, p, plen, 0
+            return _KIND_OTHER, p, plen, 0
         if 1 + lang > plen:
-            return KIND_BAD, 0, 0, 0
+            return _KIND_BAD, 0, 0, 0
         v = p + 1 + lang
         vn = plen - 1 - lang
         if not utf8_ok(mem, v, vn):
-            return KIND_BAD, 0, 0, 0
-        return KIND_TEXT, v, vn, 0
+            return _KIND_BAD, 0, 0, 0
+        return _KIND_TEXT, v, vn, 0
     if rtype == 0x55:  # "U"
         if plen < 1:
-            return KIND_BAD, 0, 0, 0
+            return _KIND_BAD, 0, 0, 0
         code = mem[p]
-        if code >= len(URI_PREFIXES) or not utf8_ok(mem, p + 1, plen - 1):
-            return KIND_BAD, 0, 0, 0
-        return KIND_URI, p + 1, plen - 1, code
-    return KIND_OTHER, p, plen, 0
+        if code >= _URI_CODES or not utf8_ok(mem, p + 1, plen - 1):
+            return _KIND_BAD, 0, 0, 0
+        return _KIND_URI, p + 1, plen - 1, code
+    return _KIND_OTHER, p, plen, 0
 
 
 def value(mem, kind, off, n, prefix_code):
     """The record's value as bytes: the text, or the URI with its prefix expanded."""
-    if kind == KIND_TEXT:
+    if kind == _KIND_TEXT:
         return bytes(mem[off : off + n])
-    if kind == KIND_URI:
-        return URI_PREFIXES[prefix_code].encode() + bytes(mem[off : off + n])
+    if kind == _KIND_URI:
+        s = _URIS
+        i = 0
+        for _ in range(prefix_code):
+            i = s.find(b" ", i) + 1
+        return s[i : s.find(b" ", i)] + bytes(mem[off : off + n])
     return None

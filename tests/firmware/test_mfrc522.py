@@ -15,6 +15,12 @@ from tagweigh.hw.mfrc522 import Card, MFRC522Model, crc_a, ndef_text, ndef_uri, 
 from twstation import ndef  # noqa: E402
 from twstation.errors import DriverError  # noqa: E402
 
+# poll() results and error codes: the numbers station.py compares with (the driver keeps them as
+# private constants, inlined by MicroPython's compiler).
+NONE, TAG, MULTIPLE, ERROR, GONE = 0, 1, 2, 3, 4
+ERR_TIMEOUT, ERR_CRC, ERR_PROTOCOL, ERR_CHIP = 1, 2, 3, 4
+KIND_NONE, KIND_TEXT, KIND_URI = 0, 1, 2  # rf.ndef_kind (twstation.ndef's record kinds)
+
 UID7 = bytes.fromhex("04a1b2c3d4e5f6")
 UID7B = bytes.fromhex("04a1b2112233f6")  # same first 3 bytes: collides only at cascade level 2
 UID4 = bytes.fromhex("deadbeef")
@@ -86,9 +92,30 @@ def test_missing_chip_raises(clock):
         rfm.MFRC522(spi, cs)  # MISO floats high: VersionReg reads 0xFF
 
 
-def test_self_test_uses_the_crc_coprocessor(rig):
+def test_self_test_uses_the_crc_coprocessor(rig, clock):
+    from twstation import rfdiag
+
+    undo = clock.bind(rfdiag)
     model, drv = rig
-    assert drv.self_test() is True
+    try:
+        assert rfdiag.crc_self_test(drv) is True
+        model.regs[0x11] = 0x3C  # CRC preset 0x0000: the coprocessor now disagrees with crc_a
+        with pytest.raises(DriverError):
+            rfdiag.crc_self_test(drv)
+    finally:
+        undo()
+
+
+def test_private_numbers_match_the_protocol_and_ndef():
+    from twproto import bodies as M
+
+    assert (rfm._NONE, rfm._TAG, rfm._MULTIPLE, rfm._ERROR, rfm._GONE) == (NONE, TAG, MULTIPLE,
+                                                                           ERROR, GONE)
+    assert (rfm._ERR_TIMEOUT, rfm._ERR_CRC, rfm._ERR_PROTOCOL, rfm._ERR_CHIP) == (
+        ERR_TIMEOUT, ERR_CRC, ERR_PROTOCOL, ERR_CHIP)
+    assert (rfm._KIND_NONE, rfm._KIND_TEXT, rfm._KIND_URI, rfm._KIND_BAD) == (
+        ndef._KIND_NONE, ndef._KIND_TEXT, ndef._KIND_URI, ndef._KIND_BAD)
+    assert (rfm._KIND_TEXT, rfm._KIND_URI) == (M.TAG_NDEF_TEXT, M.TAG_NDEF_URI)
 
 
 def test_no_card_nothing_and_poll_returns_quickly(rig, clock):
@@ -109,7 +136,7 @@ def test_ntag_with_ndef_text(rig, clock):
     model.add_card(Card.ntag(UID7, ndef_text("BAG-000123")))
     model.frames.clear()
     res = run(drv, clock)
-    assert res == [(rfm.TAG, UID7, ndef.KIND_TEXT, b"BAG-000123", 0)]
+    assert res == [(TAG, UID7, KIND_TEXT, b"BAG-000123", 0)]
     assert drv.sak == 0x00 and drv.atqa == 0x0044
     frames = [f[0] for f in model.frames]
     assert frames[0] == b"\x52"
@@ -128,20 +155,20 @@ def test_tag_reported_once_per_presentation_then_gone(rig, clock):
     model, drv = rig
     card = model.add_card(Card.ntag(UID7, ndef_uri("https://trace.example/t/42")))
     res = run(drv, clock, ms=1000)
-    assert [r[0] for r in res] == [rfm.TAG]
-    assert res[0][2] == ndef.KIND_URI and res[0][3] == b"https://trace.example/t/42"
+    assert [r[0] for r in res] == [TAG]
+    assert res[0][2] == KIND_URI and res[0][3] == b"https://trace.example/t/42"
     model.remove_card(card)
     res = run(drv, clock, ms=500)
-    assert [r[0] for r in res] == [rfm.GONE]
+    assert [r[0] for r in res] == [GONE]
     model.add_card(card)
-    assert [r[0] for r in run(drv, clock)] == [rfm.TAG]
+    assert [r[0] for r in run(drv, clock)] == [TAG]
 
 
 def test_classic_4_byte_uid_without_ndef(rig, clock):
     model, drv = rig
     model.add_card(Card.classic(UID4))
     res = run(drv, clock)
-    assert res == [(rfm.TAG, UID4, ndef.KIND_NONE, None, 0)]
+    assert res == [(TAG, UID4, KIND_NONE, None, 0)]
     assert drv.sak == 0x08
 
 
@@ -150,13 +177,13 @@ def test_10_byte_uid(rig, clock):
     uid = bytes(range(1, 11))
     model.add_card(Card(uid, sak=0x20))
     res = run(drv, clock)
-    assert res[0][0] == rfm.TAG and res[0][1] == uid
+    assert res[0][0] == TAG and res[0][1] == uid
 
 
 def test_unformatted_ntag_gives_uid_only(rig, clock):
     model, drv = rig
     model.add_card(Card.ntag(UID7, None))
-    assert run(drv, clock) == [(rfm.TAG, UID7, ndef.KIND_NONE, None, 0)]
+    assert run(drv, clock) == [(TAG, UID7, KIND_NONE, None, 0)]
 
 
 def test_long_ndef_spans_several_reads(rig, clock):
@@ -165,7 +192,7 @@ def test_long_ndef_spans_several_reads(rig, clock):
     model.add_card(Card.ntag(UID7, ndef_text(text), kind="ntag215"))
     model.frames.clear()
     res = run(drv, clock)
-    assert res[0][2] == ndef.KIND_TEXT and res[0][3] == text.encode()
+    assert res[0][2] == KIND_TEXT and res[0][3] == text.encode()
     reads = [f[0][1] for f in model.frames if f[0][:1] == b"\x30"]
     assert reads == [3, 7, 11, 15, 19]
 
@@ -176,12 +203,12 @@ def test_two_cards_give_multiple_never_one_uid(rig, clock, uids):
     for u in uids:
         model.add_card(Card.ntag(u, ndef_text("A")) if len(u) == 7 else Card.classic(u))
     res = run(drv, clock, ms=1000)
-    assert [r[0] for r in res] == [rfm.MULTIPLE]  # once per episode, not every scan
+    assert [r[0] for r in res] == [MULTIPLE]  # once per episode, not every scan
     assert drv.multiples >= 5 and drv.tags == 0
     # One card leaves: the other is read normally.
     model.remove_card(model.cards[0])
     res = run(drv, clock, ms=500)
-    assert [r[0] for r in res] == [rfm.TAG] and res[0][1] == uids[1]
+    assert [r[0] for r in res] == [TAG] and res[0][1] == uids[1]
 
 
 def test_bcc_and_crc_errors_are_reported_then_recover(rig, clock):
@@ -189,8 +216,8 @@ def test_bcc_and_crc_errors_are_reported_then_recover(rig, clock):
     card = model.add_card(Card.ntag(UID7, ndef_text("BAG-9")))
     card.corrupt_next(2)  # ATQA (no check possible), then the UID CL1 + BCC answer
     res = run(drv, clock, ms=300)
-    assert [(r[0], r[4]) for r in res][0] == (rfm.ERROR, rfm.ERR_PROTOCOL)  # BCC mismatch
-    assert res[-1][:4] == (rfm.TAG, UID7, ndef.KIND_TEXT, b"BAG-9")
+    assert [(r[0], r[4]) for r in res][0] == (ERROR, ERR_PROTOCOL)  # BCC mismatch
+    assert res[-1][:4] == (TAG, UID7, KIND_TEXT, b"BAG-9")
     model.remove_card(card)
     run(drv, clock, ms=300)  # GONE
     model.add_card(card)
@@ -205,8 +232,8 @@ def test_bcc_and_crc_errors_are_reported_then_recover(rig, clock):
             card.corrupt_next(1)
             armed = True
         clock.advance_us(500)
-    assert res[0] == (rfm.ERROR, rfm.ERR_CRC)
-    assert res[-1][0] == rfm.TAG and drv.errors == 2
+    assert res[0] == (ERROR, ERR_CRC)
+    assert res[-1][0] == TAG and drv.errors == 2
 
 
 def test_card_leaving_mid_scan_is_a_timeout(rig, clock):
@@ -220,13 +247,13 @@ def test_card_leaving_mid_scan_is_a_timeout(rig, clock):
             break
     card.in_field = False
     res = run(drv, clock, ms=100, step_us=200)
-    assert (rfm.ERROR, rfm.ERR_TIMEOUT) in [(r[0], r[4]) for r in res]
+    assert (ERROR, ERR_TIMEOUT) in [(r[0], r[4]) for r in res]
 
 
 def test_antenna_off_means_no_answer(rig, clock):
     model, drv = rig
     model.add_card(Card.ntag(UID7, ndef_text("X")))
-    drv.antenna_off()
+    drv.antenna(0)
     drv._st = rfm._ST_IDLE  # keep scanning with the field off
     res = []
     for _ in range(200):
@@ -234,7 +261,7 @@ def test_antenna_off_means_no_answer(rig, clock):
         if r:
             res.append(r)
         clock.advance_us(500)
-    assert rfm.TAG not in res
+    assert TAG not in res
 
 
 def test_dead_chip_is_an_error_not_a_hang(rig, clock):
@@ -242,7 +269,7 @@ def test_dead_chip_is_an_error_not_a_hang(rig, clock):
     model.regs[0x2A] = 0  # timer without TAuto: a command nobody answers never ends by itself
     drv._wreg(0x2A, 0)
     res = run(drv, clock, ms=200)
-    assert (rfm.ERROR, rfm.ERR_CHIP) in [(r[0], r[4]) for r in res]
+    assert (ERROR, ERR_CHIP) in [(r[0], r[4]) for r in res]
 
 
 def test_model_read_rollover_and_nak():
@@ -257,3 +284,23 @@ def test_model_read_rollover_and_nak():
     frame = bytes((0x30, 45))
     c = crc_a(frame)
     assert card.receive(frame + bytes((c & 0xFF, c >> 8)), 32) == (b"\x00", 4)
+
+
+# NFC Forum URI RTD, table 3 (prefix codes), written out independently of the driver's string.
+URI_RTD = (
+    "", "http://www.", "https://www.", "http://", "https://", "tel:", "mailto:",
+    "ftp://anonymous:anonymous@", "ftp://ftp.", "ftps://", "sftp://", "smb://", "nfs://",
+    "ftp://", "dav://", "news:", "telnet://", "imap:", "rtsp://", "urn:", "pop:", "sip:", "sips:",
+    "tftp:", "btspp://", "btl2cap://", "btgoep://", "tcpobex://", "irdaobex://", "file://",
+    "urn:epc:id:", "urn:epc:tag:", "urn:epc:pat:", "urn:epc:raw:", "urn:epc:", "urn:nfc:",
+)  # fmt: skip
+
+
+def test_every_uri_prefix_code_expands():
+    for code, prefix in enumerate(URI_RTD):
+        rec = bytearray((0xD1, 1, 4, 0x55, code)) + b"a/b"
+        kind, off, n, pre = ndef.parse_record(rec, 0, len(rec))
+        assert (kind, pre) == (KIND_URI, code)
+        assert ndef.value(rec, kind, off, n, pre) == prefix.encode() + b"a/b"
+    rec = bytearray((0xD1, 1, 4, 0x55, len(URI_RTD))) + b"a/b"  # no such code
+    assert ndef.parse_record(rec, 0, len(rec))[0] == ndef._KIND_BAD

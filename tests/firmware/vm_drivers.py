@@ -5,6 +5,11 @@ over a minimal in-memory UART.
 """
 
 from twstation import ndef
+
+# twstation.ndef's numbers (private constants in the driver: inlined, so not module attributes
+# on MicroPython): find_message statuses and record kinds.
+FOUND, ABSENT, NEED = 0, 1, 2
+KIND_TEXT, KIND_URI, KIND_BAD = 1, 2, 4
 from twstation.mfrc522 import crc_a
 from twstation.scanner import Scanner, crc_gm65
 
@@ -50,9 +55,9 @@ def test_crc_gm65():
 def test_ndef_text():
     mem = bytearray(_tlv(_text_record(b"BAG-000123")) + bytes(16))
     status, off, n = ndef.find_message(mem, 0, len(mem))
-    assert status == ndef.FOUND
+    assert status == FOUND
     kind, voff, vn, pre = ndef.parse_record(mem, off, n)
-    assert kind == ndef.KIND_TEXT
+    assert kind == KIND_TEXT
     assert ndef.value(mem, kind, voff, vn, pre) == b"BAG-000123"
 
 
@@ -60,22 +65,22 @@ def test_ndef_uri_and_skipped_tlvs():
     rec = bytes([0xD1, 1, 11, 0x55, 0x04]) + b"ex.org/t/7"
     mem = bytearray(b"\x00\x01\x03\xa0\x0c\x44" + _tlv(rec))
     status, off, n = ndef.find_message(mem, 0, len(mem))
-    assert status == ndef.FOUND
+    assert status == FOUND
     kind, voff, vn, pre = ndef.parse_record(mem, off, n)
-    assert kind == ndef.KIND_URI
+    assert kind == KIND_URI
     assert ndef.value(mem, kind, voff, vn, pre) == b"https://ex.org/t/7"
 
 
 def test_ndef_need_absent_bad():
     msg = _text_record(b"X" * 40)
     mem = bytearray(_tlv(msg))
-    assert ndef.find_message(mem, 0, 16)[0] == ndef.NEED
-    assert ndef.find_message(bytearray(b"\x00\xfe"), 0, 2)[0] == ndef.ABSENT
+    assert ndef.find_message(mem, 0, 16)[0] == NEED
+    assert ndef.find_message(bytearray(b"\x00\xfe"), 0, 2)[0] == ABSENT
     bad = bytearray(msg)
     bad[2] = 200  # payload length past the message
-    assert ndef.parse_record(bad, 0, len(bad))[0] == ndef.KIND_BAD
+    assert ndef.parse_record(bad, 0, len(bad))[0] == KIND_BAD
     ctrl = bytearray(_text_record(b"A\x01B"))
-    assert ndef.parse_record(ctrl, 0, len(ctrl))[0] == ndef.KIND_BAD
+    assert ndef.parse_record(ctrl, 0, len(ctrl))[0] == KIND_BAD
 
 
 def test_scanner_lines_overlong_garbage():
