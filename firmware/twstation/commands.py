@@ -23,69 +23,103 @@ import hashlib
 import json
 import os
 
-from twproto import bodies as M
 from twproto.errors import ProtocolError
+from twproto.port import const
 from twstation import config as config_mod
 from twstation.errors import StationError
+
+# Private copies of the protocol's numbers (inlined by the compiler; checked against
+# twproto.messages by tests/protocol/test_bodies_numbers.py).
+_OP_TARE = const(1)
+_OP_ZERO = const(2)
+_OP_TARE_PRESET = const(3)
+_OP_CAL_ZERO = const(4)
+_OP_CAL_SPAN = const(5)
+_OP_CAL_CHECK = const(6)
+_OP_CAL_COMMIT = const(7)
+_OP_SET_CONFIG = const(8)
+_OP_RULESET_BEGIN = const(9)
+_OP_RULESET_CHUNK = const(10)
+_OP_RULESET_END = const(11)
+_OP_REBOOT = const(12)
+_OP_MAINTENANCE = const(13)
+_OP_SET_OPERATOR = const(14)
+_OP_SET_TIME = const(15)
+_OP_SELF_TEST = const(16)
+_OP_GET_STATUS = const(17)
+_RS_OK = const(0)
+_RS_REFUSED_MOTION = const(1)
+_RS_BAD_ARGS = const(2)
+_RS_UNSUPPORTED = const(3)
+_RS_BUSY = const(4)
+_RS_FAILED = const(5)
+_RS_NOT_IN_MAINTENANCE = const(7)
+_RS_BAD_HASH = const(8)
+_RS_OUT_OF_RANGE = const(9)
+_RS_NO_SPACE = const(10)
+_EV_CALIBRATION_CHANGED = const(14)
+_EV_CONFIG_CHANGED = const(16)
+_EV_RULESET_CHANGED = const(17)
+_SEV_INFO = const(0)
 
 
 def execute(st, op, a, now):
     """Run COMMAND `op` with its decoded args dict `a` (twproto.bodies.unpack_command)."""
-    if op in (M.OP_TARE, M.OP_ZERO):
+    if op in (_OP_TARE, _OP_ZERO):
         if st.in_motion():
-            return M.RS_REFUSED_MOTION, 0, b""
+            return _RS_REFUSED_MOTION, 0, b""
         return _scale_call(st, op, a)
-    if op == M.OP_TARE_PRESET:  # a known container weight: allowed in motion (scale.py)
+    if op == _OP_TARE_PRESET:  # a known container weight: allowed in motion (scale.py)
         return _scale_call(st, op, a)
-    if op in (M.OP_CAL_ZERO, M.OP_CAL_SPAN, M.OP_CAL_CHECK, M.OP_CAL_COMMIT):
+    if op in (_OP_CAL_ZERO, _OP_CAL_SPAN, _OP_CAL_CHECK, _OP_CAL_COMMIT):
         if not st.maintenance:
-            return M.RS_NOT_IN_MAINTENANCE, 0, b""
-        if op != M.OP_CAL_COMMIT and st.in_motion():
-            return M.RS_REFUSED_MOTION, 0, b""
+            return _RS_NOT_IN_MAINTENANCE, 0, b""
+        if op != _OP_CAL_COMMIT and st.in_motion():
+            return _RS_REFUSED_MOTION, 0, b""
         return _scale_call(st, op, a)
-    if op in (M.OP_SET_CONFIG, M.OP_RULESET_BEGIN, M.OP_RULESET_CHUNK, M.OP_RULESET_END) \
+    if op in (_OP_SET_CONFIG, _OP_RULESET_BEGIN, _OP_RULESET_CHUNK, _OP_RULESET_END) \
             and not st.maintenance:
-        return M.RS_NOT_IN_MAINTENANCE, 0, b""
-    if op == M.OP_SET_CONFIG:
+        return _RS_NOT_IN_MAINTENANCE, 0, b""
+    if op == _OP_SET_CONFIG:
         return _set_config(st, a)
-    if op == M.OP_RULESET_BEGIN:
+    if op == _OP_RULESET_BEGIN:
         return _rs_begin(st, a)
-    if op == M.OP_RULESET_CHUNK:
+    if op == _OP_RULESET_CHUNK:
         return _rs_chunk(st, a)
-    if op == M.OP_RULESET_END:
+    if op == _OP_RULESET_END:
         return _rs_end(st, now)
-    if op == M.OP_REBOOT:
+    if op == _OP_REBOOT:
         st.schedule_reboot(now)
-        return M.RS_OK, 0, b""
-    if op == M.OP_MAINTENANCE:
+        return _RS_OK, 0, b""
+    if op == _OP_MAINTENANCE:
         st.maintenance = bool(a["on"])
-        return M.RS_OK, a["on"], b""
-    if op == M.OP_SET_OPERATOR:
+        return _RS_OK, a["on"], b""
+    if op == _OP_SET_OPERATOR:
         st.operator = a["operator"]
-        return M.RS_OK, a["operator"], b""
-    if op == M.OP_SET_TIME:
+        return _RS_OK, a["operator"], b""
+    if op == _OP_SET_TIME:
         st.set_time(a["time"], a["ms"])
-        return M.RS_OK, 0, b""
-    if op == M.OP_SELF_TEST:
+        return _RS_OK, 0, b""
+    if op == _OP_SELF_TEST:
         from twstation import selftest
 
         res = selftest.run(st.dev, st.journal, st.root, st.clock)
         text = json.dumps(res).encode()
-        return M.RS_OK, selftest.failed_mask(res), text[:225]
-    if op == M.OP_GET_STATUS:
+        return _RS_OK, selftest.failed_mask(res), text[:225]
+    if op == _OP_GET_STATUS:
         st._send_status(now)
-        return M.RS_OK, 0, b""
-    return M.RS_UNSUPPORTED, 0, b""
+        return _RS_OK, 0, b""
+    return _RS_UNSUPPORTED, 0, b""
 
 
 # scale status codes (twstation.scale OK, E_MOTION, E_RANGE, E_OVERLOAD, E_TARE, E_NOT_READY,
 # E_SPAN, E_REF) -> RESULT status
-_SCALE_RS = (M.RS_OK, M.RS_REFUSED_MOTION, M.RS_OUT_OF_RANGE, M.RS_OUT_OF_RANGE, M.RS_BUSY,
-             M.RS_BUSY, M.RS_BAD_ARGS, M.RS_BAD_ARGS)
+_SCALE_RS = (_RS_OK, _RS_REFUSED_MOTION, _RS_OUT_OF_RANGE, _RS_OUT_OF_RANGE, _RS_BUSY,
+             _RS_BUSY, _RS_BAD_ARGS, _RS_BAD_ARGS)
 
 
 def _rs(code):
-    return _SCALE_RS[code] if 0 <= code < len(_SCALE_RS) else M.RS_FAILED
+    return _SCALE_RS[code] if 0 <= code < len(_SCALE_RS) else _RS_FAILED
 
 
 def _scale_call(st, op, a):
@@ -94,34 +128,34 @@ def _scale_call(st, op, a):
     # error in grams, CAL_COMMIT(cal_id, ...) confirms the calibration in force and raises the
     # calibration_changed EVENT (bad_args if the cal_id is not the one in force).
     sc = st.scale
-    if op == M.OP_TARE:
+    if op == _OP_TARE:
         c = sc.tare()
         return _rs(c), sc.tare_g, b""
-    if op == M.OP_ZERO:
+    if op == _OP_ZERO:
         c = sc.zero()
         if c == 0:
             st.zero_cleared()
         return _rs(c), _i32(sc.zero_counts), b""
-    if op == M.OP_TARE_PRESET:
+    if op == _OP_TARE_PRESET:
         c = sc.tare_preset(a["tare_g"])
         return _rs(c), sc.tare_g, b""
-    if op == M.OP_CAL_ZERO:
+    if op == _OP_CAL_ZERO:
         c = sc.cal_zero()
         z = sc._cal_zero_c
         return _rs(c), (_i32(z[0] // z[1]) if c == 0 and z else 0), b""
-    if op == M.OP_CAL_SPAN:
+    if op == _OP_CAL_SPAN:
         t = st.unix_time()
         try:
             cal = sc.cal_span(a["mass_g"], t if t is not None else 0, st.operator)
         except StationError as e:
             return _rs(getattr(e, "code", 5)), 0, str(e).encode()[:80]
         st.zero_cleared()
-        return M.RS_OK, _i32(abs(1000 * cal.den // cal.num)), b""  # counts per kg
-    if op == M.OP_CAL_CHECK:
+        return _RS_OK, _i32(abs(1000 * cal.den // cal.num)), b""  # counts per kg
+    if op == _OP_CAL_CHECK:
         err = sc.check(a["mass_g"])
         if err is None:
-            return M.RS_REFUSED_MOTION, 0, b""
-        return M.RS_OK, _i32(a["mass_g"] + err), b""  # measured, to the gram
+            return _RS_REFUSED_MOTION, 0, b""
+        return _RS_OK, _i32(a["mass_g"] + err), b""  # measured, to the gram
     # CAL_COMMIT: the calibration in force gets the bridge's cal_id, operator and time, persisted
     from twstation.calib import Calibration
 
@@ -133,12 +167,12 @@ def _scale_call(st, op, a):
         if sc.store is not None:
             sc.store.save(new, sc.zero_counts)
     except StationError as e:
-        return M.RS_BAD_ARGS, 0, str(e).encode()[:80]
+        return _RS_BAD_ARGS, 0, str(e).encode()[:80]
     except OSError:
-        return M.RS_FAILED, 0, b"write failed"
+        return _RS_FAILED, 0, b"write failed"
     sc.calibrated = True
-    st.event(M.EV_CALIBRATION_CHANGED, M.SEV_INFO, a["cal_id"])
-    return M.RS_OK, a["cal_id"], b""
+    st.event(_EV_CALIBRATION_CHANGED, _SEV_INFO, a["cal_id"])
+    return _RS_OK, a["cal_id"], b""
 
 
 def _i32(v):
@@ -149,77 +183,77 @@ def _i32(v):
 
 def _set_config(st, a):
     if a["key"] != 0:
-        return M.RS_UNSUPPORTED, 0, b"only key 0 (JSON object)"
+        return _RS_UNSUPPORTED, 0, b"only key 0 (JSON object)"
     try:
         changes = json.loads(bytes(a["value"]))
     except ValueError:
-        return M.RS_BAD_ARGS, 0, b"value: not JSON"
+        return _RS_BAD_ARGS, 0, b"value: not JSON"
     if not isinstance(changes, dict):
-        return M.RS_BAD_ARGS, 0, b"value: expected an object"
+        return _RS_BAD_ARGS, 0, b"value: expected an object"
     if "device_id" in changes and changes["device_id"] != st.config.device_id:
-        return M.RS_BAD_ARGS, 0, b"device_id is set by provisioning"
+        return _RS_BAD_ARGS, 0, b"device_id is set by provisioning"
     try:
         cfg = st.config.updated(changes)
         config_mod.save(st.root, cfg)
     except StationError as e:
-        return M.RS_BAD_ARGS, 0, str(e).encode()[:120]
+        return _RS_BAD_ARGS, 0, str(e).encode()[:120]
     except OSError:
-        return M.RS_FAILED, 0, b"write failed"
+        return _RS_FAILED, 0, b"write failed"
     st.config = cfg
-    st.event(M.EV_CONFIG_CHANGED, M.SEV_INFO, 0)
-    return M.RS_OK, 0, b""
+    st.event(_EV_CONFIG_CHANGED, _SEV_INFO, 0)
+    return _RS_OK, 0, b""
 
 
 def _rs_begin(st, a):
     n = a["length"]
     if n < 1 or n > 16384:
-        return M.RS_BAD_ARGS, 0, b"length 1..16384"
+        return _RS_BAD_ARGS, 0, b"length 1..16384"
     tmp = st.ruleset_path() + ".part"
     try:
         open(tmp, "wb").close()
     except OSError:
-        return M.RS_FAILED, 0, b"cannot write"
+        return _RS_FAILED, 0, b"cannot write"
     st._rs_push = [tmp, n, hashlib.sha256(), bytes(a["sha256"]), 0]
-    return M.RS_OK, 0, b""
+    return _RS_OK, 0, b""
 
 
 def _rs_chunk(st, a):
     p = st._rs_push
     if p is None:
-        return M.RS_BAD_ARGS, 0, b"no ruleset_begin"
+        return _RS_BAD_ARGS, 0, b"no ruleset_begin"
     data = a["data"]
     if a["offset"] != p[4] or p[4] + len(data) > p[1]:
-        return M.RS_BAD_ARGS, p[4], b"chunk out of order"  # value = offset expected
+        return _RS_BAD_ARGS, p[4], b"chunk out of order"  # value = offset expected
     try:
         with open(p[0], "ab") as f:
             f.write(data)
     except OSError:
         st._rs_push = None
-        return M.RS_NO_SPACE, 0, b""
+        return _RS_NO_SPACE, 0, b""
     p[2].update(data)
     p[4] += len(data)
-    return M.RS_OK, p[4], b""
+    return _RS_OK, p[4], b""
 
 
 def _rs_end(st, now):
     p = st._rs_push
     st._rs_push = None
     if p is None:
-        return M.RS_BAD_ARGS, 0, b"no ruleset_begin"
+        return _RS_BAD_ARGS, 0, b"no ruleset_begin"
     tmp = p[0]
     if p[4] != p[1]:
         _rm(tmp)
-        return M.RS_BAD_ARGS, p[4], b"incomplete"
+        return _RS_BAD_ARGS, p[4], b"incomplete"
     if p[2].digest() != p[3]:
         _rm(tmp)
-        return M.RS_BAD_HASH, 0, b""
+        return _RS_BAD_HASH, 0, b""
     try:
         from twproto.ruleset import load_file
 
         rs = load_file(tmp)
     except (ProtocolError, ValueError) as e:
         _rm(tmp)
-        return M.RS_BAD_ARGS, 0, str(e).encode()[:120]
+        return _RS_BAD_ARGS, 0, str(e).encode()[:120]
     path = st.ruleset_path()
     try:
         os.rename(tmp, path)
@@ -229,12 +263,12 @@ def _rs_end(st, now):
             os.rename(tmp, path)
         except OSError:
             _rm(tmp)
-            return M.RS_FAILED, 0, b"rename failed"
+            return _RS_FAILED, 0, b"rename failed"
     rs.drop_document()  # the station never reads the parsed document again
     st.ruleset = rs
     rid = rs.id - 0x100000000 if rs.id & 0x80000000 else rs.id  # i32 bit pattern (SPEC 5.9)
-    st.event(M.EV_RULESET_CHANGED, M.SEV_INFO, rid)
-    return M.RS_OK, rid, b""
+    st.event(_EV_RULESET_CHANGED, _SEV_INFO, rid)
+    return _RS_OK, rid, b""
 
 
 def _rm(path):

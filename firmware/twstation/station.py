@@ -44,6 +44,70 @@ from twproto import rules as rules_mod
 from twstation import FIRMWARE_VERSION, forget
 from twstation.errors import DriverError, StationError
 
+# The protocol's numbers this module uses: private copies (the compiler inlines them: no dict
+# entry, no interned name) of twproto.frame T_*/BODY/MAX_FRAME and the public numbers in
+# twproto.messages; tests/protocol/test_bodies_numbers.py checks every copy against those.
+_BODY = const(3)  # frame: offset of the body
+_MAX_FRAME = const(253)
+_T_HELLO = const(0x01)
+_T_WELCOME = const(0x02)
+_T_READING = const(0x10)
+_T_ACK = const(0x11)
+_T_NACK = const(0x12)
+_T_STATUS = const(0x20)
+_T_LIVE = const(0x21)
+_T_EVENT = const(0x22)
+_T_COMMAND = const(0x30)
+_T_RESULT = const(0x31)
+_ACCEPT = const(0)  # verdicts
+_WARN = const(1)
+_REJECT = const(2)
+_F_STABLE = const(0x08)  # READING flags
+_F_OUT_OF_RANGE = const(0x20)
+_F_ZERO_TRACKED = const(0x40)
+_F_PRESET_TARE = const(0x80)
+_TAG_RFID_UID = const(0)  # tag kinds
+_TAG_NDEF_TEXT = const(1)
+_TAG_NDEF_URI = const(2)
+_TAG_QR_TEXT = const(3)
+_TAG_MAX = const(64)
+_SF_TIME_SYNCED = const(0x01)  # HELLO/STATUS flags
+_SF_MAINTENANCE = const(0x02)
+_SF_ZERO_OUT_OF_RANGE = const(0x04)
+_SF_UNCALIBRATED = const(0x08)
+_SF_JOURNAL_FULL = const(0x10)
+_SF_NO_RULESET = const(0x20)
+_SF_SCALE_FAULT = const(0x40)
+_SF_READER_FAULT = const(0x80)
+_WF_TIME_VALID = const(0x01)  # WELCOME flags
+_TS_NONE = const(0)  # LIVE tag state
+_TS_READ = const(2)
+_NACK_MALFORMED = const(1)
+_NACK_BAD_MAC = const(2)
+_NACK_STORAGE_UNAVAILABLE = const(5)
+_NACK_CONFLICT = const(6)
+_NACK_BUSY = const(8)
+_NACK_NO_SESSION = const(10)
+_EV_HX711_NOT_READY = const(1)
+_EV_OVERLOAD = const(2)
+_EV_UNDERLOAD = const(3)
+_EV_ZERO_OUT_OF_RANGE = const(4)
+_EV_READER_FAULT = const(5)
+_EV_SCANNER_FAULT = const(6)
+_EV_SCANNER_GARBAGE = const(7)
+_EV_MULTIPLE_TAGS = const(8)
+_EV_JOURNAL_NEARLY_FULL = const(9)
+_EV_JOURNAL_FULL = const(10)
+_EV_JOURNAL_RECOVERED = const(11)
+_EV_BOOT = const(13)
+_EV_TAMPER = const(15)
+_EV_MOTION_TIMEOUT = const(19)
+_SEV_INFO = const(0)
+_SEV_WARNING = const(1)
+_SEV_ERROR = const(2)
+_SEV_CRITICAL = const(3)
+_RS_STALE_COMMAND = const(6)
+
 IDLE = const(0)
 WEIGHING = const(1)
 STABLE = const(2)
@@ -169,7 +233,7 @@ class Station:
         self._skip = []  # seqs the bridge refused this session (NACK bad_mac/malformed/conflict)
         self._backoff = 0
         self._last_cmd = 0
-        self._last_res = bytearray(F.MAX_FRAME)  # the RESULT frame of _last_cmd (SPEC 9 retries)
+        self._last_res = bytearray(_MAX_FRAME)  # the RESULT frame of _last_cmd (SPEC 9 retries)
         self._last_res_n = 0
         self._events = []  # (code, severity, detail, uptime) while no session
         self._ev_last = {}
@@ -209,7 +273,7 @@ class Station:
         # Readings not yet acknowledged are still in the journal: feed them to the rule state so
         # a duplicate weighed before the reboot is still seen.
         for fr in self.journal.pending():
-            if fr[2] != F.T_READING:
+            if fr[2] != _T_READING:
                 continue
             try:
                 r = M.reading_frame(fr)
@@ -219,14 +283,14 @@ class Station:
                 self.rule_state.record(r, rules_mod.evaluate(self.ruleset, r, None, None))
 
     def _boot_events(self):
-        self.event(M.EV_BOOT, M.SEV_INFO, self.boot)
+        self.event(_EV_BOOT, _SEV_INFO, self.boot)
         if "rfid" in self.dev.faults:
             self._reader_fault = True
-            self.event(M.EV_READER_FAULT, M.SEV_ERROR, 0)
+            self.event(_EV_READER_FAULT, _SEV_ERROR, 0)
         if "scanner" in self.dev.faults:
-            self.event(M.EV_SCANNER_FAULT, M.SEV_ERROR, 0)
+            self.event(_EV_SCANNER_FAULT, _SEV_ERROR, 0)
         if getattr(self.journal, "recovered", 0):
-            self.event(M.EV_JOURNAL_RECOVERED, M.SEV_WARNING, self.journal.recovered)
+            self.event(_EV_JOURNAL_RECOVERED, _SEV_WARNING, self.journal.recovered)
 
     def _boot_zero(self):
         # Once the empty scale is first stable after boot, compare it with the stored zero.
@@ -239,7 +303,7 @@ class Station:
         if c == 2:  # BOOT_OUT_OF_RANGE
             self._zero_out = True
             bz = self.scale.boot_zero
-            self.event(M.EV_ZERO_OUT_OF_RANGE, M.SEV_ERROR, bz[1] if bz else 0)
+            self.event(_EV_ZERO_OUT_OF_RANGE, _SEV_ERROR, bz[1] if bz else 0)
 
     def _zero_bad(self):
         return self._zero_out
@@ -323,14 +387,14 @@ class Station:
         over = self.scale.out_of_range
         if over and not self._over:
             net = self.scale.net_g
-            self.event(M.EV_OVERLOAD if net > 0 else M.EV_UNDERLOAD, M.SEV_WARNING, net)
+            self.event(_EV_OVERLOAD if net > 0 else _EV_UNDERLOAD, _SEV_WARNING, net)
         self._over = over
 
     def _hx_stall(self, now):
         self._hx_timeouts += 1
         if not self._hx_fault:
             self._hx_fault = True
-            self.event(M.EV_HX711_NOT_READY, M.SEV_ERROR, self._hx_timeouts)
+            self.event(_EV_HX711_NOT_READY, _SEV_ERROR, self._hx_timeouts)
 
     def _loaded(self):
         return self.scale.net_g >= self.config.empty_g
@@ -355,7 +419,7 @@ class Station:
             bad = getattr(sc, "garbage", 0) + getattr(sc, "overlong", 0)
             if bad != self._scan_bad:  # the driver dropped a line (noise, baud, too long)
                 self._scan_bad = bad
-                self.event(M.EV_SCANNER_GARBAGE, M.SEV_WARNING, bad)
+                self.event(_EV_SCANNER_GARBAGE, _SEV_WARNING, bad)
                 self._show(_P_ATTENTION, now)
         if got is None:
             if self._conflict and ticks_diff(now, self._conflict_seen) > self.config.bind_ms:
@@ -375,41 +439,41 @@ class Station:
         if res == 1:
             self._reader_fault = False
             k = rf.ndef_kind
-            if (k == M.TAG_NDEF_TEXT or k == M.TAG_NDEF_URI) and rf.value:
-                return (k, bytes(rf.value[: M.TAG_MAX]))  # the label's text/URI is the tag
-            return (M.TAG_RFID_UID, bytes(rf.uid))
+            if (k == _TAG_NDEF_TEXT or k == _TAG_NDEF_URI) and rf.value:
+                return (k, bytes(rf.value[: _TAG_MAX]))  # the label's text/URI is the tag
+            return (_TAG_RFID_UID, bytes(rf.uid))
         if res == 2:
             return "multi"
         if res == 4:
-            if self._last_tag is not None and self._last_tag[0] != M.TAG_QR_TEXT:
+            if self._last_tag is not None and self._last_tag[0] != _TAG_QR_TEXT:
                 self._last_tag = None  # the tag left the field: it may be presented again
             return None
         if res == 3 and rf.error == 4:  # ERR_CHIP: the reader itself failed (SPI, power)
             self._reader_fault = True
-            self.event(M.EV_READER_FAULT, M.SEV_ERROR, rf.error)
+            self.event(_EV_READER_FAULT, _SEV_ERROR, rf.error)
         return None
 
     def _scan_result(self, line, now):
         if isinstance(line, str):
             line = line.encode()
         n = len(line)
-        ok = 0 < n <= M.TAG_MAX
+        ok = 0 < n <= _TAG_MAX
         if ok:
             for b in line:
                 if b < 0x20 or b == 0x7F:  # control characters are never part of a tag
                     ok = False
                     break
         if not ok:
-            self.event(M.EV_SCANNER_GARBAGE, M.SEV_WARNING, n)
+            self.event(_EV_SCANNER_GARBAGE, _SEV_WARNING, n)
             self._show(_P_ATTENTION, now)
             return None
-        return (M.TAG_QR_TEXT, bytes(line))
+        return (_TAG_QR_TEXT, bytes(line))
 
     def _multi(self, now):
         self._conflict = True
         self._conflict_seen = now
         self._tag = None
-        self.event(M.EV_MULTIPLE_TAGS, M.SEV_WARNING, 0)
+        self.event(_EV_MULTIPLE_TAGS, _SEV_WARNING, 0)
         self._show(_P_ATTENTION, now)
         if self.state in (TAG, STABLE):
             self.state = WEIGHING if self._loaded() else IDLE
@@ -482,7 +546,7 @@ class Station:
                 self._tag = None
                 self._tag_loaded = False
                 self._show(_P_ATTENTION, now)
-                self.event(M.EV_MOTION_TIMEOUT, M.SEV_INFO, 1)
+                self.event(_EV_MOTION_TIMEOUT, _SEV_INFO, 1)
                 self.state = IDLE
             elif loaded and not self._tag_loaded:
                 # tag first: its bag has arrived; the binding window runs from now, so a bag
@@ -502,7 +566,7 @@ class Station:
                 else:
                     self._tag = None  # a tag with no bag: dropped
                     self._show(_P_ATTENTION, now)
-                    self.event(M.EV_MOTION_TIMEOUT, M.SEV_INFO, 0)
+                    self.event(_EV_MOTION_TIMEOUT, _SEV_INFO, 0)
                     self.state = IDLE
         elif s == VALIDATE:
             if self.journal.full:
@@ -541,10 +605,10 @@ class Station:
         self.state = TAG
 
     def _refuse_full(self, now):
-        self.event(M.EV_JOURNAL_FULL, M.SEV_CRITICAL, self._fill())
+        self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, self._fill())
         self._show(_P_REJECTED, now)
         self._remember_tag(now)
-        self.last_result = (None, M.REJECT, None)
+        self.last_result = (None, _REJECT, None)
         self._tag = None
         self._deadline = ticks_add(now, self.config.feedback_ms)
         self.state = FEEDBACK
@@ -556,9 +620,9 @@ class Station:
         r.seq = self.seq + 1
         # status bits from the scale (out of range, centre of zero, preset tare); the stable bit
         # is the captured one (a reading bound on a deadline while moving carries no stable bit)
-        flags = sc.reading_flags() & (M.F_OUT_OF_RANGE | M.F_ZERO_TRACKED | M.F_PRESET_TARE)
+        flags = sc.reading_flags() & (_F_OUT_OF_RANGE | _F_ZERO_TRACKED | _F_PRESET_TARE)
         if self._stable_cap:
-            flags |= M.F_STABLE
+            flags |= _F_STABLE
         r.flags = flags
         r.step = cfg.step
         held = self._tag
@@ -580,24 +644,24 @@ class Station:
         r.ruleset_id = self.ruleset.id if self.ruleset is not None else 0
         r.prev = self.prev
         v = None
-        verdict, reason = M.ACCEPT, 0
+        verdict, reason = _ACCEPT, 0
         if self.ruleset is not None:
             v = rules_mod.evaluate(self.ruleset, r, self.rule_state, t)
             verdict, reason = v.verdict, v.reason
         # Station guards that hold whatever the rule set says: an unsettled or out-of-range
         # weight is never accepted.
-        if not self._stable_cap and verdict != M.REJECT:
-            verdict, reason = M.REJECT, 5  # NOT-STABLE
-        elif flags & M.F_OUT_OF_RANGE and verdict != M.REJECT:
-            verdict, reason = M.REJECT, 6  # OUT-OF-RANGE
+        if not self._stable_cap and verdict != _REJECT:
+            verdict, reason = _REJECT, 5  # NOT-STABLE
+        elif flags & _F_OUT_OF_RANGE and verdict != _REJECT:
+            verdict, reason = _REJECT, 6  # OUT-OF-RANGE
         r.verdict = verdict
         r.reason = reason
         self._verdict = v
 
     def _sign(self):
         lk = self.link
-        n = M.pack_reading(lk.tx, F.BODY, self._r)
-        self._frame_len = lk.seal(F.T_READING, n)
+        n = M.pack_reading(lk.tx, _BODY, self._r)
+        self._frame_len = lk.seal(_T_READING, n)
 
     def _commit(self, now):
         lk = self.link
@@ -612,7 +676,7 @@ class Station:
             return
         r = self._r
         self.seq = r.seq
-        mac_off = F.BODY + lk.tx[1]
+        mac_off = _BODY + lk.tx[1]
         self.prev = _u32(lk.tx[mac_off : mac_off + 4])
         self._cur_seq = r.seq
         self._bridge_verdict = None
@@ -628,7 +692,7 @@ class Station:
         if bv is not None and (bv & 3) > v:
             v = bv & 3  # the bridge knows more (full history): its worse verdict wins
         self.last_result = (r.seq, r.verdict | (r.reason << 2), bv)
-        self._show(_P_ACCEPTED if v == M.ACCEPT else _P_ATTENTION if v == M.WARN else _P_REJECTED,
+        self._show(_P_ACCEPTED if v == _ACCEPT else _P_ATTENTION if v == _WARN else _P_REJECTED,
                    now)
         self._remember_tag(now)
         self._tag = None
@@ -650,11 +714,11 @@ class Station:
 
     def _check_fill(self):
         if self.journal.full:
-            self.event(M.EV_JOURNAL_FULL, M.SEV_CRITICAL, self._fill())
+            self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, self._fill())
         elif self.journal.nearly_full:
             if not self._fill_warned:
                 self._fill_warned = True
-                self.event(M.EV_JOURNAL_NEARLY_FULL, M.SEV_WARNING, self._fill())
+                self.event(_EV_JOURNAL_NEARLY_FULL, _SEV_WARNING, self._fill())
         else:
             self._fill_warned = False
 
@@ -678,7 +742,7 @@ class Station:
             self._events.append((code, severity, detail, up))
 
     def _send_event(self, code, severity, detail, up):
-        self.link.send(F.T_EVENT, M.pack_event(self.link.tx, F.BODY, code, severity, detail, up))
+        self.link.send(_T_EVENT, M.pack_event(self.link.tx, _BODY, code, severity, detail, up))
 
     # ------------------------------------------------------------------ link: receive
     def _service_link(self, now):
@@ -688,26 +752,26 @@ class Station:
                 nk = self.link.nack_due
                 if nk is not None:  # a frame failed its MAC: tell the bridge, never act on it
                     self.link.nack_due = None
-                    self._nack(nk[0], nk[1], M.NACK_BAD_MAC)
+                    self._nack(nk[0], nk[1], _NACK_BAD_MAC)
                 return
             self._rx_at = now
             try:
                 self._on_frame(f, now)
             except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
-                self._nack(f[2], 0, M.NACK_MALFORMED)
+                self._nack(f[2], 0, _NACK_MALFORMED)
                 self._last_error = e
 
     def _nack(self, ref_type, ref_seq, reason):
-        n = M.pack_fixed(self.link.tx, F.BODY, F.T_NACK, (ref_type, ref_seq, reason))
-        self.link.send(F.T_NACK, n)
+        n = M.pack_fixed(self.link.tx, _BODY, _T_NACK, (ref_type, ref_seq, reason))
+        self.link.send(_T_NACK, n)
 
     def _on_frame(self, f, now):
         t = f[2]
         body = F.frame_body(f)
-        if t == F.T_WELCOME:
+        if t == _T_WELCOME:
             # time ms proto ruleset_id flags window
-            w_time, w_ms, _, _, w_flags, w_window = M.unpack_fixed(F.T_WELCOME, body)
-            if w_flags & M.WF_TIME_VALID and w_time >= _TIME_MIN:
+            w_time, w_ms, _, _, w_flags, w_window = M.unpack_fixed(_T_WELCOME, body)
+            if w_flags & _WF_TIME_VALID and w_time >= _TIME_MIN:
                 self.set_time(w_time, w_ms)
             self.session = True
             self._win = min(self.config.send_window, w_window)  # 0: hold readings for now
@@ -717,31 +781,31 @@ class Station:
             self._resend_at = now
             self._flush_events()
             self._send_status(now)
-        elif t == F.T_ACK:
+        elif t == _T_ACK:
             self._on_ack(M.unpack_ack(body), now)
-        elif t == F.T_COMMAND:
+        elif t == _T_COMMAND:
             self._on_command(M.unpack_command(body), now)
-        elif t == F.T_NACK:
-            self._on_nack(M.unpack_nack(body), now)
+        elif t == _T_NACK:
+            self._on_nack(M.unpack_fixed(_T_NACK, body), now)
 
     def _on_nack(self, nk, now):
         # NACKs are unauthenticated: advisory only, they never delete or change a reading.
         ref_type, ref_seq, r = nk
-        if r == M.NACK_NO_SESSION:
+        if r == _NACK_NO_SESSION:
             self._lose_session(now)
-        elif r in (M.NACK_STORAGE_UNAVAILABLE, M.NACK_BUSY):
+        elif r in (_NACK_STORAGE_UNAVAILABLE, _NACK_BUSY):
             b = self._backoff * 2 if self._backoff else _BACKOFF_MS
             self._backoff = b if b < _BACKOFF_MAX_MS else _BACKOFF_MAX_MS
             self._resend_at = ticks_add(now, self._backoff)
-        elif ref_type == F.T_READING and r in (M.NACK_BAD_MAC, M.NACK_MALFORMED,
-                                               M.NACK_CONFLICT):
+        elif ref_type == _T_READING and r in (_NACK_BAD_MAC, _NACK_MALFORMED,
+                                               _NACK_CONFLICT):
             # keep it in the journal, stop sending it in this session, say so
             s = ref_seq
             if s in self._inflight:
                 self._inflight.remove(s)
             if s not in self._skip and len(self._skip) < 32:
                 self._skip.append(s)
-                self.event(M.EV_TAMPER, M.SEV_ERROR, s & 0x7FFFFFFF)
+                self.event(_EV_TAMPER, _SEV_ERROR, s & 0x7FFFFFFF)
 
     def _on_ack(self, entries, now):
         # The link already checked the MAC over our session nonce: a forged ACK never gets here.
@@ -794,7 +858,7 @@ class Station:
             return
         last = self._inflight[-1] if self._inflight else 0
         for fr in self.journal.pending(last):
-            seq = _u32(fr[F.BODY : F.BODY + 4])
+            seq = _u32(fr[_BODY : _BODY + 4])
             if seq in self._inflight or seq in self._skip:
                 continue
             if not self._inflight:
@@ -807,21 +871,21 @@ class Station:
     def _flags(self):
         f = 0
         if self._sync_unix is not None:
-            f |= M.SF_TIME_SYNCED
+            f |= _SF_TIME_SYNCED
         if self.maintenance:
-            f |= M.SF_MAINTENANCE
+            f |= _SF_MAINTENANCE
         if self._zero_bad():
-            f |= M.SF_ZERO_OUT_OF_RANGE
+            f |= _SF_ZERO_OUT_OF_RANGE
         if not getattr(self.scale, "calibrated", True):
-            f |= M.SF_UNCALIBRATED
+            f |= _SF_UNCALIBRATED
         if self._reader_fault:
-            f |= M.SF_READER_FAULT
+            f |= _SF_READER_FAULT
         if self.journal.full:
-            f |= M.SF_JOURNAL_FULL
+            f |= _SF_JOURNAL_FULL
         if self.ruleset is None:
-            f |= M.SF_NO_RULESET
+            f |= _SF_NO_RULESET
         if self._hx_fault:
-            f |= M.SF_SCALE_FAULT
+            f |= _SF_SCALE_FAULT
         return f
 
     def _ruleset_version(self):
@@ -845,7 +909,7 @@ class Station:
             self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self._flags(), bytes(lk.nonce),
             self.prev,
         )
-        lk.send(F.T_HELLO, M.pack_fixed(lk.tx, F.BODY, F.T_HELLO, v))
+        lk.send(_T_HELLO, M.pack_fixed(lk.tx, _BODY, _T_HELLO, v))
 
     def _send_status(self, now):
         self._status_at = ticks_add(now, self.config.status_ms)
@@ -864,7 +928,7 @@ class Station:
             self._hx_timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
             heap & 0xFFFFFFFF, self.uptime_ms & 0xFFFFFFFF, self.boot, cal.cal_id & 0xFFFF,
         )
-        self.link.send(F.T_STATUS, M.pack_fixed(self.link.tx, F.BODY, F.T_STATUS, v))
+        self.link.send(_T_STATUS, M.pack_fixed(self.link.tx, _BODY, _T_STATUS, v))
 
     def _flush_events(self):
         q = self._events
@@ -886,11 +950,11 @@ class Station:
         self._live_net = net
         self._live_flags = flags
         self._live_at = ticks_add(now, self.config.live_ms)
-        ts = M.TS_READ if self._tag is not None else M.TS_NONE
+        ts = _TS_READ if self._tag is not None else _TS_NONE
         tare = self.scale.tare_g
-        n = M.pack_live(self.link.tx, F.BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,
+        n = M.pack_live(self.link.tx, _BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,
                         tare if 0 <= tare <= 0xFFFF else 0, flags, ts)
-        self.link.send(F.T_LIVE, n)
+        self.link.send(_T_LIVE, n)
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, c, now):
@@ -901,7 +965,7 @@ class Station:
             self.link.send_frame(memoryview(self._last_res)[0 : self._last_res_n])
             return
         if cmd_id <= self._last_cmd:
-            self._result(cmd_id, M.RS_STALE_COMMAND, 0)
+            self._result(cmd_id, _RS_STALE_COMMAND, 0)
             return
         self._last_cmd = cmd_id
         from twstation import commands
@@ -913,8 +977,8 @@ class Station:
         self._last_res_n = n
 
     def _result(self, cmd_id, status, value, detail=b""):
-        return self.link.send(F.T_RESULT,
-                              M.pack_result(self.link.tx, F.BODY, cmd_id, status, value, detail))
+        return self.link.send(_T_RESULT, M.pack_fixed(self.link.tx, _BODY, _T_RESULT,
+                                                      (cmd_id, status, value), detail))
 
     def zero_cleared(self):
         """A new zero was set (ZERO command or calibration): the boot zero fault is over."""

@@ -1,184 +1,101 @@
-# Message bodies (SPEC.md section 5), the station's half: the protocol's numbers, the ONE layout
-# table of every body (struct format + field names), and allocation-free packers/unpackers for
-# what the station sends and receives. twproto.messages builds the host's message classes
-# (keyword construction, as_dict/from_dict, ...) from the same layouts and functions, so the two
-# sides cannot drift. Kept small on purpose: this module is resident in the station's heap.
+# Message bodies (SPEC.md section 5), the station's half: the ONE layout table of every body
+# (struct format + field names) and allocation-free packers/unpackers for what the station sends
+# and receives. Kept small on purpose: this module is resident in the station's heap.
+#
+# The protocol's PUBLIC numbers (EV_*, OP_*, RS_*, NACK_*, SF_*, TAG_*, ...) and the host-only
+# paths (unpack LIVE, pack ACK, chain_link, ...) live in twproto.messages (host: bridge, tools,
+# tests), which builds its message classes from the layouts and functions here, so the two sides
+# cannot drift. Host code may still write `bodies.EV_BOOT`: the module __getattr__ at the end
+# forwards to twproto.messages (never reached on the station). The numbers this module needs
+# are private const() copies below: the compiler inlines them, so they cost no dict entry and
+# no interned name; tests/protocol/test_bodies_numbers.py checks each against the public one.
 import struct
 
 from twproto.errors import MessageError
-from twproto.frame import (
-    BODY, MAX_BODY, T_EVENT, T_HELLO, T_NACK, T_RESULT, T_STATUS, T_WELCOME,
-)
 from twproto.port import const
 
-# Verdicts (READING.verdict bits 0-1, ACK entries): the station's or the bridge's judgement.
-ACCEPT = const(0)
-WARN = const(1)
-REJECT = const(2)
+# Frame types (twproto.frame) and the body offset / size.
+_BODY = const(3)
+_MAX_BODY = const(232)
+_T_HELLO = const(0x01)
+_T_WELCOME = const(0x02)
+_T_NACK = const(0x12)
+_T_STATUS = const(0x20)
+_T_EVENT = const(0x22)
+_T_RESULT = const(0x31)
+
+_REJECT = const(2)  # verdicts: ACCEPT 0, WARN 1, REJECT 2
+_F_E_MASK = const(0x07)  # READING flags: bits 0-2 the division code
+_F_TIME_SYNCED = const(0x10)
+_F_STATUS_MASK = const(0xE8)  # the bits a Reading's .flags keeps
+_F_STABLE = const(0x08)
+_F_OUT_OF_RANGE = const(0x20)
+_TAG_BARCODE = const(4)  # the highest tag kind
+_TAG_MAX = const(64)
+_SEV_CRITICAL = const(3)
+_ACK_MAX = const(32)
+_NET_MIN = const(-0x800000)
+_NET_MAX = const(0x7FFFFF)
 
 # Divisions e: READING/LIVE flags bits 0-2 index this tuple.
 E_CODES = (1, 2, 5, 10, 20, 50, 100, 200)
 
-# READING flag bits (bits 0-2 are the division code, bit 4 is derived from time).
-F_E_MASK = const(0x07)
-F_STABLE = const(0x08)
-F_TIME_SYNCED = const(0x10)
-F_OUT_OF_RANGE = const(0x20)
-F_ZERO_TRACKED = const(0x40)
-F_PRESET_TARE = const(0x80)
-F_STATUS_MASK = const(0xE8)  # the bits a Reading's .flags keeps
-
-# Tag kinds (READING step_kind low nibble).
-TAG_RFID_UID = const(0)
-TAG_NDEF_TEXT = const(1)
-TAG_NDEF_URI = const(2)
-TAG_QR_TEXT = const(3)
-TAG_BARCODE = const(4)
-TAG_MAX = const(64)
-
-# Station steps/roles (READING step_kind high nibble; 0 = not assigned, 6..15 reserved).
-STEP_NONE = const(0)
-STEP_MINE_TAGGING = const(1)  # tagging / commissioning at the mine site
-STEP_DEPOT_RECEIVING = const(2)
-STEP_DEPOT_DISPATCH = const(3)
-STEP_PROCESSOR_RECEIVING = const(4)
-STEP_EXPORT = const(5)
-
-# Station state flags (HELLO.flags, STATUS.flags).
-SF_TIME_SYNCED = const(0x01)
-SF_MAINTENANCE = const(0x02)
-SF_ZERO_OUT_OF_RANGE = const(0x04)
-SF_UNCALIBRATED = const(0x08)
-SF_JOURNAL_FULL = const(0x10)
-SF_NO_RULESET = const(0x20)
-SF_SCALE_FAULT = const(0x40)
-SF_READER_FAULT = const(0x80)
-
-# WELCOME flags.
-WF_TIME_VALID = const(0x01)
-WF_RULESET_UPDATE = const(0x02)
-WF_CONFIG_UPDATE = const(0x04)
-
-# LIVE tag state.
-TS_NONE = const(0)
-TS_PRESENT = const(1)
-TS_READ = const(2)
-TS_ERROR = const(3)
-TS_MULTIPLE = const(4)
-
-# NACK reasons.
-NACK_MALFORMED = const(1)
-NACK_BAD_MAC = const(2)
-NACK_UNKNOWN_DEVICE = const(3)
-NACK_UNSUPPORTED_VERSION = const(4)
-NACK_STORAGE_UNAVAILABLE = const(5)
-NACK_CONFLICT = const(6)
-NACK_CHAIN_BREAK = const(7)
-NACK_BUSY = const(8)
-NACK_STALE_COMMAND = const(9)
-NACK_NO_SESSION = const(10)
-NACK_WINDOW_EXCEEDED = const(11)
-NACK_UNEXPECTED = const(12)
-
-# EVENT codes and severities.
-EV_HX711_NOT_READY = const(1)
-EV_OVERLOAD = const(2)
-EV_UNDERLOAD = const(3)
-EV_ZERO_OUT_OF_RANGE = const(4)
-EV_READER_FAULT = const(5)
-EV_SCANNER_FAULT = const(6)
-EV_SCANNER_GARBAGE = const(7)
-EV_MULTIPLE_TAGS = const(8)
-EV_JOURNAL_NEARLY_FULL = const(9)
-EV_JOURNAL_FULL = const(10)
-EV_JOURNAL_RECOVERED = const(11)
-EV_CLOCK_NOT_SYNCED = const(12)
-EV_BOOT = const(13)
-EV_CALIBRATION_CHANGED = const(14)
-EV_TAMPER = const(15)
-EV_CONFIG_CHANGED = const(16)
-EV_RULESET_CHANGED = const(17)
-EV_WATCHDOG_RESET = const(18)
-EV_MOTION_TIMEOUT = const(19)
-SEV_INFO = const(0)
-SEV_WARNING = const(1)
-SEV_ERROR = const(2)
-SEV_CRITICAL = const(3)
-
-# COMMAND ops.
-OP_TARE = const(1)
-OP_ZERO = const(2)
-OP_TARE_PRESET = const(3)
-OP_CAL_ZERO = const(4)
-OP_CAL_SPAN = const(5)
-OP_CAL_CHECK = const(6)
-OP_CAL_COMMIT = const(7)
-OP_SET_CONFIG = const(8)
-OP_RULESET_BEGIN = const(9)
-OP_RULESET_CHUNK = const(10)
-OP_RULESET_END = const(11)
-OP_REBOOT = const(12)
-OP_MAINTENANCE = const(13)
-OP_SET_OPERATOR = const(14)
-OP_SET_TIME = const(15)
-OP_SELF_TEST = const(16)
-OP_GET_STATUS = const(17)
-
-# RESULT statuses.
-RS_OK = const(0)
-RS_REFUSED_MOTION = const(1)
-RS_BAD_ARGS = const(2)
-RS_UNSUPPORTED = const(3)
-RS_BUSY = const(4)
-RS_FAILED = const(5)
-RS_STALE_COMMAND = const(6)
-RS_NOT_IN_MAINTENANCE = const(7)
-RS_BAD_HASH = const(8)
-RS_OUT_OF_RANGE = const(9)
-RS_NO_SPACE = const(10)
-
-ACK_MAX = const(32)
-_NET_MIN = const(-0x800000)
-_NET_MAX = const(0x7FFFFF)
-
 # The fixed-layout bodies: type -> (struct format, field names separated by spaces, trailing byte
 # string (name, min, max) or None). READING, LIVE, ACK and COMMAND have layouts of their own below.
 LAYOUTS = {
-    T_HELLO: ("<IBBBBBIHIIHBHIIB8sI",
-              "device_id fw_major fw_minor fw_patch proto_min proto_max ruleset_id "
-              "ruleset_version config_hash last_seq backlog journal_pct boot boot_first_seq "
-              "uptime_ms flags nonce chain_head", None),
-    T_WELCOME: ("<IHBIBB", "time ms proto ruleset_id flags window", None),
-    T_NACK: ("<BIB", "ref_type ref_seq reason", None),
-    T_STATUS: ("<iiiHBBHHHHIIHH",
-               "raw zero_raw counts_per_kg noise_rms rate_hz flags hx711_timeouts spikes "
-               "journal_used journal_capacity free_heap uptime_ms boot cal_id", None),
-    T_EVENT: ("<BBiI", "code severity detail uptime_ms", None),
-    T_RESULT: ("<HBi", "cmd_id status value", ("detail", 0, MAX_BODY - 7)),
+    _T_HELLO: ("<IBBBBBIHIIHBHIIB8sI",
+               "device_id fw_major fw_minor fw_patch proto_min proto_max ruleset_id "
+               "ruleset_version config_hash last_seq backlog journal_pct boot boot_first_seq "
+               "uptime_ms flags nonce chain_head", None),
+    _T_WELCOME: ("<IHBIBB", "time ms proto ruleset_id flags window", None),
+    _T_NACK: ("<BIB", "ref_type ref_seq reason", None),
+    _T_STATUS: ("<iiiHBBHHHHIIHH",
+                "raw zero_raw counts_per_kg noise_rms rate_hz flags hx711_timeouts spikes "
+                "journal_used journal_capacity free_heap uptime_ms boot cal_id", None),
+    _T_EVENT: ("<BBiI", "code severity detail uptime_ms", None),
+    _T_RESULT: ("<HBi", "cmd_id status value", ("detail", 0, _MAX_BODY - 7)),
 }
+
+# COMMAND ops (private copies of twproto.messages OP_*).
+_OP_TARE = const(1)
+_OP_ZERO = const(2)
+_OP_TARE_PRESET = const(3)
+_OP_CAL_ZERO = const(4)
+_OP_CAL_SPAN = const(5)
+_OP_CAL_CHECK = const(6)
+_OP_CAL_COMMIT = const(7)
+_OP_SET_CONFIG = const(8)
+_OP_RULESET_BEGIN = const(9)
+_OP_RULESET_CHUNK = const(10)
+_OP_RULESET_END = const(11)
+_OP_REBOOT = const(12)
+_OP_MAINTENANCE = const(13)
+_OP_SET_OPERATOR = const(14)
+_OP_SET_TIME = const(15)
+_OP_SELF_TEST = const(16)
+_OP_GET_STATUS = const(17)
 
 # COMMAND argument layouts: op -> (struct format, names, trailing bytes (name, min, max) or None).
 _DATA_MAX = const(229)  # MAX_BODY - 3 (cmd_id u16, op u8)
 CMD_ARGS = {
-    OP_TARE: ("<", (), None),
-    OP_ZERO: ("<", (), None),
-    OP_TARE_PRESET: ("<H", ("tare_g",), None),
-    OP_CAL_ZERO: ("<", (), None),
-    OP_CAL_SPAN: ("<I", ("mass_g",), None),
-    OP_CAL_CHECK: ("<I", ("mass_g",), None),
-    OP_CAL_COMMIT: ("<HHI", ("cal_id", "operator", "time"), None),
-    OP_SET_CONFIG: ("<B", ("key",), ("value", 0, _DATA_MAX - 1)),
-    OP_RULESET_BEGIN: ("<I32s", ("length", "sha256"), None),
-    OP_RULESET_CHUNK: ("<I", ("offset",), ("data", 1, _DATA_MAX - 4)),
-    OP_RULESET_END: ("<", (), None),
-    OP_REBOOT: ("<", (), None),
-    OP_MAINTENANCE: ("<B", ("on",), None),
-    OP_SET_OPERATOR: ("<H", ("operator",), None),
-    OP_SET_TIME: ("<IH", ("time", "ms"), None),
-    OP_SELF_TEST: ("<", (), None),
-    OP_GET_STATUS: ("<", (), None),
+    _OP_TARE: ("<", (), None),
+    _OP_ZERO: ("<", (), None),
+    _OP_TARE_PRESET: ("<H", ("tare_g",), None),
+    _OP_CAL_ZERO: ("<", (), None),
+    _OP_CAL_SPAN: ("<I", ("mass_g",), None),
+    _OP_CAL_CHECK: ("<I", ("mass_g",), None),
+    _OP_CAL_COMMIT: ("<HHI", ("cal_id", "operator", "time"), None),
+    _OP_SET_CONFIG: ("<B", ("key",), ("value", 0, _DATA_MAX - 1)),
+    _OP_RULESET_BEGIN: ("<I32s", ("length", "sha256"), None),
+    _OP_RULESET_CHUNK: ("<I", ("offset",), ("data", 1, _DATA_MAX - 4)),
+    _OP_RULESET_END: ("<", (), None),
+    _OP_REBOOT: ("<", (), None),
+    _OP_MAINTENANCE: ("<B", ("on",), None),
+    _OP_SET_OPERATOR: ("<H", ("operator",), None),
+    _OP_SET_TIME: ("<IH", ("time", "ms"), None),
+    _OP_SELF_TEST: ("<", (), None),
+    _OP_GET_STATUS: ("<", (), None),
 }
-CMD_DATA = ("data", 0, _DATA_MAX)  # the tail of an op this version does not know
 
 
 def struct_range(code):
@@ -220,32 +137,27 @@ def check_size(n, size, tail):
         raise MessageError("bad_length", tail[0])
 
 
-def _copy(buf, off, data, n):
-    # A plain index loop: MicroPython compiles it without allocating (a slice would).
-    for i in range(n):
-        buf[off + i] = data[i]
-
-
 def pack_tail(buf, off, tail, value):
     """Copy a trailing byte string bounded by tail = (name, min, max); return its length."""
     n = bytes_len(tail[0], value, tail[1], tail[2])
-    _copy(buf, off, value, n)
+    for i in range(n):  # a plain index loop: MicroPython runs it without allocating (a slice would)
+        buf[off + i] = value[i]
     return n
 
 
 def check_values(t, v):
     """Semantic checks of a fixed body beyond its struct ranges, on pack and unpack alike;
     `v` holds the values in layout order."""
-    if t == T_HELLO:
+    if t == _T_HELLO:
         if v[4] > v[5]:
             raise MessageError("bad_field", "proto_min")
         if v[11] > 100:
             raise MessageError("bad_field", "journal_pct")
-    elif t == T_WELCOME:
+    elif t == _T_WELCOME:
         if v[1] > 999:
             raise MessageError("bad_field", "ms")
-    elif t == T_EVENT:
-        if v[1] > SEV_CRITICAL:
+    elif t == _T_EVENT:
+        if v[1] > _SEV_CRITICAL:
             raise MessageError("bad_field", "severity")
 
 
@@ -294,7 +206,7 @@ def unpack_fixed(t, mv):
 def pack_event(buf, off, code, severity, detail, uptime_ms):
     """EVENT body at buf[off:] (10 bytes); allocation-free."""
     check_range("code", code, 0, 0xFF)
-    check_range("severity", severity, 0, SEV_CRITICAL)
+    check_range("severity", severity, 0, _SEV_CRITICAL)
     check_range("detail", detail, -0x80000000, 0x7FFFFFFF)
     check_range("uptime_ms", uptime_ms, 0, 0xFFFFFFFF)
     struct.pack_into("<BBiI", buf, off, code, severity, detail, uptime_ms)
@@ -311,40 +223,13 @@ def pack_live(buf, off, net, tare_g, flags, tag_state):
     return 7
 
 
-def unpack_live(mv):
-    """(net_g, tare_g, flags, tag_state) of a LIVE body."""
-    check_size(len(mv), 7, None)
-    lo, hi, tare, flags, ts = struct.unpack_from("<HbHBB", mv, 0)
-    return (hi << 16) | lo, tare, flags, ts
-
-
-def check_verdict(v):
-    check_range("verdict", v, 0, 0xFF)
-    if v & 3 > REJECT:
-        raise MessageError("bad_field", "verdict")
-
-
-def pack_ack(buf, off, entries):
-    n = len(entries)
-    if n > ACK_MAX:
-        raise MessageError("bad_count")
-    buf[off] = n
-    p = off + 1
-    for seq, v in entries:
-        check_range("seq", seq, 1, 0xFFFFFFFF)
-        check_verdict(v)
-        struct.pack_into("<IB", buf, p, seq, v)
-        p += 5
-    return p - off
-
-
 def unpack_ack(mv):
     """The (seq, verdict byte) entries of an ACK body, in order."""
     n = len(mv)
     if n < 1:
         raise MessageError("truncated")
     count = mv[0]
-    if count > ACK_MAX:
+    if count > _ACK_MAX:
         raise MessageError("bad_count")
     if n < 1 + 5 * count:
         raise MessageError("truncated")
@@ -355,15 +240,16 @@ def unpack_ack(mv):
         seq, v = struct.unpack_from("<IB", mv, 1 + 5 * i)
         if seq == 0:
             raise MessageError("bad_field", "seq")
-        check_verdict(v)
+        if v & 3 > _REJECT:
+            raise MessageError("bad_field", "verdict")
         entries.append((seq, v))
     return entries
 
 
 def check_args(op, args):
-    if op == OP_MAINTENANCE and args["on"] > 1:
+    if op == _OP_MAINTENANCE and args["on"] > 1:
         raise MessageError("bad_field", "on")
-    if op == OP_SET_TIME and args["ms"] > 999:
+    if op == _OP_SET_TIME and args["ms"] > 999:
         raise MessageError("bad_field", "ms")
 
 
@@ -391,23 +277,11 @@ def unpack_command(mv):
     return cmd_id, op, args
 
 
-def chain_link(mac):
-    """The `prev` value of the next READING: first 4 bytes of this READING's MAC, as u32 LE."""
-    return mac[0] | (mac[1] << 8) | (mac[2] << 16) | (mac[3] << 24)
-
-
-def e_code(e_g):
-    for i in range(8):
-        if E_CODES[i] == e_g:
-            return i
-    raise MessageError("bad_field", "e_g")
-
-
 # READING: fixed part for a synced (time u32) and an unsynced (boot u16 + uptime u32) reading.
 _R_SYNC = "<IBBBIHbHHHII"
 _R_BOOT = "<IBBBHIHbHHHII"
-R_FIXED_SYNC = const(28)
-R_FIXED_BOOT = const(30)
+_R_FIXED_SYNC = const(28)
+_R_FIXED_BOOT = const(30)
 
 
 class Reading:
@@ -441,22 +315,22 @@ class Reading:
 
     @property
     def stable(self):
-        return bool(self.flags & F_STABLE)
+        return bool(self.flags & _F_STABLE)
 
     @property
     def out_of_range(self):
-        return bool(self.flags & F_OUT_OF_RANGE)
+        return bool(self.flags & _F_OUT_OF_RANGE)
 
 
 def pack_reading(buf, off, r):
     """Write r's READING body at buf[off:]; return its length. Allocation-free."""
     tag = r.tag
-    nt = bytes_len("tag", tag, 1, TAG_MAX, "tag_empty", "tag_too_long")
+    nt = bytes_len("tag", tag, 1, _TAG_MAX, "tag_empty", "tag_too_long")
     check_range("seq", r.seq, 1, 0xFFFFFFFF)
     check_range("flags", r.flags, 0, 0xFF)
     check_range("step", r.step, 0, 15)
-    check_range("tag_kind", r.tag_kind, 0, TAG_BARCODE)
-    check_range("verdict", r.verdict, 0, REJECT)
+    check_range("tag_kind", r.tag_kind, 0, _TAG_BARCODE)
+    check_range("verdict", r.verdict, 0, _REJECT)
     check_range("reason", r.reason, 0, 63)
     net = r.net_g
     check_range("net_g", net, _NET_MIN, _NET_MAX)
@@ -465,23 +339,31 @@ def pack_reading(buf, off, r):
     check_range("cal_id", r.cal_id, 0, 0xFFFF)
     check_range("ruleset_id", r.ruleset_id, 0, 0xFFFFFFFF)
     check_range("prev", r.prev, 0, 0xFFFFFFFF)
-    flags = (r.flags & F_STATUS_MASK) | e_code(r.e_g)
+    flags = r.flags & _F_STATUS_MASK
+    e = 0
+    while E_CODES[e] != r.e_g:  # the division's code (bits 0-2)
+        e += 1
+        if e == 8:
+            raise MessageError("bad_field", "e_g")
+    flags |= e
     sk = (r.step << 4) | r.tag_kind
     v = r.verdict | (r.reason << 2)
     if r.time is not None:
         check_range("time", r.time, 0, 0xFFFFFFFF)
-        struct.pack_into(_R_SYNC, buf, off, r.seq, flags | F_TIME_SYNCED, sk, v, r.time,
+        struct.pack_into(_R_SYNC, buf, off, r.seq, flags | _F_TIME_SYNCED, sk, v, r.time,
                          net & 0xFFFF, net >> 16, r.tare_g, r.operator, r.cal_id,
                          r.ruleset_id, r.prev)
-        n = R_FIXED_SYNC
+        n = _R_FIXED_SYNC
     else:
         check_range("boot", r.boot, 0, 0xFFFF)
         check_range("uptime_ms", r.uptime_ms, 0, 0xFFFFFFFF)
         struct.pack_into(_R_BOOT, buf, off, r.seq, flags, sk, v, r.boot, r.uptime_ms,
                          net & 0xFFFF, net >> 16, r.tare_g, r.operator, r.cal_id,
                          r.ruleset_id, r.prev)
-        n = R_FIXED_BOOT
-    _copy(buf, off + n, tag, nt)
+        n = _R_FIXED_BOOT
+    off += n
+    for i in range(nt):  # an index loop: no allocation (a slice would)
+        buf[off + i] = tag[i]
     return n + nt
 
 
@@ -492,14 +374,14 @@ def unpack_reading(mv, cls=Reading):
     if n < 5:
         raise MessageError("truncated")
     flags = mv[4]
-    if flags & F_TIME_SYNCED:
-        fixed = R_FIXED_SYNC
+    if flags & _F_TIME_SYNCED:
+        fixed = _R_FIXED_SYNC
         if n < fixed:
             raise MessageError("truncated")
         seq, f, sk, v, t, lo, hi, tare, op, cal, rs, prev = struct.unpack_from(_R_SYNC, mv, 0)
         boot = ms = None
     else:
-        fixed = R_FIXED_BOOT
+        fixed = _R_FIXED_BOOT
         if n < fixed:
             raise MessageError("truncated")
         seq, f, sk, v, boot, ms, lo, hi, tare, op, cal, rs, prev = struct.unpack_from(
@@ -507,36 +389,30 @@ def unpack_reading(mv, cls=Reading):
         t = None
     if n == fixed:
         raise MessageError("tag_empty")
-    if n - fixed > TAG_MAX:
+    if n - fixed > _TAG_MAX:
         raise MessageError("tag_too_long")
     if seq == 0:
         raise MessageError("bad_field", "seq")
-    if sk & 0x0F > TAG_BARCODE:
+    if sk & 0x0F > _TAG_BARCODE:
         raise MessageError("bad_field", "tag_kind")
-    if v & 3 > REJECT:
+    if v & 3 > _REJECT:
         raise MessageError("bad_field", "verdict")
-    return cls(seq, flags & F_STATUS_MASK, sk >> 4, sk & 0x0F, v & 3, v >> 2, t, boot, ms,
-               (hi << 16) | lo, tare, E_CODES[flags & F_E_MASK], op, cal, rs, prev,
+    return cls(seq, flags & _F_STATUS_MASK, sk >> 4, sk & 0x0F, v & 3, v >> 2, t, boot, ms,
+               (hi << 16) | lo, tare, E_CODES[flags & _F_E_MASK], op, cal, rs, prev,
                bytes(mv[fixed:n]))
 
 
 def reading_frame(frame):
     """The Reading in a decoded READING frame (no MAC check: the station's own journal), with
     .mac set to the frame's MAC."""
-    end = BODY + frame[1]
-    r = unpack_reading(memoryview(frame)[BODY:end])
+    end = _BODY + frame[1]
+    r = unpack_reading(memoryview(frame)[_BODY:end])
     r.mac = bytes(frame[end : end + 16])
     return r
 
 
-def unpack_nack(mv):
-    """(ref_type, ref_seq, reason) of a NACK body."""
-    return unpack_fixed(T_NACK, mv)
+def __getattr__(name):
+    # Host only: the public numbers and host-side helpers moved to twproto.messages.
+    from twproto import messages
 
-
-def pack_result(buf, off, cmd_id, status, value, detail=b""):
-    return pack_fixed(buf, off, T_RESULT, (cmd_id, status, value), detail)
-
-
-def pack_status(buf, off, values):
-    return pack_fixed(buf, off, T_STATUS, values)
+    return getattr(messages, name)

@@ -1,39 +1,166 @@
 # Message bodies (SPEC.md "Message bodies") as classes for the host (bridge, tools, tests): keyword
 # construction, dict form (bytes as hex), equality, pack into a caller's buffer, strict unpack.
-# The layouts, the protocol's numbers and the packers/unpackers themselves live in
-# twproto.bodies (the station's lean half, resident in its heap); every class here is built from
-# that one table, so host and station cannot disagree on a byte.
+# The layouts and the packers/unpackers the station uses live in twproto.bodies (the station's
+# lean half, resident in its heap); every class here is built from that one table and calls
+# those functions, so host and station cannot disagree on a byte. The protocol's public numbers
+# and the host-only paths (LIVE unpack, ACK pack, chain_link, ...) are defined here.
 import struct
 from binascii import hexlify, unhexlify
 
 from twproto import bodies as _b
-from twproto.bodies import (  # the protocol's numbers and layouts, defined once there
-    ACCEPT, ACK_MAX, CMD_ARGS, EV_BOOT, EV_CALIBRATION_CHANGED, EV_CLOCK_NOT_SYNCED,
-    EV_CONFIG_CHANGED, EV_HX711_NOT_READY, EV_JOURNAL_FULL, EV_JOURNAL_NEARLY_FULL,
-    EV_JOURNAL_RECOVERED, EV_MOTION_TIMEOUT, EV_MULTIPLE_TAGS, EV_OVERLOAD, EV_READER_FAULT,
-    EV_RULESET_CHANGED, EV_SCANNER_FAULT, EV_SCANNER_GARBAGE, EV_TAMPER, EV_UNDERLOAD,
-    EV_WATCHDOG_RESET, EV_ZERO_OUT_OF_RANGE, E_CODES, F_E_MASK, F_OUT_OF_RANGE, F_PRESET_TARE,
-    F_STABLE, F_STATUS_MASK, F_TIME_SYNCED, F_ZERO_TRACKED, LAYOUTS, NACK_BAD_MAC, NACK_BUSY,
-    NACK_CHAIN_BREAK, NACK_CONFLICT, NACK_MALFORMED, NACK_NO_SESSION, NACK_STALE_COMMAND,
-    NACK_STORAGE_UNAVAILABLE, NACK_UNEXPECTED, NACK_UNKNOWN_DEVICE, NACK_UNSUPPORTED_VERSION,
-    NACK_WINDOW_EXCEEDED, OP_CAL_CHECK, OP_CAL_COMMIT, OP_CAL_SPAN, OP_CAL_ZERO, OP_GET_STATUS,
-    OP_MAINTENANCE, OP_REBOOT, OP_RULESET_BEGIN, OP_RULESET_CHUNK, OP_RULESET_END, OP_SELF_TEST,
-    OP_SET_CONFIG, OP_SET_OPERATOR, OP_SET_TIME, OP_TARE, OP_TARE_PRESET, OP_ZERO, REJECT,
-    RS_BAD_ARGS, RS_BAD_HASH, RS_BUSY, RS_FAILED, RS_NOT_IN_MAINTENANCE, RS_NO_SPACE, RS_OK,
-    RS_OUT_OF_RANGE, RS_REFUSED_MOTION, RS_STALE_COMMAND, RS_UNSUPPORTED, R_FIXED_BOOT,
-    R_FIXED_SYNC, SEV_CRITICAL, SEV_ERROR, SEV_INFO, SEV_WARNING, SF_JOURNAL_FULL, SF_MAINTENANCE,
-    SF_NO_RULESET, SF_READER_FAULT, SF_SCALE_FAULT, SF_TIME_SYNCED, SF_UNCALIBRATED,
-    SF_ZERO_OUT_OF_RANGE, STEP_DEPOT_DISPATCH, STEP_DEPOT_RECEIVING, STEP_EXPORT,
-    STEP_MINE_TAGGING, STEP_NONE, STEP_PROCESSOR_RECEIVING, TAG_BARCODE, TAG_MAX, TAG_NDEF_TEXT,
-    TAG_NDEF_URI, TAG_QR_TEXT, TAG_RFID_UID, TS_ERROR, TS_MULTIPLE, TS_NONE, TS_PRESENT, TS_READ,
-    WARN, WF_CONFIG_UPDATE, WF_RULESET_UPDATE, WF_TIME_VALID, chain_link, e_code, pack_reading,
-)
+from twproto.bodies import CMD_ARGS, E_CODES, LAYOUTS, pack_reading  # noqa: F401  (public here)
 from twproto.errors import MessageError
 from twproto.frame import (  # noqa: F401  (MAX_BODY: public here too)
     BODY, MAX_BODY, T_ACK, T_COMMAND, T_EVENT, T_HELLO, T_LIVE, T_NACK, T_READING, T_RESULT, T_STATUS,
     T_WELCOME, check_direction, encode, verify,
 )
 from twproto.mac import DIR_STATION
+
+# The protocol's numbers (SPEC.md section 5), public for the host. The station does not import
+# this module: twproto.bodies and the firmware keep private const() copies of the numbers they
+# need (inlined by the compiler: no dict entry, no interned name), each checked equal to the
+# number here by tests/protocol/test_bodies_numbers.py.
+# Verdicts (READING.verdict bits 0-1, ACK entries): the station's or the bridge's judgement.
+ACCEPT = 0
+WARN = 1
+REJECT = 2
+
+# READING flag bits (bits 0-2 are the division code, bit 4 is derived from time).
+F_E_MASK = 0x07
+F_STABLE = 0x08
+F_TIME_SYNCED = 0x10
+F_OUT_OF_RANGE = 0x20
+F_ZERO_TRACKED = 0x40
+F_PRESET_TARE = 0x80
+F_STATUS_MASK = 0xE8  # the bits a Reading's .flags keeps
+
+# Tag kinds (READING step_kind low nibble).
+TAG_RFID_UID = 0
+TAG_NDEF_TEXT = 1
+TAG_NDEF_URI = 2
+TAG_QR_TEXT = 3
+TAG_BARCODE = 4
+TAG_MAX = 64
+
+# Station steps/roles (READING step_kind high nibble; 0 = not assigned, 6..15 reserved).
+STEP_NONE = 0
+STEP_MINE_TAGGING = 1  # tagging / commissioning at the mine site
+STEP_DEPOT_RECEIVING = 2
+STEP_DEPOT_DISPATCH = 3
+STEP_PROCESSOR_RECEIVING = 4
+STEP_EXPORT = 5
+
+# Station state flags (HELLO.flags, STATUS.flags).
+SF_TIME_SYNCED = 0x01
+SF_MAINTENANCE = 0x02
+SF_ZERO_OUT_OF_RANGE = 0x04
+SF_UNCALIBRATED = 0x08
+SF_JOURNAL_FULL = 0x10
+SF_NO_RULESET = 0x20
+SF_SCALE_FAULT = 0x40
+SF_READER_FAULT = 0x80
+
+# WELCOME flags.
+WF_TIME_VALID = 0x01
+WF_RULESET_UPDATE = 0x02
+WF_CONFIG_UPDATE = 0x04
+
+# LIVE tag state.
+TS_NONE = 0
+TS_PRESENT = 1
+TS_READ = 2
+TS_ERROR = 3
+TS_MULTIPLE = 4
+
+# NACK reasons.
+NACK_MALFORMED = 1
+NACK_BAD_MAC = 2
+NACK_UNKNOWN_DEVICE = 3
+NACK_UNSUPPORTED_VERSION = 4
+NACK_STORAGE_UNAVAILABLE = 5
+NACK_CONFLICT = 6
+NACK_CHAIN_BREAK = 7
+NACK_BUSY = 8
+NACK_STALE_COMMAND = 9
+NACK_NO_SESSION = 10
+NACK_WINDOW_EXCEEDED = 11
+NACK_UNEXPECTED = 12
+
+# EVENT codes and severities.
+EV_HX711_NOT_READY = 1
+EV_OVERLOAD = 2
+EV_UNDERLOAD = 3
+EV_ZERO_OUT_OF_RANGE = 4
+EV_READER_FAULT = 5
+EV_SCANNER_FAULT = 6
+EV_SCANNER_GARBAGE = 7
+EV_MULTIPLE_TAGS = 8
+EV_JOURNAL_NEARLY_FULL = 9
+EV_JOURNAL_FULL = 10
+EV_JOURNAL_RECOVERED = 11
+EV_CLOCK_NOT_SYNCED = 12
+EV_BOOT = 13
+EV_CALIBRATION_CHANGED = 14
+EV_TAMPER = 15
+EV_CONFIG_CHANGED = 16
+EV_RULESET_CHANGED = 17
+EV_WATCHDOG_RESET = 18
+EV_MOTION_TIMEOUT = 19
+SEV_INFO = 0
+SEV_WARNING = 1
+SEV_ERROR = 2
+SEV_CRITICAL = 3
+
+# COMMAND ops.
+OP_TARE = 1
+OP_ZERO = 2
+OP_TARE_PRESET = 3
+OP_CAL_ZERO = 4
+OP_CAL_SPAN = 5
+OP_CAL_CHECK = 6
+OP_CAL_COMMIT = 7
+OP_SET_CONFIG = 8
+OP_RULESET_BEGIN = 9
+OP_RULESET_CHUNK = 10
+OP_RULESET_END = 11
+OP_REBOOT = 12
+OP_MAINTENANCE = 13
+OP_SET_OPERATOR = 14
+OP_SET_TIME = 15
+OP_SELF_TEST = 16
+OP_GET_STATUS = 17
+
+# RESULT statuses.
+RS_OK = 0
+RS_REFUSED_MOTION = 1
+RS_BAD_ARGS = 2
+RS_UNSUPPORTED = 3
+RS_BUSY = 4
+RS_FAILED = 5
+RS_STALE_COMMAND = 6
+RS_NOT_IN_MAINTENANCE = 7
+RS_BAD_HASH = 8
+RS_OUT_OF_RANGE = 9
+RS_NO_SPACE = 10
+
+ACK_MAX = 32
+ACK_MAX = 32
+R_FIXED_SYNC = 28  # READING fixed part, time-synced (time u32)
+R_FIXED_BOOT = 30  # READING fixed part, not synced (boot u16 + uptime u32)
+CMD_DATA = ("data", 0, 229)  # the tail of an op this version does not know (MAX_BODY - 3)
+
+
+def chain_link(mac):
+    """The `prev` value of the next READING: first 4 bytes of this READING's MAC, as u32 LE."""
+    return mac[0] | (mac[1] << 8) | (mac[2] << 16) | (mac[3] << 24)
+
+
+def e_code(e_g):
+    """The division code (READING/LIVE flags bits 0-2) of a division e_g in grams."""
+    if e_g not in E_CODES:
+        raise MessageError("bad_field", "e_g")
+    return E_CODES.index(e_g)
+
 
 VERDICT_NAMES = ("accept", "warn", "reject")
 TAG_KIND_NAMES = ("rfid_uid", "ndef_text", "ndef_uri", "qr_text", "barcode")
@@ -241,8 +368,9 @@ class Live(Message):
 
     @classmethod
     def unpack(cls, mv):
-        net, tare, flags, ts = _b.unpack_live(mv)
-        return cls(net_g=net, tare_g=tare, flags=flags, tag_state=ts)
+        _b.check_size(len(mv), 7, None)
+        lo, hi, tare, flags, ts = struct.unpack_from("<HbHBB", mv, 0)
+        return cls(net_g=(hi << 16) | lo, tare_g=tare, flags=flags, tag_state=ts)
 
 
 class Ack(Message):
@@ -262,7 +390,19 @@ class Ack(Message):
         return cls([(e[0], e[1]) for e in d["entries"]])
 
     def pack(self, buf, off=BODY):
-        return _b.pack_ack(buf, off, self.entries)
+        entries = self.entries
+        if len(entries) > ACK_MAX:
+            raise MessageError("bad_count")
+        buf[off] = len(entries)
+        p = off + 1
+        for seq, v in entries:
+            _b.check_range("seq", seq, 1, 0xFFFFFFFF)
+            _b.check_range("verdict", v, 0, 0xFF)
+            if v & 3 > REJECT:
+                raise MessageError("bad_field", "verdict")
+            struct.pack_into("<IB", buf, p, seq, v)
+            p += 5
+        return p - off
 
     @classmethod
     def unpack(cls, mv):
@@ -307,7 +447,7 @@ class Command(Message):
         args = self.args
         struct.pack_into("<HB", buf, off, self.cmd_id, self.op)
         n = 3
-        tail = _b.CMD_DATA  # type: tuple | None
+        tail = CMD_DATA  # type: tuple | None
         if spec is not None:
             fmt, names, tail = spec
             vals = []
