@@ -11,6 +11,7 @@ from tagweigh import hw
 hw.install_fakes()
 
 import twstation.scanner as scm  # noqa: E402
+from twstation import gm65  # noqa: E402
 from tagweigh.hw.fake_machine import UART  # noqa: E402
 from tagweigh.hw.scanner import ACK, ScannerModel, command, crc_xmodem  # noqa: E402
 from twstation.errors import ConfigError, DriverTimeout  # noqa: E402
@@ -21,7 +22,9 @@ def clock():
     hw.reset_bench()
     c = hw.VirtualClock(step_us=1)
     undo = c.bind(scm)
+    undo2 = c.bind(gm65)
     yield c
+    undo2()
     undo()
 
 
@@ -123,31 +126,31 @@ def test_bounded_work_per_poll(rig):
 
 def test_setup_commands_exact_bytes_and_ack(rig):
     model, drv = rig
-    drv.set_mode(scm.MODE_COMMAND)
+    gm65.set_mode(drv, gm65.MODE_COMMAND)
     assert bytes(model.uart.port.tx_log) == bytes.fromhex("7E0008010000D5") + crc_xmodem(
         bytes.fromhex("08010000D5")
     ).to_bytes(2, "big")
     assert model.mode == 1 and drv.replies == 1
-    drv.set_same_code_delay(1500)
+    gm65.set_same_code_delay(drv, 1500)
     assert model.zones[0x13] == 0x80 | 15
-    assert drv.read_zone(0x0013) == 0x8F
-    drv.save()
+    assert gm65.read_zone(drv, 0x0013) == 0x8F
+    gm65.save(drv)
     assert model.saved[0] == 0xD5
 
 
 def test_command_mode_trigger(rig):
     model, drv = rig
-    drv.set_mode(scm.MODE_COMMAND)
+    gm65.set_mode(drv, gm65.MODE_COMMAND)
     assert model.scan("HELD") is False
     assert drain(drv) == []
-    drv.trigger()
+    gm65.trigger(drv)
     assert drain(drv) == [b"HELD"]  # the module's ACK was consumed, not taken for a line
     assert drv.replies == 2 and drv.garbage == 0
 
 
 def test_same_code_delay_in_model(rig, clock):
     model, drv = rig
-    drv.set_same_code_delay(1000)
+    gm65.set_same_code_delay(drv, 1000)
     assert model.scan("A1")
     assert not model.scan("A1")
     clock.advance_ms(1100)
@@ -159,7 +162,7 @@ def test_no_module_setup_times_out(clock):
     drv = scm.Scanner(uart)
     t0 = clock.now_us
     with pytest.raises(DriverTimeout):
-        drv.set_mode(scm.MODE_CONTINUOUS)
+        gm65.set_mode(drv, gm65.MODE_CONTINUOUS)
     assert clock.now_us - t0 < 600_000
 
 

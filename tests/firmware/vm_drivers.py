@@ -4,7 +4,7 @@ No pytest, no host imports: CRC_A, the GM65 command CRC, NDEF parsing, scanner l
 over a minimal in-memory UART.
 """
 
-from twstation import ndef
+from twstation import gm65, ndef
 
 # twstation.ndef's numbers (private constants in the driver: inlined, so not module attributes
 # on MicroPython): find_message statuses and record kinds.
@@ -102,7 +102,7 @@ def test_scanner_reply_frame_is_not_a_line():
     u.rx.extend(bytes([0x02, 0x00, 0x00, 0x01, 0x00, 0x33, 0x31]) + b"Q1\r")
     assert sc.poll() == b"Q1"
     assert sc.replies == 1 and sc.reply_data == 0
-    sc.trigger()
+    gm65.trigger(sc)
     assert bytes(u.tx) == bytes([0x7E, 0x00, 0x08, 0x01, 0x00, 0x02, 0x01]) + bytes(
         [crc_gm65(bytes([0x08, 0x01, 0x00, 0x02, 0x01]), 0, 5) >> 8,
          crc_gm65(bytes([0x08, 0x01, 0x00, 0x02, 0x01]), 0, 5) & 0xFF])  # fmt: skip
