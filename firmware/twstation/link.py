@@ -12,21 +12,27 @@
 # closes the journal and returns to the REPL. Bytes inside a frame are never taken as Ctrl-C.
 import os
 
-from twproto.frame import (
-    Decoder, FRAME, ERROR, NEED_MORE, MAX_FRAME, MAX_BODY, BODY, T_COMMAND,
-    encode, verify,
-)
-from twproto.mac import DIR_BRIDGE, DIR_STATION, NONCE_LEN
 from twproto.errors import ProtocolError
-from twproto.port import ticks_diff
+from twproto.frame import MAX_FRAME, T_COMMAND, Rx, encode, verify
+from twproto.port import const, ticks_diff
 
-_CTRL_C = 0x03
-_SOF = 0xA1
-_CHUNK = 64  # bytes read per poll: bounds the time one poll takes
-_IDLE_MS = 250  # a partial frame with no new byte for this long is abandoned (line noise)
+_CTRL_C = const(0x03)
+_SOF = const(0xA1)
+_CHUNK = const(64)  # bytes read per poll: bounds the time one poll takes
+_IDLE_MS = const(250)  # a partial frame with no new byte for this long is abandoned (line noise)
+# The protocol's numbers, inlined (tests/firmware/test_station.py checks them against twproto):
+_DIR_STATION = const(0x53)  # twproto.mac.DIR_STATION
+_DIR_BRIDGE = const(0x42)  # twproto.mac.DIR_BRIDGE
+_NONCE_LEN = const(8)  # twproto.mac.NONCE_LEN
+_FRAME = const(1)  # twproto.frame.FRAME
+_NEED_MORE = const(0)  # twproto.frame.NEED_MORE
 
 
 class Link:
+    # Buffers (all allocated once, here): tx, one MAX_FRAME (253 B) frame being sent, whose body
+    # the station packs at tx[3:]; the decoder's window, 2 x MAX_FRAME (506 B, the SPEC 3 minimum:
+    # a bridge COMMAND can be a full 253-byte frame); the 8-byte session nonce.
+
     def __init__(self, stream, mac, clock, urandom=None):
         # urandom(n) -> n random bytes: os.urandom (the ESP32's hardware RNG) unless given.
         # No weak fallback: a predictable nonce would let old bridge frames be replayed.
@@ -35,41 +41,32 @@ class Link:
         self._mac = mac
         self._clock = clock
         self.tx = bytearray(MAX_FRAME)
-        self.body = memoryview(self.tx)[BODY : BODY + MAX_BODY]  # pack outgoing bodies here
-        self._dec = Decoder()
-        self.nonce = bytearray(NONCE_LEN)
+        self._dec = Rx()
+        self.nonce = bytearray(_NONCE_LEN)
         self.exit_requested = False
         self.nack_due = None  # (type, ref) of the last frame that failed its MAC
         self._last_rx = clock.ticks_ms()
-        # counters for STATUS / diagnostics
-        self.bad_mac = 0
-        self.bad_frames = 0
-        self.sent = 0
-        self.received = 0
+        self.bad_mac = 0  # bridge frames refused for their MAC (diagnostics, tests)
 
     def new_nonce(self):
         """Fresh random session nonce (for a new HELLO). Bridge frames must carry a MAC over it."""
-        r = self._urandom(NONCE_LEN)
-        for i in range(NONCE_LEN):
-            self.nonce[i] = r[i]
+        self.nonce[0:_NONCE_LEN] = self._urandom(_NONCE_LEN)
 
     def seal(self, t, body_len):
         """Frame and sign the body packed at self.tx[3:3+body_len] without sending; return the
         frame length (a READING is journaled before it is sent)."""
-        return encode(self.tx, t, body_len, self._mac, DIR_STATION, None)
+        return encode(self.tx, t, body_len, self._mac, _DIR_STATION, None)
 
     def send(self, t, body_len):
         """Frame, sign and write the body already packed at self.tx[3:3+body_len]."""
-        n = encode(self.tx, t, body_len, self._mac, DIR_STATION, None)
-        self._write(self.tx, n)
-        return n
+        return self.send_frame(self.tx, encode(self.tx, t, body_len, self._mac, _DIR_STATION))
 
-    def send_frame(self, frame):
-        """Write an already complete frame (a journaled READING being resent)."""
-        self._write(frame, len(frame))
-
-    def _write(self, buf, n):
-        mv = memoryview(buf)
+    def send_frame(self, frame, n=-1):
+        """Write an already complete frame (a journaled READING being resent), or its first n
+        bytes; returns the length."""
+        if n < 0:
+            n = len(frame)
+        mv = memoryview(frame)
         off = 0
         tries = 0
         # Bounded: a stalled stream gives up after a few zero-length writes (the frame is then
@@ -80,14 +77,14 @@ class Link:
                 tries += 1
                 continue
             off += w
-        self.sent += 1
+        return n
 
     def poll(self):
         """One non-blocking step. Returns a verified bridge frame (memoryview, valid until the next
-        poll) or None. Frames with a bad MAC, CRC or direction are dropped and counted."""
+        poll) or None. Frames with a bad MAC, CRC or direction are dropped (bad MACs counted)."""
         dec = self._dec
         r = dec.poll()
-        if r == NEED_MORE:
+        if r == _NEED_MORE:
             now = self._clock.ticks_ms()
             n = self._s.any()
             if not n:
@@ -114,26 +111,18 @@ class Link:
             dec.commit(got)
             self._last_rx = now
             r = dec.poll()
-        if r == ERROR:
-            self.bad_frames += 1
-            return None
-        if r != FRAME:
-            return None
         f = dec.frame
-        if f is None:  # FRAME always sets it; says so to the type checker
+        if r != _FRAME or f is None:  # an error (counted by the decoder) or more bytes needed
             return None
         try:
-            verify(f, self._mac, DIR_BRIDGE, self.nonce)
+            verify(f, self._mac, _DIR_BRIDGE, self.nonce)
         except ProtocolError as e:
-            if getattr(e, "code", "") == "bad_mac":
+            if e.code == "bad_mac":
                 self.bad_mac += 1
                 t = f[2]
                 ref = (f[3] | (f[4] << 8)) if t == T_COMMAND and f[1] >= 2 else 0
                 self.nack_due = (t, ref)
-            else:
-                self.bad_frames += 1
             return None
-        self.received += 1
         return f
 
 

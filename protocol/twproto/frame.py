@@ -1,53 +1,57 @@
 # Frame codec (SPEC.md "Frame"): SOF LEN TYPE BODY [MAC] CRC.
-# encode() writes header, MAC and CRC around a body already placed at buf[3:3+N]; Decoder is an
+# encode() writes header, MAC and CRC around a body already placed at buf[3:3+N]; Rx is the
 # incremental decoder over a fixed window that resynchronises on the next SOF after any garbage.
-from twproto.crc import _hqx, crc16
+#
+# This module is resident in the station's heap, so it holds only what the station runs:
+# encode, verify, frame_body, Rx (filled by readinto: space/commit), the numbers the station
+# code uses. What only hosts use (Decoder with feed/decode, TYPE_NAMES, the type tuples,
+# accessors, SOF, HEADER, NEED_MORE/FRAME/ERROR) lives in twproto.framehost and is reachable
+# here as before (module __getattr__ below), so host code and tests keep `frame.X`.
+from twproto.crc import crc16
 from twproto.errors import FrameError, MacError
-from twproto.mac import DIR_STATION, MAC_LEN
+from twproto.port import const
 
-SOF = 0xA1  # start of frame, protocol version 1; 0xA0..0xAF are reserved for versions
-MAX_BODY = 232
-HEADER = 3
-MAX_FRAME = HEADER + MAX_BODY + MAC_LEN + 2  # 253: the hard cap a peer cannot raise
-BODY = HEADER  # offset of the body in a frame
+MAX_BODY = const(232)
+MAX_FRAME = const(253)  # header 3 + MAX_BODY + MAC 16 + CRC 2: the hard cap a peer cannot raise
+BODY = const(3)  # offset of the body in a frame (= the header's length)
 
-T_HELLO = 0x01
-T_WELCOME = 0x02
-T_READING = 0x10
-T_ACK = 0x11
-T_NACK = 0x12
-T_STATUS = 0x20
-T_LIVE = 0x21
-T_EVENT = 0x22
-T_COMMAND = 0x30
-T_RESULT = 0x31
+T_HELLO = const(0x01)
+T_WELCOME = const(0x02)
+T_READING = const(0x10)
+T_ACK = const(0x11)
+T_NACK = const(0x12)
+T_STATUS = const(0x20)
+T_LIVE = const(0x21)
+T_EVENT = const(0x22)
+T_COMMAND = const(0x30)
+T_RESULT = const(0x31)
 
-TYPE_NAMES = {
-    T_HELLO: "HELLO", T_WELCOME: "WELCOME", T_READING: "READING", T_ACK: "ACK", T_NACK: "NACK",
-    T_STATUS: "STATUS", T_LIVE: "LIVE", T_EVENT: "EVENT", T_COMMAND: "COMMAND", T_RESULT: "RESULT",
-}
-# Types each side may send. NACK is the only unauthenticated type and may go either way.
-STATION_TYPES = (T_HELLO, T_READING, T_NACK, T_STATUS, T_LIVE, T_EVENT, T_RESULT)
-BRIDGE_TYPES = (T_WELCOME, T_ACK, T_NACK, T_COMMAND)
-
-NEED_MORE = 0
-FRAME = 1
-ERROR = 2
-
-
-def is_known(t):
-    return t in TYPE_NAMES
+# Private copies (inlined by the compiler; tests/protocol/test_frame.py checks them against
+# framehost's public names and twproto.mac).
+_SOF = const(0xA1)  # start of frame, protocol version 1; 0xA0..0xAF are reserved for versions
+_MAC_LEN = const(16)
+_DIR_STATION = const(0x53)
+_NEED_MORE = const(0)
+_FRAME = const(1)
+_ERROR = const(2)
+# Every type, and the types each side may send (SPEC 4). NACK is the only unauthenticated type
+# and may go either way. bytes: `t in` works on both platforms and costs a few bytes.
+_TYPES = b"\x01\x02\x10\x11\x12\x20\x21\x22\x30\x31"
+_FROM_STATION = b"\x01\x10\x12\x20\x21\x22\x31"
+_FROM_BRIDGE = b"\x02\x11\x12\x30"
+_HAS_FIND = hasattr(bytearray, "find")
 
 
-def is_authenticated(t):
-    return t != T_NACK
+def __getattr__(name):
+    # Host-only names (see the top): loaded on first use, then kept in this module's globals.
+    from twproto import framehost
+
+    v = getattr(framehost, name)
+    globals()[name] = v
+    return v
 
 
-def frame_len(t, body_len):
-    return HEADER + body_len + (MAC_LEN if t != T_NACK else 0) + 2
-
-
-def encode(buf, t, body_len, mac=None, direction=DIR_STATION, nonce=None):
+def encode(buf, t, body_len, mac=None, direction=_DIR_STATION, nonce=None):
     """Complete the frame whose body is already at buf[3:3+body_len]; return its length.
 
     Writes SOF/LEN/TYPE, the MAC (authenticated types; needs `mac`, a twproto.mac.Mac) and the
@@ -55,45 +59,30 @@ def encode(buf, t, body_len, mac=None, direction=DIR_STATION, nonce=None):
     """
     if body_len < 0 or body_len > MAX_BODY:
         raise FrameError("too_long")
-    if t not in TYPE_NAMES:
+    if t not in _TYPES:
         raise FrameError("bad_type")
-    n = frame_len(t, body_len)
+    end = BODY + body_len
+    n = end + (2 if t == T_NACK else _MAC_LEN + 2)
     if len(buf) < n:
         raise FrameError("buffer", "buffer too small")
-    buf[0] = SOF
+    buf[0] = _SOF
     buf[1] = body_len
     buf[2] = t
-    end = HEADER + body_len
     if t != T_NACK:
         if mac is None:
             raise MacError("no_key")
         mv = memoryview(buf)
-        mac.sign_into(mv[end : end + MAC_LEN], direction, nonce, mv[0:end])
-        end += MAC_LEN
+        mac.sign_into(mv[end : end + _MAC_LEN], direction, nonce, mv[0:end])
+        end += _MAC_LEN
     c = crc16(buf, 0, end)
     buf[end] = c & 0xFF
     buf[end + 1] = c >> 8
     return n
 
 
-def frame_type(frame):
-    return frame[2]
-
-
 def frame_body(frame):
     """memoryview of the body of a decoded frame."""
-    return memoryview(frame)[HEADER : HEADER + frame[1]]
-
-
-def frame_mac(frame):
-    end = HEADER + frame[1]
-    return memoryview(frame)[end : end + MAC_LEN]
-
-
-def check_direction(t, direction):
-    """Raise FrameError('wrong_direction') if type t may not be sent by `direction`."""
-    if t not in (STATION_TYPES if direction == DIR_STATION else BRIDGE_TYPES):
-        raise FrameError("wrong_direction")
+    return memoryview(frame)[BODY : BODY + frame[1]]
 
 
 def verify(frame, mac, direction, nonce=None):
@@ -103,31 +92,26 @@ def verify(frame, mac, direction, nonce=None):
     'wrong_direction' or MacError 'bad_mac'; NACK frames carry no MAC and always pass.
     """
     t = frame[2]
-    if t not in (STATION_TYPES if direction == DIR_STATION else BRIDGE_TYPES):
+    if t not in (_FROM_STATION if direction == _DIR_STATION else _FROM_BRIDGE):
         raise FrameError("wrong_direction")
     if t == T_NACK:
         return
-    end = HEADER + frame[1]
-    if not mac.verify(direction, nonce, frame[0:end], frame[end : end + MAC_LEN]):
+    end = BODY + frame[1]
+    if not mac.verify(direction, nonce, frame[0:end], frame[end : end + _MAC_LEN]):
         raise MacError("bad_mac")
 
 
-_HAS_FIND = hasattr(bytearray, "find")
-_SOF_BYTES = bytes((SOF,))
+class Rx:
+    """Incremental, bounded frame decoder (the station's; hosts use framehost.Decoder, which
+    adds feed() and decode()).
 
-
-class Decoder:
-    """Incremental, bounded frame decoder.
-
-    feed(data) copies bytes into a fixed window (2 * max_frame) and returns how many it took;
-    poll() returns NEED_MORE, FRAME (self.frame: memoryview of the whole frame, valid until the
-    next feed/poll) or ERROR (self.error: code of the discarded garbage). self.dropped counts
-    discarded bytes, self.errors error outcomes, self.frames good frames.
+    Bytes go into a fixed window (2 * max_frame: space() + commit(n), e.g. uart.readinto);
+    poll() returns NEED_MORE (0), FRAME (1: self.frame is a memoryview of the whole frame, valid
+    until the next commit/poll) or ERROR (2: self.error is the code of the discarded garbage).
+    self.dropped counts discarded bytes, self.errors error outcomes, self.frames good frames.
     """
 
     def __init__(self, max_frame=MAX_FRAME, capacity=0):
-        if max_frame < HEADER + 2 or max_frame > MAX_FRAME:
-            raise FrameError("bad_max_frame")
         self.max_frame = max_frame
         # At least two frames; a host may choose more (fewer, larger copies), still fixed.
         self.capacity = capacity if capacity > 2 * max_frame else 2 * max_frame
@@ -164,46 +148,23 @@ class Decoder:
     def commit(self, n):
         self._end += n
 
-    def feed(self, data):
-        """Copy as much of data as fits; return the count taken (poll() to make room)."""
-        self.frame = None
-        free = self.capacity - self._end
-        n = len(data)
-        if n > free:
-            self._compact()
-            free = self.capacity - self._end
-            if n > free:
-                n = free
-        if n:
-            e = self._end
-            if n == len(data):
-                self._mv[e : e + n] = data
-            else:
-                self._mv[e : e + n] = memoryview(data)[0:n]
-            self._end = e + n
-        return n
-
     def abandon(self):
         """The line went idle: give up a partial candidate frame (drop its SOF). True if any."""
         if self._end > self._start:
-            self._drop(1)
-            self.errors += 1
-            self.error = "timeout"
+            self._fail("timeout", 1)
             return True
         return False
 
-    def _drop(self, n):
+    def _fail(self, code, n):
+        # drop n bytes and report code
         self._start += n
         self.dropped += n
         if self._start == self._end:
             self._start = self._end = 0
-
-    def _fail(self, code, n):
-        self._drop(n)
         self.error = code
         self.errors += 1
         self.frame = None
-        return ERROR
+        return _ERROR
 
     def poll(self):
         """Decode the next outcome: NEED_MORE, FRAME or ERROR (see the class doc)."""
@@ -214,35 +175,36 @@ class Decoder:
             end = self._end
             if s == end:
                 self._start = self._end = 0
-                return NEED_MORE
+                return _NEED_MORE
             b = buf[s]
-            if b == SOF:
+            if b == _SOF:
                 break
             # Garbage: skip to the next SOF in the window (or drop all of it). A run of garbage
             # is one ERROR however it was chunked: later parts of the run drop silently.
             if _HAS_FIND:
-                i = buf.find(_SOF_BYTES, s, end)
+                i = buf.find(b"\xa1", s, end)
                 if i < 0:
                     i = end
-            else:
+            else:  # a port built without bytearray.find
                 i = s + 1
-                while i < end and buf[i] != SOF:
+                while i < end and buf[i] != _SOF:
                     i += 1
             if not self._hunting:
                 self._hunting = True
                 return self._fail("bad_version" if b & 0xF0 == 0xA0 else "bad_sof", i - s)
-            self._drop(i - s)
+            self._start = i
+            self.dropped += i - s
         self._hunting = False
         avail = end - s
         if avail < 2:
-            return NEED_MORE
+            return _NEED_MORE
         n = buf[s + 1]
         if n > MAX_BODY:
             return self._fail("too_long", 1)
         if avail < 3:
-            return NEED_MORE
+            return _NEED_MORE
         t = buf[s + 2]
-        if t not in TYPE_NAMES:
+        if t not in _TYPES:
             return self._fail("bad_type", 1)
         total = n + (5 if t == T_NACK else 21)  # header 3 + body + MAC 16 + CRC 2
         if total > self.max_frame:
@@ -250,31 +212,11 @@ class Decoder:
         if avail < total:
             if end == self.capacity:
                 self._compact()
-            return NEED_MORE
+            return _NEED_MORE
         e = s + total - 2
-        if _hqx is None:
-            c = crc16(buf, s, e)
-        else:
-            c = _hqx(self._mv[s:e], 0xFFFF)
-        if buf[e] | (buf[e + 1] << 8) != c:
+        if buf[e] | (buf[e + 1] << 8) != crc16(buf, s, e):
             return self._fail("bad_crc", 1)
         self.frame = self._mv[s : s + total]
         self._start = s + total
         self.frames += 1
-        return FRAME
-
-    def decode(self, data):
-        """Generator for hosts: feed all of data, yield (FRAME, frame_mv) / (ERROR, code)."""
-        mv = memoryview(data)
-        pos = 0
-        total = len(data)
-        while True:
-            if pos < total:
-                pos += self.feed(mv[pos:])
-            r = self.poll()
-            if r == FRAME:
-                yield r, self.frame
-            elif r == ERROR:
-                yield r, self.error
-            elif pos >= total:
-                return
+        return _FRAME

@@ -1,0 +1,57 @@
+"""twproto.frame keeps only what the station runs; the host half (twproto.framehost) stays
+reachable as frame.X. The private numbers frame and the station link inline must equal the
+protocol's public ones (SPEC 1-4)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from twproto import crc, framehost, mac, port
+from twproto import frame as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
+
+
+def test_private_copies_match_the_protocol():
+    assert F._SOF == framehost.SOF == 0xA1
+    assert F._MAC_LEN == mac.MAC_LEN == 16
+    assert F._DIR_STATION == mac.DIR_STATION == 0x53
+    assert (F._NEED_MORE, F._FRAME, F._ERROR) == (framehost.NEED_MORE, framehost.FRAME,
+                                                   framehost.ERROR) == (0, 1, 2)
+    assert F.BODY == framehost.HEADER == 3
+    assert F.MAX_FRAME == 3 + F.MAX_BODY + 16 + 2 == 253
+    assert sorted(F._TYPES) == sorted(framehost.TYPE_NAMES)
+    assert set(F._FROM_STATION) == {F.T_HELLO, F.T_READING, F.T_NACK, F.T_STATUS, F.T_LIVE,
+                                    F.T_EVENT, F.T_RESULT}
+    assert set(F._FROM_BRIDGE) == {F.T_WELCOME, F.T_ACK, F.T_NACK, F.T_COMMAND}
+
+
+def test_link_inlines_the_same_numbers():
+    from twstation import link
+
+    assert link._DIR_STATION == mac.DIR_STATION and link._DIR_BRIDGE == mac.DIR_BRIDGE
+    assert link._NONCE_LEN == mac.NONCE_LEN
+    assert link._FRAME == framehost.FRAME and link._NEED_MORE == framehost.NEED_MORE
+    assert link._SOF == framehost.SOF
+
+
+def test_host_names_reach_through_frame_and_are_the_same_objects():
+    for name in ("SOF", "HEADER", "TYPE_NAMES", "STATION_TYPES", "BRIDGE_TYPES", "NEED_MORE",
+                 "FRAME", "ERROR", "Decoder", "is_known", "is_authenticated", "frame_len",
+                 "frame_type", "frame_mac", "check_direction"):
+        assert getattr(F, name) is getattr(framehost, name), name
+    assert issubclass(F.Decoder, F.Rx)
+    try:
+        F.no_such_name  # noqa: B018
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("unknown names must still raise AttributeError")
+
+
+def test_crc_and_port_choose_one_implementation_each():
+    assert crc.crc16(b"123456789") == crc.crc16_table(b"123456789") == 0x29B1
+    if not port.MICROPYTHON:
+        assert crc.crc16 is not crc.crc16_table  # the C one on CPython
+        assert port.crc_hqx is not None
