@@ -27,48 +27,46 @@ _HIGH_MAX_US = const(50)  # datasheet T3 max
 _PD_HOLD_US = const(80)  # > 60 us high = power down
 _SETTLE_PERIODS = const(4)  # settling time = 4 output periods (400 ms @ 10 SPS, 50 ms @ 80 SPS)
 
-# gain -> PD_SCK pulses per read (25: A/128, 26: B/32, 27: A/64)
-PULSES = {128: 25, 32: 26, 64: 27}
+
+
+def _pulses(gain):
+    # gain -> PD_SCK pulses per read (25: A/128, 26: B/32, 27: A/64)
+    if gain == 128:
+        return 25
+    if gain == 32:
+        return 26
+    if gain == 64:
+        return 27
+    raise ConfigError("hx711 gain must be 128, 64 (channel A) or 32 (channel B)")
 
 
 class HX711:
     def __init__(self, dout, pd_sck, gain=128, rate_sps=10, stall_ms=0):
-        if gain not in PULSES:
-            raise ConfigError("hx711 gain must be 128, 64 (channel A) or 32 (channel B)")
+        self._pulses = _pulses(gain)
         if rate_sps not in (10, 80):
             raise ConfigError("hx711 rate_sps must be 10 or 80 (RATE pin)")
         self._dout = dout.value
         self._sck = pd_sck.value
         self.gain = gain
-        self._pulses = PULSES[gain]
-        self.period_ms = (1000 + rate_sps - 1) // rate_sps
-        self.settle_ms = _SETTLE_PERIODS * self.period_ms
+        period = (1000 + rate_sps - 1) // rate_sps
         # No sample for this long = DOUT stuck high (unplugged, no power): report, don't hang.
-        self.stall_ms = stall_ms or self.settle_ms + 3 * self.period_ms
+        # Settling takes _SETTLE_PERIODS output periods, then a few periods of margin.
+        self.stall_ms = stall_ms or (_SETTLE_PERIODS + 3) * period
         self.samples = 0
         self.timeouts = 0
         self.spikes = 0
         self.glitches = 0
         self.last_high_us = 0  # longest clock-high phase of the last read
-        self.powered = True
-        self._discard = 0
-        self._alive = ticks_ms()
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
-    def reset(self):
-        """Power-cycle the chip into a known state (channel A gain 128, settling)."""
-        self._cycle()
-        self._alive = ticks_ms()
-
-    def _cycle(self):
-        # PD_SCK high > 60 us, then low: the chip resets (the stall window is NOT restarted, so
-        # a chip that keeps failing reads still ends in a DriverTimeout).
+    def reset(self, window=True):
+        """Power-cycle the chip into a known state (channel A gain 128, settling): PD_SCK high
+        > 60 us, then low. window=False (after a glitched read) does NOT restart the stall
+        window, so a chip that keeps failing reads still ends in a DriverTimeout."""
         self._sck(1)
         sleep_us(_PD_HOLD_US)
-        self._sck(0)
-        self.powered = True
-        self._discard = 0 if self._pulses == 25 else 1
+        self.power_up(window)
 
     def power_down(self):
         """PD_SCK high: the chip sleeps 60 us later (~1 uA). Call power_up() to wake it."""
@@ -76,41 +74,42 @@ class HX711:
         self._sck(1)
         self.powered = False
 
-    def power_up(self):
+    def power_up(self, window=True):
         self._sck(0)
         self.powered = True
         # The chip wakes at gain 128: the first sample is at 128 whatever we ask for next.
         self._discard = 0 if self._pulses == 25 else 1
-        self._alive = ticks_ms()
+        if window:
+            self._alive = ticks_ms()
 
     def set_gain(self, gain):
-        if gain not in PULSES:
-            raise ConfigError("hx711 gain must be 128, 64 or 32")
+        pulses = _pulses(gain)
         if gain != self.gain:
             self.gain = gain
-            self._pulses = PULSES[gain]
+            self._pulses = pulses
             self._discard = 1  # the next read still carries the old gain's conversion
 
     def ready(self):
         return self.powered and not self._dout()
 
     # -- reads ---------------------------------------------------------------------------------
-    def _shift_in(self):
+    def _read_now(self):
+        # DOUT is low: shift one conversion out. Returns signed counts or None (dropped).
         dout = self._dout
         sck = self._sck
-        v = 0
+        raw = 0
         worst = 0
         for _ in range(24):
             s = machine.disable_irq()
             t0 = ticks_us()
             sck(1)
-            v = (v << 1) | dout()
+            raw = (raw << 1) | dout()
             sck(0)
             high = ticks_diff(ticks_us(), t0)  # ticks are only ever compared via ticks_diff
             machine.enable_irq(s)
             if high > worst:
                 worst = high
-        for _ in range(self._pulses - 24):
+        for _ in range(self._pulses - 24):  # gain / channel for the next conversion
             s = machine.disable_irq()
             t0 = ticks_us()
             sck(1)
@@ -120,14 +119,9 @@ class HX711:
             if high > worst:
                 worst = high
         self.last_high_us = worst
-        return v
-
-    def _read_now(self):
-        # DOUT is low: shift one conversion out. Returns signed counts or None (dropped).
-        raw = self._shift_in()
-        if self.last_high_us > _HIGH_MAX_US or not self._dout():
+        if worst > _HIGH_MAX_US or not dout():
             self.glitches += 1
-            self._cycle()
+            self.reset(False)
             return None
         self._alive = ticks_ms()
         if raw == _SAT_HI or raw == _SAT_LO:
@@ -140,7 +134,6 @@ class HX711:
         if raw & _SIGN:
             return raw - _WRAP
         return raw
-
     def poll(self):
         """Non-blocking: a new sample (int), or None. Raises DriverTimeout on a stall."""
         if not self.powered:
