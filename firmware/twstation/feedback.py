@@ -13,21 +13,23 @@ from micropython import const
 
 from twproto.port import ticks_add, ticks_diff, ticks_ms
 
-OFF = const(0)
-ACCEPTED = const(1)
-REJECTED = const(2)
-ATTENTION = const(3)
-NOT_SYNCED = const(4)
-IDLE = const(5)
+# Pattern numbers (private constants, inlined: no RAM). station.py uses the same numbers and
+# tests/firmware/test_feedback.py pins them.
+_OFF = const(0)
+_ACCEPTED = const(1)
+_REJECTED = const(2)
+_ATTENTION = const(3)
+_NOT_SYNCED = const(4)
+_IDLE = const(5)
 
-PATTERNS = (
+_PATTERNS = const((
     (0, 0, 0, 0),  # OFF
     (-1, 1, 1, 120, 1, 0, 1880),  # ACCEPTED: green, one short beep, 2 s
     (-1, 2, 1, 150, 2, 0, 100, 2, 1, 150, 2, 0, 100, 2, 1, 150, 2, 0, 2350),  # REJECTED: 3 beeps
     (1, 4, 1, 400, 4, 0, 400, 0, 0, 400),  # ATTENTION: amber blinks; one long beep, then silent
     (0, 4, 0, 80, 0, 0, 1920),  # NOT_SYNCED: short amber flash every 2 s
     (0, 1, 0, 40, 0, 0, 4960),  # IDLE: a faint green heartbeat every 5 s
-)  # fmt: skip
+))  # fmt: skip
 
 
 class Feedback:
@@ -38,33 +40,13 @@ class Feedback:
         if self._pwm:
             buzzer.freq(buzzer_freq)
         self._inv = 1 if active_low else 0
-        self._bg = OFF
-        self.pattern = OFF
-        self._pat = PATTERNS[OFF]
-        self._i = 1
-        self._until = ticks_ms()
-        self._hold = False
+        self._bg = _OFF
         self.leds = 0  # current LED mask (for tests and a status page)
-        self.buzzing = -1  # unknown: the first _apply writes the buzzer
-        self._apply(0, 0)
-
-    def _apply(self, leds, buzz):
-        inv = self._inv
-        self._leds[0].value((leds & 1 and 1) ^ inv)
-        self._leds[1].value((leds & 2 and 1) ^ inv)
-        self._leds[2].value((leds & 4 and 1) ^ inv)
-        b = self._buzzer
-        if b is not None and buzz != self.buzzing:
-            if self._pwm:
-                b.duty_u16(32768 if buzz else 0)
-            else:
-                b.value(buzz)
-        self.leds = leds
-        self.buzzing = buzz
+        self.buzzing = -1  # unknown: the first step writes the buzzer
+        self.show(_OFF)  # every output off, held
 
     def show(self, pattern, now_ms=None):
         self.pattern = pattern
-        self._pat = PATTERNS[pattern]
         self._i = 1
         self._step(ticks_ms() if now_ms is None else now_ms)
 
@@ -78,16 +60,31 @@ class Feedback:
             self.show(pattern, now_ms)
 
     def _step(self, now):
-        p = self._pat
+        pats = _PATTERNS
+        p = pats[self.pattern]
         i = self._i
         if i >= len(p):
             if p[0] < 0:  # transient finished: back to the background
                 self.pattern = self._bg
-                self._pat = p = PATTERNS[self._bg]
+                p = pats[self._bg]
                 i = 1
             else:
                 i = 1 + 3 * p[0]
-        self._apply(p[i], p[i + 1])
+        leds = p[i]
+        buzz = p[i + 1]
+        inv = self._inv
+        pins = self._leds
+        pins[0].value((leds & 1 and 1) ^ inv)
+        pins[1].value((leds & 2 and 1) ^ inv)
+        pins[2].value((leds & 4 and 1) ^ inv)
+        b = self._buzzer
+        if b is not None and buzz != self.buzzing:
+            if self._pwm:
+                b.duty_u16(32768 if buzz else 0)
+            else:
+                b.value(buzz)
+        self.leds = leds
+        self.buzzing = buzz
         ms = p[i + 2]
         self._hold = ms == 0
         self._until = ticks_add(now, ms)

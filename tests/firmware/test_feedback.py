@@ -14,6 +14,10 @@ from tagweigh.hw.fake_machine import I2C, PWM, Pin  # noqa: E402
 from tagweigh.hw.ssd1306 import SSD1306Model  # noqa: E402
 from twstation.errors import DriverError  # noqa: E402
 
+# Pattern numbers: the ones station.py passes to show() / background() (the driver keeps them as
+# private constants, inlined by MicroPython's compiler).
+OFF, ACCEPTED, REJECTED, ATTENTION, NOT_SYNCED, IDLE = 0, 1, 2, 3, 4, 5
+
 
 @pytest.fixture
 def pins():
@@ -36,8 +40,8 @@ def timeline(fb, pins, start, end, step=10):
 
 def test_accepted_green_and_one_beep_then_background(pins):
     fb = fbm.Feedback(*pins)
-    fb.background(fbm.OFF, 0)
-    fb.show(fbm.ACCEPTED, 1000)
+    fb.background(OFF, 0)
+    fb.show(ACCEPTED, 1000)
     assert (pins[0].value(), pins[3].value()) == (1, 1)
     tl = timeline(fb, pins, 1000, 4000)
     assert tl == [(1000, 1, 0, 0, 1), (1120, 1, 0, 0, 0), (3000, 0, 0, 0, 0)]
@@ -45,7 +49,7 @@ def test_accepted_green_and_one_beep_then_background(pins):
 
 def test_rejected_three_beeps_red(pins):
     fb = fbm.Feedback(*pins)
-    fb.show(fbm.REJECTED, 0)
+    fb.show(REJECTED, 0)
     tl = timeline(fb, pins, 0, 4000)
     beeps = [row for row in tl if row[4] == 1]
     assert len(beeps) == 3 and all(row[2] == 1 for row in tl[:-1])
@@ -54,7 +58,7 @@ def test_rejected_three_beeps_red(pins):
 
 def test_attention_repeats_silently_after_first_beep(pins):
     fb = fbm.Feedback(*pins)
-    fb.show(fbm.ATTENTION, 0)
+    fb.show(ATTENTION, 0)
     tl = timeline(fb, pins, 0, 5000)
     assert sum(1 for row in tl if row[4]) == 1
     assert sum(1 for row in tl if row[3]) >= 5  # amber keeps blinking
@@ -62,10 +66,10 @@ def test_attention_repeats_silently_after_first_beep(pins):
 
 def test_not_synced_background_resumes_after_transient(pins):
     fb = fbm.Feedback(*pins)
-    fb.background(fbm.NOT_SYNCED, 0)
-    fb.show(fbm.ACCEPTED, 500)
+    fb.background(NOT_SYNCED, 0)
+    fb.show(ACCEPTED, 500)
     timeline(fb, pins, 500, 2600)
-    assert fb.pattern == fbm.NOT_SYNCED
+    assert fb.pattern == NOT_SYNCED
     tl = timeline(fb, pins, 2600, 8600)
     flashes = [row for row in tl if row[3] == 1]
     assert len(flashes) == 3  # one short amber flash every 2 s, no beeps
@@ -75,7 +79,7 @@ def test_not_synced_background_resumes_after_transient(pins):
 def test_pwm_buzzer(pins):
     pwm = PWM(pins[3], freq=1000, duty_u16=0)
     fb = fbm.Feedback(pins[0], pins[1], pins[2], pwm, buzzer_freq=2700)
-    fb.show(fbm.ACCEPTED, 0)
+    fb.show(ACCEPTED, 0)
     assert pwm.freq() == 2700 and pwm.duty_u16() == 32768
     fb.tick(200)
     assert pwm.duty_u16() == 0
@@ -83,7 +87,7 @@ def test_pwm_buzzer(pins):
 
 def test_active_low_leds(pins):
     fb = fbm.Feedback(*pins[:3], None, active_low=True)
-    fb.show(fbm.ACCEPTED, 0)
+    fb.show(ACCEPTED, 0)
     assert [p.value() for p in pins[:3]] == [0, 1, 1]
 
 
@@ -100,3 +104,18 @@ def test_display_init_and_reading(pins):
 def test_display_absent_is_a_driver_error(pins):
     with pytest.raises(DriverError):
         dsp.Display(I2C(1), addr=0x3D)
+
+
+def test_private_pattern_numbers_match_the_station():
+    from twstation import station
+
+    assert (fbm._OFF, fbm._ACCEPTED, fbm._REJECTED, fbm._ATTENTION, fbm._NOT_SYNCED,
+            fbm._IDLE) == (OFF, ACCEPTED, REJECTED, ATTENTION, NOT_SYNCED, IDLE)
+    assert (station._P_ACCEPTED, station._P_REJECTED, station._P_ATTENTION, station._P_NOT_SYNCED,
+            station._P_IDLE) == (ACCEPTED, REJECTED, ATTENTION, NOT_SYNCED, IDLE)
+
+
+def test_outputs_off_after_init(pins):
+    fb = fbm.Feedback(*pins)
+    assert fb.leds == 0 and fb.buzzing == 0 and fb.pattern == OFF
+    assert [p.value() for p in pins[:3]] == [0, 0, 0]
