@@ -1,9 +1,16 @@
 # Station settings: the field table of /station.json and its validation (ESPHome style: every
-# field is checked when the file is read, with a message naming it) and the canonical form its
-# config hash is taken over. Needed when the settings are read (boot) or changed (SET_CONFIG):
+# field is checked when the file is read, with a message naming it), the canonical form its
+# config hash is taken over, and the files (/station.json, /key.bin, /boot.bin: see
+# twstation.config). Needed when the settings are read (boot) or changed (SET_CONFIG):
 # twstation.config imports it then, and the app forgets it afterwards, so it does not stay in the
-# station's heap. twstation.config re-exports FIELDS, DIVISIONS, READERS, check and canonical.
+# station's heap. twstation.config re-exports every name here (module __getattr__).
+import json
+import os
+
 from twstation.errors import ConfigError
+
+KEY_LEN = 32
+MAX_FILE = 2048  # /station.json is small; refuse anything bigger before parsing
 
 DIVISIONS = (1, 2, 5, 10, 20, 50, 100, 200)  # index = division code e in READING flags bits 0-2
 READERS = ("rfid", "qr", "both")
@@ -78,3 +85,83 @@ def canonical(d):
 
 def _qstr(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _join(root, name):
+    if not root or root == "/":
+        return "/" + name
+    return root.rstrip("/") + "/" + name
+
+
+def _read(path, limit):
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError:
+        return None
+    if len(data) > limit:
+        raise ConfigError(path + ": larger than " + str(limit) + " bytes")
+    return data
+
+
+def load(root="/"):
+    """Read and validate /station.json into a twstation.config.Config. Raises ConfigError with a
+    precise message."""
+    from twstation.config import Config
+
+    path = _join(root, "station.json")
+    data = _read(path, MAX_FILE)
+    if data is None:
+        raise ConfigError(path + ": missing (provision the station first)")
+    try:
+        d = json.loads(data)
+    except ValueError:
+        raise ConfigError(path + ": not valid JSON")
+    return Config(d)
+
+
+def save(root, cfg):
+    """Write the settings atomically (temp file, then rename over the old one)."""
+    _atomic_write(_join(root, "station.json"), canonical(cfg.values))
+
+
+def _atomic_write(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # some filesystems refuse to rename over an existing file
+        os.remove(path)
+        os.rename(tmp, path)
+
+
+def load_key(root="/"):
+    """The 32-byte device key. The message never contains key material."""
+    path = _join(root, "key.bin")
+    data = _read(path, KEY_LEN)
+    if data is None:
+        raise ConfigError(path + ": missing (provision the station key first)")
+    if len(data) != KEY_LEN:
+        raise ConfigError(path + ": must be exactly 32 bytes, found " + str(len(data)))
+    return data
+
+
+def key_present(root="/"):
+    try:
+        return os.stat(_join(root, "key.bin"))[6] == KEY_LEN
+    except OSError:
+        return False
+
+
+def next_boot(root="/"):
+    """Increment and persist the boot counter; return the new value (1 after the first boot).
+    Wraps 65535 -> 1 (u16 on the wire; 0 is never used)."""
+    path = _join(root, "boot.bin")
+    data = _read(path, 2)
+    n = 0
+    if data is not None and len(data) == 2:
+        n = data[0] | (data[1] << 8)
+    n = n + 1 if n < 0xFFFF else 1
+    _atomic_write(path, bytes((n & 0xFF, n >> 8)))
+    return n
