@@ -56,8 +56,14 @@ _MAGIC = b"TWJ\x01"
 _ACK_MAX = 512  # not const: the power-cut test lowers it to cut the ack-log rewrite too
 _X_MAX = const(32)
 _CHUNK = const(512)
-TYPICAL_RECORD = const(63)  # a synced READING with a 15-byte tag (64-byte frame)
+_TYPICAL = const(63)  # record of a synced READING with a 15-byte tag (64-byte frame)
 _ZERO4 = b"\x00\x00\x00\x00"
+# A segment in RAM is a list [number, size in bytes, records, seq of its last record (the seq
+# before it while empty)]: a list instead of a small class (firmware/MEMORY.md).
+_NO = const(0)
+_SIZE = const(1)
+_COUNT = const(2)
+_LAST = const(3)
 
 
 class JournalError(StationError):
@@ -75,26 +81,17 @@ class JournalCorrupt(JournalError):
 class OsFs:
     """The file system the journal uses by default: builtin open + os (littlefs on the ESP32)."""
 
-    def open(self, path, mode):
-        return open(path, mode)
+    open = staticmethod(open)
+    listdir = staticmethod(os.listdir)
+    remove = staticmethod(os.remove)
+    rename = staticmethod(os.rename)
+    mkdir = staticmethod(os.mkdir)
 
     def sync(self, f):
         f.flush()
         s = getattr(os, "fsync", None)  # CPython: flush is not durable; littlefs: flush is
         if s is not None:
             s(f.fileno())
-
-    def listdir(self, path):
-        return os.listdir(path)
-
-    def remove(self, path):
-        os.remove(path)
-
-    def rename(self, a, b):
-        os.rename(a, b)
-
-    def mkdir(self, path):
-        os.mkdir(path)
 
     def size(self, path):
         return os.stat(path)[6]
@@ -108,29 +105,22 @@ def _p32(v):
     return bytes((v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, (v >> 24) & 0xFF))
 
 
-def _p16(v):
-    return bytes((v & 0xFF, v >> 8))
-
-
-class _Seg:
-    def __init__(self, no, size, prev_seq):
-        self.no = no
-        self.size = size
-        self.count = 0
-        self.first = 0
-        self.last = prev_seq  # seq of its last record (prev_seq while empty)
+def _with_crc(b):
+    """b followed by its CRC-16, little-endian (ack log entries, segment headers)."""
+    c = crc16(b)
+    return b + bytes((c & 0xFF, c >> 8))
 
 
 class Journal:
     """Journal(path, capacity_bytes, fs=None, warn_pct=80, segments=8)
 
-    append(frame), pending(after=0), ack(seq), head(), backlog(), fill_pct(), full,
+    append(frame), pending(after=0), frame(seq), ack(seq), head(), backlog(), fill_pct(), full,
     nearly_full, capacity (typical READINGs that fit), recovered, discarded, close()."""
 
     # set by twstation.jrecover.open_journal (annotations only: no code on MicroPython)
     _w: int
     _x: set
-    _segs: list
+    _segs: list  # of [number, size, count, last seq] (_NO, _SIZE, _COUNT, _LAST)
     _cur: "tuple | None"  # (segment index, offset, length, seq) of the oldest pending record
     _hint: "tuple | None"  # (segment number, offset, seq) of the record pending() saw last
     _pending: int
@@ -138,28 +128,27 @@ class Journal:
     last_seq: int
 
     def __init__(self, path, capacity_bytes, fs=None, warn_pct=80, segments=8):
+        from twstation import jrecover  # boot only: forgotten afterwards (twstation.COLD)
+
         self.path = path.rstrip("/")
         self.fs = fs if fs is not None else OsFs()
         self.capacity_bytes = capacity_bytes
         self.seg_max = capacity_bytes // segments
         if segments < 2 or self.seg_max < _HDR + 255:
             raise JournalError("journal: capacity too small for " + str(segments) + " segments")
-        self.capacity = (self.seg_max - _HDR) // TYPICAL_RECORD * segments
+        self.capacity = (self.seg_max - _HDR) // _TYPICAL * segments
         self.warn_pct = warn_pct
         self.recovered = 0
         self.discarded = 0
         self._f = None  # the newest segment, open for appending once the first append came
         self.chain = bytearray(4)
-        self._open()
+        jrecover.open_journal(self)
 
     # -- paths and small files ---------------------------------------------------------------------
 
-    def _p(self, name):
-        return self.path + "/" + name
-
     def _segp(self, no):
         s = str(no)
-        return self._p("seg." + "0" * (8 - len(s)) + s)
+        return self.path + "/seg." + "0" * (8 - len(s)) + s
 
     def _read_at(self, path, off, n):
         f = self.fs.open(path, "rb")
@@ -181,26 +170,13 @@ class Journal:
             f.close()
         fs.rename(tmp, path)
 
-    # -- open and recovery -------------------------------------------------------------------------
-
-    def _open(self):
-        from twstation import jrecover  # boot only: forgotten afterwards (twstation.COLD)
-
-        jrecover.open_journal(self)
-
     def _write_acks(self, w):
-        e = _p32(w)
-        self._write_new(self._p("ack"), e + _p16(crc16(e)))
-
-    def _truncate(self, path, n):
-        from twstation import jrecover
-
-        jrecover.truncate(self, path, n)
+        self._write_new(self.path + "/ack", _with_crc(_p32(w)))
 
     def _new_segment(self, no):
-        h = _MAGIC + _p32(no) + _p32(self.last_seq) + self.chain
-        self._write_new(self._segp(no), h + _p16(crc16(h)))
-        self._segs.append(_Seg(no, _HDR, self.last_seq))
+        self._write_new(self._segp(no),
+                        _with_crc(_MAGIC + _p32(no) + _p32(self.last_seq) + self.chain))
+        self._segs.append([no, _HDR, 0, self.last_seq])
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -217,15 +193,14 @@ class Journal:
         return self._total * 100 // self.capacity_bytes
 
     def _fits(self, n):
-        s = self._segs[-1]
-        if s.size + n > self.seg_max:
+        if self._segs[-1][_SIZE] + n > self.seg_max:
             n += _HDR
         return self._total + n <= self.capacity_bytes
 
     @property
     def full(self):
         """No room for one more typical READING: the station refuses new readings."""
-        return not self._fits(TYPICAL_RECORD)
+        return not self._fits(_TYPICAL)
 
     @property
     def nearly_full(self):
@@ -258,16 +233,16 @@ class Journal:
         if not self._fits(rl):
             raise JournalFull("journal full: " + str(self.backlog()) + " readings not sent")
         seg = self._segs[-1]
-        if seg.size + rl > self.seg_max:
+        if seg[_SIZE] + rl > self.seg_max:
             self.close()
-            self._new_segment(seg.no + 1)
+            self._new_segment(seg[_NO] + 1)
             self._total += _HDR
             seg = self._segs[-1]
         fs = self.fs
         f = self._f
         try:
             if f is None:
-                f = self._f = fs.open(self._segp(seg.no), "ab")
+                f = self._f = fs.open(self._segp(seg[_NO]), "ab")
             f.write((frame if type(frame) is memoryview else memoryview(frame))[1:n])
             fs.sync(f)  # committed: durable before the station sends it
         except OSError:
@@ -277,16 +252,16 @@ class Journal:
                 self.close()
             except OSError:
                 self._f = None
-            self._truncate(self._segp(seg.no), seg.size)
+            from twstation import jrecover  # rare: forgotten again with the other COLD modules
+
+            jrecover.truncate(self, self._segp(seg[_NO]), seg[_SIZE])
             raise JournalError("journal: write failed")
         if self._cur is None:
-            self._cur = (len(self._segs) - 1, seg.size, rl, seq)
-        seg.size += rl
+            self._cur = (len(self._segs) - 1, seg[_SIZE], rl, seq)
+        seg[_SIZE] += rl
         self._total += rl
-        if seg.count == 0:
-            seg.first = seq
-        seg.count += 1
-        seg.last = seq
+        seg[_COUNT] += 1
+        seg[_LAST] = seq
         self._pending += 1
         self.last_seq = seq
         c = self.chain
@@ -309,15 +284,15 @@ class Journal:
         h = self._hint
         if h is not None and cur[3] <= h[2] <= after:
             for i in range(idx, len(segs)):
-                if segs[i].no == h[0]:
+                if segs[i][_NO] == h[0]:
                     idx = i
                     off = h[1]
                     break
         while idx < len(segs):
             s = segs[idx]
-            p = self._segp(s.no)
-            while off < s.size:
-                want = s.size - off
+            p = self._segp(s[_NO])
+            while off < s[_SIZE]:
+                want = s[_SIZE] - off
                 try:
                     b = self._read_at(p, off, _CHUNK if want > _CHUNK else want)
                 except OSError:
@@ -326,7 +301,7 @@ class Journal:
                 while pos < len(b) and pos + b[pos] + _EXTRA <= len(b):
                     n = b[pos] + _EXTRA
                     seq = _u32(b, pos + 2)
-                    self._hint = (s.no, off + pos, seq)
+                    self._hint = (s[_NO], off + pos, seq)
                     if seq > after and seq > self._w and seq not in self._x:
                         yield b"\xa1" + b[pos : pos + n]
                     pos += n
@@ -362,7 +337,24 @@ class Journal:
             self._pending -= 1
             cur = self._next(cur)
         self._cur = cur
-        self._persist_w(w)
+        # persist the new low-water mark W: one 6-byte append to the ack log, or a rewrite
+        # (temp + rename) once the log has grown to _ACK_MAX
+        self._w = w
+        p = self.path + "/ack"
+        fs = self.fs
+        try:
+            size = fs.size(p)
+        except OSError:
+            size = _ACK_MAX
+        if size >= _ACK_MAX:
+            self._write_acks(w)
+        else:
+            f = fs.open(p, "ab")
+            try:
+                f.write(_with_crc(_p32(w)))
+                fs.sync(f)
+            finally:
+                f.close()
         self._compact()
         return True
 
@@ -372,39 +364,20 @@ class Journal:
         segs = self._segs
         while idx < len(segs):
             s = segs[idx]
-            if off < s.size:
-                b = self._read_at(self._segp(s.no), off, 6)
+            if off < s[_SIZE]:
+                b = self._read_at(self._segp(s[_NO]), off, 6)
                 return (idx, off, b[0] + _EXTRA, _u32(b, 2))
             idx += 1
             off = _HDR
         return None
 
-    def _persist_w(self, w):
-        self._w = w
-        p = self._p("ack")
-        fs = self.fs
-        try:
-            size = fs.size(p)
-        except OSError:
-            size = _ACK_MAX
-        if size >= _ACK_MAX:
-            self._write_acks(w)
-            return
-        e = _p32(w)
-        f = fs.open(p, "ab")
-        try:
-            f.write(e + _p16(crc16(e)))
-            fs.sync(f)
-        finally:
-            f.close()
-
     def _compact(self):
         """Delete every segment but the newest whose records are all acknowledged."""
         segs = self._segs
-        while len(segs) > 1 and (segs[0].count == 0 or segs[0].last <= self._w):
+        while len(segs) > 1 and (segs[0][_COUNT] == 0 or segs[0][_LAST] <= self._w):
             s = segs[0]
-            self.fs.remove(self._segp(s.no))
-            self._total -= s.size
+            self.fs.remove(self._segp(s[_NO]))
+            self._total -= s[_SIZE]
             segs.pop(0)
             if self._cur is not None:
                 c = self._cur

@@ -14,6 +14,10 @@ _HDR = const(18)
 _ACK_ENTRY = const(6)
 _CHUNK = const(512)
 _CRC_SOF = const(0x443B)
+_NO = const(0)  # a segment is [number, size, records, last seq] (journal.py)
+_SIZE = const(1)
+_COUNT = const(2)
+_LAST = const(3)
 
 
 def _rec_crc_ok(b, start, n):
@@ -33,7 +37,7 @@ def open_journal(j):
     nos = []
     for name in names:
         if name.endswith(".tmp"):
-            fs.remove(j._p(name))
+            fs.remove(j.path + "/" + name)
         elif name.startswith("seg.") and len(name) == 12:
             nos.append(int(name[4:]))
     nos.sort()
@@ -53,15 +57,14 @@ def open_journal(j):
         j._new_segment(1)
     j._total = 0
     for s in j._segs:
-        j._total += s.size
+        j._total += s[_SIZE]
     j._compact()
 
 
 def _load_acks(j, exists):
     if not exists:
         return 0
-    p = j._p("ack")
-    f = j.fs.open(p, "rb")
+    f = j.fs.open(j.path + "/ack", "rb")
     try:
         data = f.read(J._ACK_MAX + 64 * _ACK_ENTRY)
     finally:
@@ -98,7 +101,7 @@ def _scan(j, no, newest):
         else:
             j.last_seq = prev
             j.chain[0:4] = h[12:16]
-        seg = J._Seg(no, _HDR, prev)
+        seg = [no, _HDR, 0, prev]
         idx = len(j._segs)
         buf = b""
         off = _HDR  # file offset of buf[0]
@@ -126,10 +129,8 @@ def _scan(j, no, newest):
             if seq <= j.last_seq:
                 bad = "seq does not increase"
                 break
-            if seg.count == 0:
-                seg.first = seq
-            seg.count += 1
-            seg.last = seq
+            seg[_COUNT] += 1
+            seg[_LAST] = seq
             j.last_seq = seq
             m = pos + n - 18  # first 4 bytes of the MAC
             j.chain[0:4] = buf[m : m + 4]
@@ -138,17 +139,17 @@ def _scan(j, no, newest):
                 if j._cur is None:
                     j._cur = (idx, off + pos, n, seq)
             pos += n
-        seg.size = off + pos
+        seg[_SIZE] = off + pos
     finally:
         f.close()
     if bad is not None:
         # Only the end of the newest segment can hold an interrupted write; and only if
         # what follows the last good record is a single incomplete or unreadable record.
-        if not newest or (bad != "torn" and size - seg.size > buf[pos] + _EXTRA):
-            raise J.JournalCorrupt("journal: " + p + ": " + bad + " at byte " + str(seg.size))
-    if size > seg.size:
-        truncate(j, p, seg.size)
-        j.recovered += size - seg.size
+        if not newest or (bad != "torn" and size - seg[_SIZE] > buf[pos] + _EXTRA):
+            raise J.JournalCorrupt("journal: " + p + ": " + bad + " at byte " + str(seg[_SIZE]))
+    if size > seg[_SIZE]:
+        truncate(j, p, seg[_SIZE])
+        j.recovered += size - seg[_SIZE]
         j.discarded += 1
     j._segs.append(seg)
 

@@ -160,5 +160,7 @@ def test_inlined_constants_match_what_they_stand_for():
     from twstation import jrecover as R
 
     assert R._CRC_SOF == crc16(b"\xa1")
-    for name in ("_NACK", "_MAX_BODY", "_EXTRA", "_HDR", "_CHUNK"):  # defined in both files
+    # defined in both files (a segment is the list [_NO, _SIZE, _COUNT, _LAST] in both)
+    for name in ("_NACK", "_MAX_BODY", "_EXTRA", "_HDR", "_CHUNK", "_NO", "_SIZE", "_COUNT",
+                 "_LAST"):
         assert getattr(R, name) == getattr(J, name), name
