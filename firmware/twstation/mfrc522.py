@@ -126,11 +126,12 @@ class MFRC522:
         self._io = bytearray(66)
         self._rx = bytearray(64)
         self._mem = bytearray(_MEM_MAX)
-        self._mem_n = 0  # bytes of tag memory read into _mem
+        self._mem_n = 0  # bytes of tag memory read into _mem (the next READ is page 3 + _mem_n/4)
+        # UID being selected: each cascade level's 4 bytes (CLn) land at _uid_n; a cascade tag
+        # 0x88 is then shifted out. Max 10 bytes (3 + 3 + 4).
         self._uidbuf = bytearray(10)
-        self._present = bytearray(10)
-        self._present_n = 0
-        self._cl = bytearray(5)
+        self._uid_n = 0
+        self._present = b""  # UID of the tag reported and still in the field
         self.uid = b""
         self.sak = 0
         self.atqa = 0
@@ -249,7 +250,7 @@ class MFRC522:
         n = self._rreg(_FIFOLevelReg) & 0x7F
         if n > 64:
             return _BAD
-        self._rx_bits = self._rreg(_ControlReg) & 0x07
+        nak = n == 1 and self._rreg(_ControlReg) & 0x07 == 4  # 4-bit NAK (no such page)
         # read n FIFO bytes: n address bytes out, the data comes back one byte later
         io = self._io
         for i in range(n):
@@ -260,7 +261,7 @@ class MFRC522:
         self._spi.write_readinto(mv, mv)
         self._cs.value(1)
         self._rx[:n] = io[1 : n + 1]
-        self._rx_n = n
+        self._rx_n = -1 if nak else n
         return _OK
 
     # -- the scan state machine ------------------------------------------------------------------
@@ -296,17 +297,16 @@ class MFRC522:
                 self._st = _ST_IDLE
                 self._next = ticks_add(ticks_ms(), self.scan_ms)
                 self._last = _NONE
-                if self._present_n:
+                if self._present:
                     self._misses += 1
                     if self._misses >= self.gone_after:
-                        self._present_n = 0
+                        self._present = b""
                         self._misses = 0
                         return _GONE
                 return _NONE
             if r != _OK or self._rx_n != 2:
                 return self._fail(_ERR_PROTOCOL)
             self.atqa = self._rx[0] | (self._rx[1] << 8)
-            self._level = 0
             self._uid_n = 0
             io[1] = _SEL_CL1  # ANTICOLLISION, cascade level 1
             io[2] = 0x20
@@ -320,11 +320,14 @@ class MFRC522:
         if st == _ST_ANTICOLL:
             if n != 5 or rx[0] ^ rx[1] ^ rx[2] ^ rx[3] != rx[4]:
                 return self._fail(_ERR_PROTOCOL)
-            io[1] = _SEL_CL1 + 2 * self._level  # SELECT with CLn + BCC
+            u = self._uidbuf
+            k = self._uid_n
+            io[1] = _SEL_CL1 + 2 * (k // 3)  # SELECT with CLn + BCC (cascade level k // 3)
             io[2] = 0x70
             for i in range(5):
                 io[3 + i] = rx[i]
-                self._cl[i] = rx[i]
+                if i < 4:
+                    u[k + i] = rx[i]  # CLn: kept until SELECT says whether it is complete
             return self._start(7, _ST_SELECT)
         if st == _ST_SELECT:
             if n != 3:
@@ -333,34 +336,31 @@ class MFRC522:
                 return self._fail(_ERR_CRC)
             sak = rx[0]
             u = self._uidbuf
-            cl = self._cl
-            if sak & 0x04:  # UID not complete: CL holds the cascade tag 0x88 + 3 UID bytes
-                if cl[0] != 0x88 or self._level >= 2:
+            k = self._uid_n
+            if sak & 0x04:  # UID not complete: CLn holds the cascade tag 0x88 + 3 UID bytes
+                if u[k] != 0x88 or k >= 6:
                     return self._fail(_ERR_PROTOCOL)
                 for i in range(3):
-                    u[self._uid_n + i] = cl[1 + i]
-                self._uid_n += 3
-                self._level += 1
-                io[1] = _SEL_CL1 + 2 * self._level  # ANTICOLLISION, next cascade level
+                    u[k + i] = u[k + 1 + i]
+                k += 3
+                self._uid_n = k
+                io[1] = _SEL_CL1 + 2 * (k // 3)  # ANTICOLLISION, next cascade level
                 io[2] = 0x20
                 return self._start(2, _ST_ANTICOLL, 0)
-            for i in range(4):
-                u[self._uid_n + i] = cl[i]
-            self._uid_n += 4
+            n = k + 4
+            self._uid_n = n
             self.sak = sak
-            n = self._uid_n
             self._misses = 0
-            if n == self._present_n and u[:n] == self._present[:n]:
+            if u[:n] == self._present:
                 return self._done(-1)  # still the tag reported already
             if sak == 0x00:  # Type 2 (Ultralight / NTAG): read CC and the data area
                 self._mem_n = 0
-                self._page = 3
                 io[1] = _READ
                 io[2] = 3
                 return self._start(2, _ST_READ)
             return self._done(_KIND_NONE)
         # _ST_READ
-        if n == 1 and self._rx_bits == 4:  # 4-bit NAK: no such page / not a Type 2 tag
+        if n == -1:  # 4-bit NAK: no such page / not a Type 2 tag
             return self._done(_KIND_NONE)
         if n != 18:
             return self._fail(_ERR_PROTOCOL)
@@ -377,9 +377,8 @@ class MFRC522:
         status, off, length = ndef.find_message(mem, 4, min(have, area))
         # ndef statuses: 0 found, 1 absent, 2 need more bytes, 3 bad
         if status == 2 and have < area and have + 16 <= _MEM_MAX:
-            self._page += 4
             io[1] = _READ
-            io[2] = self._page
+            io[2] = 3 + have // 4  # the next 4 pages
             return self._start(2, _ST_READ)
         if status == 0:
             kind, voff, vlen, prefix = ndef.parse_record(mem, off, length)
@@ -396,9 +395,7 @@ class MFRC522:
             if kind != _KIND_TEXT and kind != _KIND_URI:
                 self.value = None
             self.ndef_kind = kind
-            self.uid = bytes(self._uidbuf[:n])
-            self._present[:n] = self._uidbuf[:n]
-            self._present_n = n
+            self.uid = self._present = bytes(self._uidbuf[:n])
             self.tags += 1
             r = _TAG
         io = self._io
@@ -421,7 +418,7 @@ class MFRC522:
             self.error = err
             self._last = _ERROR
             return _ERROR
-        self._present_n = 0
+        self._present = b""
         self.multiples += 1
         if self._last == _MULTIPLE:
             return _NONE  # still the same two tags: reported already
