@@ -5,14 +5,14 @@
 #
 #   st = build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=None)
 #   loop(st)        # until Ctrl-C on an idle line, or a REBOOT command without reboot function
-from twproto.port import sleep_ms
+from twproto.port import const, sleep_ms
 from twproto.mac import Mac
 from twstation import config as config_mod
 from twstation import forget
 from twstation.errors import DriverError, StationError
 
-LOOP_MS = 2  # pause between steps: the HX711 gives a sample every 100 ms, tags take ~10 ms
-MAX_FAILS = 20  # consecutive failing steps before the loop gives up (to the REPL)
+_LOOP_MS = const(2)  # pause between steps: the HX711 gives a sample every 100 ms, tags take ~10 ms
+_MAX_FAILS = const(20)  # consecutive failing steps before the loop gives up (to the REPL)
 JOURNAL_SEGMENTS = 8
 RECORD = 63  # journal bytes of a typical READING (journal.TYPICAL_RECORD)
 
@@ -85,7 +85,7 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
     with a one-line message when the flash holds something the station cannot trust."""
     from twstation.journal import Journal
     from twstation.link import Link, UsbStream
-    from twstation.station import Clock, Station
+    from twstation.station import Station
 
     cfg = config_mod.load(root)
     mac = Mac(config_mod.load_key(root))  # the key goes into the MAC and nowhere else
@@ -94,7 +94,7 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
 
         board = board_mod.load(_join(root, "board.json"))
     if clock is None:
-        clock = Clock()
+        from twproto import port as clock  # its ticks_ms(): the default clock
     devices, rate = build_devices(board, cfg)
     scale = build_scale(root, cfg, rate)
     journal = Journal(_join(root, "journal"), journal_bytes(cfg.journal_capacity),
@@ -107,9 +107,9 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
     return st
 
 
-def loop(st, pause=sleep_ms, pause_ms=LOOP_MS):
+def loop(st, pause=sleep_ms, pause_ms=_LOOP_MS):
     """Step the station until it stops. A step that raises is counted and skipped (the fault
-    shows in STATUS); MAX_FAILS in a row re-raise, so a broken station does not spin silently."""
+    shows in STATUS); _MAX_FAILS in a row re-raise, so a broken station does not spin silently."""
     fails = 0
     while True:
         try:
@@ -119,7 +119,7 @@ def loop(st, pause=sleep_ms, pause_ms=LOOP_MS):
         except Exception as e:  # keep weighing through one bad step; give up on a stuck one
             fails += 1
             st.last_error = e
-            if fails >= MAX_FAILS:
+            if fails >= _MAX_FAILS:
                 raise
         pause(pause_ms)
 

@@ -24,7 +24,7 @@ import json
 import os
 
 from twproto.errors import ProtocolError
-from twproto.port import const
+from twproto.port import const, ticks_add
 from twstation import config as config_mod
 from twstation.errors import StationError
 
@@ -61,12 +61,13 @@ _EV_CALIBRATION_CHANGED = const(14)
 _EV_CONFIG_CHANGED = const(16)
 _EV_RULESET_CHANGED = const(17)
 _SEV_INFO = const(0)
+_REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
 
 
 def execute(st, op, a, now):
     """Run COMMAND `op` with its decoded args dict `a` (twproto.bodies.unpack_command)."""
     if op in (_OP_TARE, _OP_ZERO):
-        if st.in_motion():
+        if not st._stable():
             return _RS_REFUSED_MOTION, 0, b""
         return _scale_call(st, op, a)
     if op == _OP_TARE_PRESET:  # a known container weight: allowed in motion (scale.py)
@@ -74,7 +75,7 @@ def execute(st, op, a, now):
     if op in (_OP_CAL_ZERO, _OP_CAL_SPAN, _OP_CAL_CHECK, _OP_CAL_COMMIT):
         if not st.maintenance:
             return _RS_NOT_IN_MAINTENANCE, 0, b""
-        if op != _OP_CAL_COMMIT and st.in_motion():
+        if op != _OP_CAL_COMMIT and not st._stable():
             return _RS_REFUSED_MOTION, 0, b""
         return _scale_call(st, op, a)
     if op in (_OP_SET_CONFIG, _OP_RULESET_BEGIN, _OP_RULESET_CHUNK, _OP_RULESET_END) \
@@ -89,7 +90,7 @@ def execute(st, op, a, now):
     if op == _OP_RULESET_END:
         return _rs_end(st, now)
     if op == _OP_REBOOT:
-        st.schedule_reboot(now)
+        st._reboot_at = ticks_add(now, _REBOOT_DELAY_MS)  # Station.step resets then
         return _RS_OK, 0, b""
     if op == _OP_MAINTENANCE:
         st.maintenance = bool(a["on"])

@@ -93,9 +93,7 @@ def failed_mask(r):
 def run(devices, journal, root="/", clock=None):
     """Return {'ok': bool, 'hx': ..., 'rdr': ..., 'scn': ..., 'jnl': ..., 'key': ..., 'clk': ...}."""
     if clock is None:
-        from twstation.station import Clock
-
-        clock = Clock()
+        from twproto import port as clock  # its ticks_ms(): the default clock
     r = {
         "hx": _hx(getattr(devices, "hx711", None)),
         "rdr": "not_found" if "rfid" in getattr(devices, "faults", ()) else _rdr(

@@ -34,12 +34,8 @@
 #                         EVENT journal_full
 #   maintenance mode      no readings; commands for calibration allowed
 #   uncalibrated scale    no readings (no /scale.json): HELLO/STATUS flag it, tags get attention
-import hashlib
-import os
-
 from twproto.port import const, ticks_add, ticks_diff
 from twproto import bodies as M
-from twproto import frame as F
 from twproto import rules as rules_mod
 from twstation import FIRMWARE_VERSION, forget
 from twstation.errors import DriverError, StationError
@@ -108,17 +104,18 @@ _SEV_ERROR = const(2)
 _SEV_CRITICAL = const(3)
 _RS_STALE_COMMAND = const(6)
 
-IDLE = const(0)
-WEIGHING = const(1)
-STABLE = const(2)
-TAG = const(3)
-VALIDATE = const(4)
-SIGN = const(5)
-JOURNAL = const(6)
-SEND = const(7)
-AWAIT_ACK = const(8)
-FEEDBACK = const(9)
-REMOVE = const(10)
+# Reading states (self.state; STATE_NAMES[state] is its name for tools and tests).
+_IDLE = const(0)
+_WEIGHING = const(1)
+_STABLE = const(2)
+_TAG = const(3)
+_VALIDATE = const(4)
+_SIGN = const(5)
+_JOURNAL = const(6)
+_SEND = const(7)
+_AWAIT_ACK = const(8)
+_FEEDBACK = const(9)
+_REMOVE = const(10)
 STATE_NAMES = ("idle", "weighing", "stable", "tag", "validate", "sign", "journal", "send",
                "await_ack", "feedback", "remove")
 
@@ -139,7 +136,6 @@ _BACKOFF_MS = const(5000)  # after NACK storage_unavailable / busy: 5 s doubling
 _BACKOFF_MAX_MS = const(60000)
 _TIME_MIN = const(1700000000)  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
 _EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
-_REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
 _ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
 RULESET_FILE = "ruleset.json"
 
@@ -157,21 +153,6 @@ class Devices:
         self.faults = []  # parts that failed to start ("rfid", "scanner")
 
 
-class Clock:
-    """Default clock: twproto.port ticks. Tests pass an object with the same ticks_ms()."""
-
-    def ticks_ms(self):
-        from twproto.port import ticks_ms
-
-        return ticks_ms()
-
-
-def _join(root, name):
-    if not root or root == "/":
-        return "/" + name
-    return root.rstrip("/") + "/" + name
-
-
 def _u32(b):
     return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
 
@@ -179,21 +160,34 @@ def _u32(b):
 class Station:
     def __init__(self, devices, scale, journal, config, link, clock=None, boot=1, root="/",
                  ruleset=None, reboot=None, rule_capacity=256):
+        from twproto import port
+
         self.dev = devices
         self.scale = scale
         self.journal = journal
         self.config = config
         self.link = link
-        self.clock = clock if clock is not None else Clock()
+        # anything with ticks_ms(): tests pass their clock; by default twproto.port itself
+        self.clock = clock if clock is not None else port
         self.boot = boot
         self.root = root
         self._reboot = reboot
-        self.ruleset = ruleset if ruleset is not None else self._load_ruleset()
+        if ruleset is None:
+            from twproto.errors import ProtocolError
+            from twproto.ruleset import load_file
+
+            try:
+                ruleset = load_file(self.ruleset_path())
+            except (OSError, ValueError, ProtocolError):  # missing or invalid: SF_NO_RULESET
+                ruleset = None
+            else:
+                ruleset.drop_document()  # ~4 KB the station never reads
+        self.ruleset = ruleset
         self.rule_state = rules_mod.MemoryRuleState(rule_capacity)
         now = self.clock.ticks_ms()
         self._last_ticks = now
         self.uptime_ms = 0
-        self.state = IDLE
+        self.state = _IDLE
         self._deadline = now
         self.running = True
         self.maintenance = False
@@ -214,7 +208,6 @@ class Station:
         # reading in progress
         self._r = M.Reading()
         self._verdict = None
-        self._frame_len = 0
         self._cur_seq = 0
         self._bridge_verdict = None
         self.last_result = None  # (seq or None, station verdict byte, bridge verdict byte or None)
@@ -244,7 +237,9 @@ class Station:
         self._live_flags = 0
         self._status_at = now
         self._sample_at = now
-        self._hx_fault = False
+        # the station's own faults, kept as the HELLO/STATUS flag bits they raise:
+        # _SF_SCALE_FAULT (HX711 silent), _SF_READER_FAULT, _SF_ZERO_OUT_OF_RANGE (boot zero)
+        self._sf = 0
         self._hx_timeouts = 0
         self._raw = 0
         self._over = False
@@ -252,61 +247,26 @@ class Station:
         self._rs_push = None  # (tmp path, expected length, sha256 obj, expected digest, received)
         self._reboot_at = None
         self._zero_checked = False
-        self._reader_fault = False
-        self._zero_out = False
-        self._replay_journal()
-        self._boot_events()
-
-    # ------------------------------------------------------------------ setup helpers
-    def _load_ruleset(self):
-        from twproto.errors import ProtocolError
-        from twproto.ruleset import load_file
-
-        try:
-            rs = load_file(_join(self.root, RULESET_FILE))
-        except (OSError, ValueError, ProtocolError):  # missing or invalid: HELLO flags SF_NO_RULESET
-            return None
-        rs.drop_document()  # ~4 KB the station never reads
-        return rs
-
-    def _replay_journal(self):
         # Readings not yet acknowledged are still in the journal: feed them to the rule state so
         # a duplicate weighed before the reboot is still seen.
-        for fr in self.journal.pending():
+        for fr in journal.pending():
             if fr[2] != _T_READING:
                 continue
             try:
                 r = M.reading_frame(fr)
             except Exception:
                 continue
-            if self.ruleset is not None:
-                self.rule_state.record(r, rules_mod.evaluate(self.ruleset, r, None, None))
-
-    def _boot_events(self):
-        self.event(_EV_BOOT, _SEV_INFO, self.boot)
-        if "rfid" in self.dev.faults:
-            self._reader_fault = True
+            if ruleset is not None:
+                self.rule_state.record(r, rules_mod.evaluate(ruleset, r, None, None))
+        # boot events (queued until the first session)
+        self.event(_EV_BOOT, _SEV_INFO, boot)
+        if "rfid" in devices.faults:
+            self._sf = _SF_READER_FAULT
             self.event(_EV_READER_FAULT, _SEV_ERROR, 0)
-        if "scanner" in self.dev.faults:
+        if "scanner" in devices.faults:
             self.event(_EV_SCANNER_FAULT, _SEV_ERROR, 0)
-        if getattr(self.journal, "recovered", 0):
-            self.event(_EV_JOURNAL_RECOVERED, _SEV_WARNING, self.journal.recovered)
-
-    def _boot_zero(self):
-        # Once the empty scale is first stable after boot, compare it with the stored zero.
-        # Never silently re-zero: an out-of-range zero is reported (EVENT, STATUS flag) and left
-        # for the operator (ZERO command) or the technician (calibration).
-        c = self.scale.boot_check()
-        if c == 3:  # BOOT_PENDING
-            return
-        self._zero_checked = True
-        if c == 2:  # BOOT_OUT_OF_RANGE
-            self._zero_out = True
-            bz = self.scale.boot_zero
-            self.event(_EV_ZERO_OUT_OF_RANGE, _SEV_ERROR, bz[1] if bz else 0)
-
-    def _zero_bad(self):
-        return self._zero_out
+        if getattr(journal, "recovered", 0):
+            self.event(_EV_JOURNAL_RECOVERED, _SEV_WARNING, journal.recovered)
 
     # ------------------------------------------------------------------ time
     def unix_time(self):
@@ -364,58 +324,97 @@ class Station:
     def _sample(self, now):
         # hx711.poll(): a new conversion (int) or None; DriverTimeout when DOUT stayed high past
         # its stall window (unplugged, no power). Either way the loop goes on.
+        sc = self.scale
         try:
             raw = self.dev.hx711.poll()
         except DriverError:
             raw = None
-            self._hx_stall(now)
+            self._hx_stall()
         if raw is not None:
             self._raw = raw
-            self.scale.add_sample(raw)
+            sc.add_sample(raw)
             self._sample_at = now
-            self._hx_fault = False
-        elif not self._hx_fault and ticks_diff(now, self._sample_at) > _SAMPLE_MS:
-            self._hx_stall(now)
+            self._sf &= ~_SF_SCALE_FAULT
+        elif not self._sf & _SF_SCALE_FAULT and ticks_diff(now, self._sample_at) > _SAMPLE_MS:
+            self._hx_stall()
         if self._sample_at == now:
             if not self._zero_checked:
-                self._boot_zero()
-            elif self._zero_out and self.scale.stable and self.scale.boot_check() == 0:
+                # Once the empty scale is first stable after boot, compare it with the stored
+                # zero. Never silently re-zero: an out-of-range zero is reported (EVENT, STATUS
+                # flag) and left for the operator (ZERO command) or the technician (calibration).
+                c = sc.boot_check()
+                if c != 3:  # BOOT_PENDING: not settled yet
+                    self._zero_checked = True
+                    if c == 2:  # BOOT_OUT_OF_RANGE
+                        self._sf |= _SF_ZERO_OUT_OF_RANGE
+                        bz = sc.boot_zero
+                        self.event(_EV_ZERO_OUT_OF_RANGE, _SEV_ERROR, bz[1] if bz else 0)
+            elif self._sf & _SF_ZERO_OUT_OF_RANGE and sc.stable and sc.boot_check() == 0:
                 # BOOT_OK: the empty platform is back at its stored zero, so what was out of
                 # range at boot was a load lying on it (a bag left there through a power cut),
                 # not drift. The event stays on record; the flag clears. Real drift never does.
-                self._zero_out = False
-        over = self.scale.out_of_range
+                self._sf &= ~_SF_ZERO_OUT_OF_RANGE
+        over = sc.out_of_range
         if over and not self._over:
-            net = self.scale.net_g
+            net = sc.net_g
             self.event(_EV_OVERLOAD if net > 0 else _EV_UNDERLOAD, _SEV_WARNING, net)
         self._over = over
 
-    def _hx_stall(self, now):
+    def _hx_stall(self):
         self._hx_timeouts += 1
-        if not self._hx_fault:
-            self._hx_fault = True
+        if not self._sf & _SF_SCALE_FAULT:
+            self._sf |= _SF_SCALE_FAULT
             self.event(_EV_HX711_NOT_READY, _SEV_ERROR, self._hx_timeouts)
 
     def _loaded(self):
         return self.scale.net_g >= self.config.empty_g
 
     def _stable(self):
-        return bool(self.scale.stable) and not self._hx_fault
+        """The scale is settled and its HX711 answers (commands refuse tare/zero otherwise)."""
+        return bool(self.scale.stable) and not self._sf & _SF_SCALE_FAULT
 
     # ------------------------------------------------------------------ tags
     def _poll_tags(self, now):
         """Returns (kind, bytes), or None. Collisions and garbage become events here."""
         got = None
-        rfid = self.dev.rfid
-        if rfid is not None:
-            res = rfid.poll()
-            if res:
-                got = self._rfid_result(res, now)
+        rf = self.dev.rfid
+        if rf is not None:
+            # mfrc522.poll(): NONE 0, TAG 1 (uid, ndef_kind, value), MULTIPLE 2, ERROR 3, GONE 4
+            res = rf.poll()
+            if res == 1:
+                self._sf &= ~_SF_READER_FAULT
+                k = rf.ndef_kind
+                if (k == _TAG_NDEF_TEXT or k == _TAG_NDEF_URI) and rf.value:
+                    got = (k, bytes(rf.value[:_TAG_MAX]))  # the label's text/URI is the tag
+                else:
+                    got = (_TAG_RFID_UID, bytes(rf.uid))
+            elif res == 2:  # a collision: nothing binds (the scanner waits for the next step)
+                self._multi(now)
+                return None
+            elif res == 4:
+                if self._last_tag is not None and self._last_tag[0] != _TAG_QR_TEXT:
+                    self._last_tag = None  # the tag left the field: it may be presented again
+            elif res == 3 and rf.error == 4:  # ERR_CHIP: the reader itself failed (SPI, power)
+                self._sf |= _SF_READER_FAULT
+                self.event(_EV_READER_FAULT, _SEV_ERROR, rf.error)
         sc = self.dev.scanner
         if sc is not None and got is None:
             line = sc.poll()
             if line is not None:
-                got = self._scan_result(line, now)
+                if isinstance(line, str):
+                    line = line.encode()
+                n = len(line)
+                ok = 0 < n <= _TAG_MAX
+                if ok:
+                    for b in line:
+                        if b < 0x20 or b == 0x7F:  # control characters are never part of a tag
+                            ok = False
+                            break
+                if ok:
+                    got = (_TAG_QR_TEXT, bytes(line))
+                else:
+                    self.event(_EV_SCANNER_GARBAGE, _SEV_WARNING, n)
+                    self._show(_P_ATTENTION, now)
             bad = getattr(sc, "garbage", 0) + getattr(sc, "overlong", 0)
             if bad != self._scan_bad:  # the driver dropped a line (noise, baud, too long)
                 self._scan_bad = bad
@@ -425,49 +424,10 @@ class Station:
             if self._conflict and ticks_diff(now, self._conflict_seen) > self.config.bind_ms:
                 self._conflict = False
             return None
-        if got == "multi":
-            self._multi(now)
-            return None
         if self._conflict:
             self._conflict_seen = now
             return None
         return got
-
-    def _rfid_result(self, res, now):
-        # mfrc522.poll(): NONE 0, TAG 1 (uid, ndef_kind, value), MULTIPLE 2, ERROR 3, GONE 4
-        rf = self.dev.rfid
-        if res == 1:
-            self._reader_fault = False
-            k = rf.ndef_kind
-            if (k == _TAG_NDEF_TEXT or k == _TAG_NDEF_URI) and rf.value:
-                return (k, bytes(rf.value[: _TAG_MAX]))  # the label's text/URI is the tag
-            return (_TAG_RFID_UID, bytes(rf.uid))
-        if res == 2:
-            return "multi"
-        if res == 4:
-            if self._last_tag is not None and self._last_tag[0] != _TAG_QR_TEXT:
-                self._last_tag = None  # the tag left the field: it may be presented again
-            return None
-        if res == 3 and rf.error == 4:  # ERR_CHIP: the reader itself failed (SPI, power)
-            self._reader_fault = True
-            self.event(_EV_READER_FAULT, _SEV_ERROR, rf.error)
-        return None
-
-    def _scan_result(self, line, now):
-        if isinstance(line, str):
-            line = line.encode()
-        n = len(line)
-        ok = 0 < n <= _TAG_MAX
-        if ok:
-            for b in line:
-                if b < 0x20 or b == 0x7F:  # control characters are never part of a tag
-                    ok = False
-                    break
-        if not ok:
-            self.event(_EV_SCANNER_GARBAGE, _SEV_WARNING, n)
-            self._show(_P_ATTENTION, now)
-            return None
-        return (_TAG_QR_TEXT, bytes(line))
 
     def _multi(self, now):
         self._conflict = True
@@ -475,38 +435,34 @@ class Station:
         self._tag = None
         self.event(_EV_MULTIPLE_TAGS, _SEV_WARNING, 0)
         self._show(_P_ATTENTION, now)
-        if self.state in (TAG, STABLE):
-            self.state = WEIGHING if self._loaded() else IDLE
-
-    def _is_repeat(self, tag, now):
-        """True for a re-read of the tag just weighed (seen continuously since)."""
-        if self._last_tag is not None and tag == self._last_tag:
-            fresh = ticks_diff(now, self._last_tag_seen) < _REPEAT_MS
-            self._last_tag_seen = now
-            return fresh
-        return False
+        if self.state in (_TAG, _STABLE):
+            self.state = _WEIGHING if self._loaded() else _IDLE
 
     # ------------------------------------------------------------------ state machine
     def _advance(self, now, tag):
         s = self.state
         cfg = self.config
-        if tag is not None and self._is_repeat(tag, now):
-            tag = None
+        if tag is not None and self._last_tag is not None and tag == self._last_tag:
+            # a re-read of the tag just weighed (seen continuously since) is no new tag
+            fresh = ticks_diff(now, self._last_tag_seen) < _REPEAT_MS
+            self._last_tag_seen = now
+            if fresh:
+                tag = None
         if (self.maintenance or not getattr(self.scale, "calibrated", True)) \
-                and s in (IDLE, WEIGHING, STABLE, TAG):
+                and s in (_IDLE, _WEIGHING, _STABLE, _TAG):
             # No readings in maintenance mode or on an uncalibrated scale; tags are shown as
             # "attention" and dropped.
             if tag is not None:
                 self._show(_P_ATTENTION, now)
             self._tag = None
-            self.state = WEIGHING if self._loaded() else IDLE
+            self.state = _WEIGHING if self._loaded() else _IDLE
             return
-        if s == IDLE:
+        if s == _IDLE:
             if tag is not None:
                 self._hold(tag, now)
             elif self._loaded():
-                self.state = WEIGHING
-        elif s == WEIGHING:
+                self.state = _WEIGHING
+        elif s == _WEIGHING:
             if tag is not None:
                 self._hold(tag, now)
             elif not self._loaded():
@@ -515,28 +471,28 @@ class Station:
                 if self._weighed:
                     self._show(_P_ATTENTION, now)
                 self._weighed = False
-                self.state = IDLE
+                self.state = _IDLE
             elif self._stable():
                 self._weighed = True
                 self._net = self.scale.net_g
                 self._deadline = ticks_add(now, cfg.bind_ms)
-                self.state = STABLE
-        elif s == STABLE:
+                self.state = _STABLE
+        elif s == _STABLE:
             if tag is not None:
                 self._tag = tag
                 self._stable_cap = True
-                self.state = VALIDATE
+                self.state = _VALIDATE
             elif not self._loaded():
                 self._show(_P_ATTENTION, now)  # bag removed before its tag was read
                 self._weighed = False
-                self.state = IDLE
+                self.state = _IDLE
             elif not self._stable():
-                self.state = WEIGHING  # moved again: the captured weight no longer holds
+                self.state = _WEIGHING  # moved again: the captured weight no longer holds
             elif ticks_diff(now, self._deadline) >= 0:
                 # no tag within the window: keep waiting for one with a fresh window
                 self._net = self.scale.net_g
                 self._deadline = ticks_add(now, cfg.bind_ms)
-        elif s == TAG:
+        elif s == _TAG:
             loaded = self._loaded()
             if tag is not None and tag != self._tag:
                 self._multi(now)  # two different tags for one weighing: bind neither
@@ -547,7 +503,7 @@ class Station:
                 self._tag_loaded = False
                 self._show(_P_ATTENTION, now)
                 self.event(_EV_MOTION_TIMEOUT, _SEV_INFO, 1)
-                self.state = IDLE
+                self.state = _IDLE
             elif loaded and not self._tag_loaded:
                 # tag first: its bag has arrived; the binding window runs from now, so a bag
                 # that lands swinging gets the whole window to settle
@@ -556,62 +512,74 @@ class Station:
             elif loaded and self._stable():
                 self._net = self.scale.net_g
                 self._stable_cap = True
-                self.state = VALIDATE
+                self.state = _VALIDATE
             elif ticks_diff(now, self._deadline) >= 0:
                 if self._loaded():
                     # load on but never settled: record it unstable (rejected NOT-STABLE)
                     self._net = self.scale.net_g
                     self._stable_cap = False
-                    self.state = VALIDATE
+                    self.state = _VALIDATE
                 else:
                     self._tag = None  # a tag with no bag: dropped
                     self._show(_P_ATTENTION, now)
                     self.event(_EV_MOTION_TIMEOUT, _SEV_INFO, 0)
-                    self.state = IDLE
-        elif s == VALIDATE:
+                    self.state = _IDLE
+        elif s == _VALIDATE:
             if self.journal.full:
                 self._refuse_full(now)
             else:
                 self._validate()
-                self.state = SIGN
-        elif s == SIGN:
+                self.state = _SIGN
+        elif s == _SIGN:
             # Sign and journal in ONE step: the signed frame is in the link's TX buffer, which
             # every other frame (LIVE, STATUS, EVENT, RESULT) reuses between two steps.
-            self._sign()
-            self.state = JOURNAL
             self._commit(now)
-        elif s == SEND:
+        elif s == _SEND:
             self._pump(now)
             self._deadline = ticks_add(now, _ACK_WAIT_MS)
-            self.state = AWAIT_ACK
-        elif s == AWAIT_ACK:
-            if self._bridge_verdict is not None or not self.session \
-                    or ticks_diff(now, self._deadline) >= 0:
-                self._feedback(now)
-        elif s == FEEDBACK:
+            self.state = _AWAIT_ACK
+        elif s == _AWAIT_ACK:
+            bv = self._bridge_verdict
+            if bv is not None or not self.session or ticks_diff(now, self._deadline) >= 0:
+                # feedback: the station's verdict, or the bridge's when it is worse (the bridge
+                # knows the full history)
+                r = self._r
+                v = r.verdict
+                if bv is not None and (bv & 3) > v:
+                    v = bv & 3
+                self.last_result = (r.seq, r.verdict | (r.reason << 2), bv)
+                self._done(_P_ACCEPTED if v == _ACCEPT else
+                           _P_ATTENTION if v == _WARN else _P_REJECTED, now)
+        elif s == _FEEDBACK:
             if ticks_diff(now, self._deadline) >= 0:
-                self.state = REMOVE
-        elif s == REMOVE:
+                self.state = _REMOVE
+        elif s == _REMOVE:
             if tag is not None:
                 self._show(_P_ATTENTION, now)  # a new tag before the bag left: remove it first
             if not self._loaded():
                 self._weighed = False
-                self.state = IDLE
+                self.state = _IDLE
 
     def _hold(self, tag, now):
         self._tag = tag
         self._tag_loaded = self._loaded()  # a bag is already there (weight first) or not yet
         self._deadline = ticks_add(now, self.config.bind_ms)
-        self.state = TAG
+        self.state = _TAG
 
-    def _refuse_full(self, now):
-        self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, self._fill())
-        self._show(_P_REJECTED, now)
-        self._remember_tag(now)
-        self.last_result = (None, _REJECT, None)
+    def _done(self, pattern, now):
+        """Show the outcome of a bound reading (recorded or refused) and go to FEEDBACK; the tag
+        is remembered so that its repeats are ignored."""
+        self._show(pattern, now)
+        self._last_tag = self._tag
+        self._last_tag_seen = now
         self._tag = None
         self._deadline = ticks_add(now, self.config.feedback_ms)
-        self.state = FEEDBACK
+        self.state = _FEEDBACK
+
+    def _refuse_full(self, now):
+        self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, self.journal.fill_pct())
+        self.last_result = (None, _REJECT, None)
+        self._done(_P_REJECTED, now)
 
     def _validate(self):
         cfg = self.config
@@ -658,23 +626,19 @@ class Station:
         r.reason = reason
         self._verdict = v
 
-    def _sign(self):
-        lk = self.link
-        n = M.pack_reading(lk.tx, _BODY, self._r)
-        self._frame_len = lk.seal(_T_READING, n)
-
     def _commit(self, now):
+        # SIGN: pack the READING into the link's TX buffer and MAC it; JOURNAL: append it
         lk = self.link
-        n = self._frame_len
-        mv = memoryview(lk.tx)[0:n]
+        r = self._r
+        n = lk.seal(_T_READING, M.pack_reading(lk.tx, _BODY, r))
+        self.state = _JOURNAL
         try:
-            self.journal.append(mv)
+            self.journal.append(memoryview(lk.tx)[0:n])
         except StationError:
             # JournalFull, or a flash write the journal cut back: the reading is refused (the
             # journal keeps nothing half-written), the operator sees "rejected"
             self._refuse_full(now)
             return
-        r = self._r
         self.seq = r.seq
         mac_off = _BODY + lk.tx[1]
         self.prev = _u32(lk.tx[mac_off : mac_off + 4])
@@ -683,25 +647,7 @@ class Station:
         if self._verdict is not None:
             self.rule_state.record(r, self._verdict)
         self._check_fill()
-        self.state = SEND
-
-    def _feedback(self, now):
-        r = self._r
-        v = r.verdict
-        bv = self._bridge_verdict
-        if bv is not None and (bv & 3) > v:
-            v = bv & 3  # the bridge knows more (full history): its worse verdict wins
-        self.last_result = (r.seq, r.verdict | (r.reason << 2), bv)
-        self._show(_P_ACCEPTED if v == _ACCEPT else _P_ATTENTION if v == _WARN else _P_REJECTED,
-                   now)
-        self._remember_tag(now)
-        self._tag = None
-        self._deadline = ticks_add(now, self.config.feedback_ms)
-        self.state = FEEDBACK
-
-    def _remember_tag(self, now):
-        self._last_tag = self._tag
-        self._last_tag_seen = now
+        self.state = _SEND
 
     def _show(self, pattern, now):
         fb = self.dev.feedback
@@ -709,16 +655,14 @@ class Station:
             fb.show(pattern, now)
 
     # ------------------------------------------------------------------ journal fill
-    def _fill(self):
-        return self.journal.fill_pct()
-
     def _check_fill(self):
-        if self.journal.full:
-            self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, self._fill())
-        elif self.journal.nearly_full:
+        j = self.journal
+        if j.full:
+            self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, j.fill_pct())
+        elif j.nearly_full:
             if not self._fill_warned:
                 self._fill_warned = True
-                self.event(_EV_JOURNAL_NEARLY_FULL, _SEV_WARNING, self._fill())
+                self.event(_EV_JOURNAL_NEARLY_FULL, _SEV_WARNING, j.fill_pct())
         else:
             self._fill_warned = False
 
@@ -746,12 +690,13 @@ class Station:
 
     # ------------------------------------------------------------------ link: receive
     def _service_link(self, now):
+        lk = self.link
         for _ in range(4):  # a few frames per step, bounded
-            f = self.link.poll()
+            f = lk.poll()
             if f is None:
-                nk = self.link.nack_due
+                nk = lk.nack_due
                 if nk is not None:  # a frame failed its MAC: tell the bridge, never act on it
-                    self.link.nack_due = None
+                    lk.nack_due = None
                     self._nack(nk[0], nk[1], _NACK_BAD_MAC)
                 return
             self._rx_at = now
@@ -767,7 +712,7 @@ class Station:
 
     def _on_frame(self, f, now):
         t = f[2]
-        body = F.frame_body(f)
+        body = memoryview(f)[_BODY : _BODY + f[1]]
         if t == _T_WELCOME:
             # time ms proto ruleset_id flags window
             w_time, w_ms, _, _, w_flags, w_window = M.unpack_fixed(_T_WELCOME, body)
@@ -779,54 +724,51 @@ class Station:
             self._backoff = 0
             self._inflight = []
             self._resend_at = now
-            self._flush_events()
+            q = self._events  # the events queued while there was no session, oldest first
+            self._events = []
+            for code, sev, detail, up in q:
+                self._send_event(code, sev, detail, up)
             self._send_status(now)
         elif t == _T_ACK:
-            self._on_ack(M.unpack_ack(body), now)
+            # The link already checked the MAC over our session nonce: a forged ACK never gets
+            # here.
+            for seq, v in M.unpack_ack(body):
+                if seq > self.seq:
+                    continue  # an ACK for a reading that does not exist yet: ignore
+                self.journal.ack(seq)
+                if seq in self._inflight:
+                    self._inflight.remove(seq)
+                if seq == self._cur_seq:
+                    self._bridge_verdict = v
+            self._check_fill()
+            self._backoff = 0
+            self._resend_at = ticks_add(now, self.config.ack_ms)
         elif t == _T_COMMAND:
             self._on_command(M.unpack_command(body), now)
         elif t == _T_NACK:
-            self._on_nack(M.unpack_fixed(_T_NACK, body), now)
-
-    def _on_nack(self, nk, now):
-        # NACKs are unauthenticated: advisory only, they never delete or change a reading.
-        ref_type, ref_seq, r = nk
-        if r == _NACK_NO_SESSION:
-            self._lose_session(now)
-        elif r in (_NACK_STORAGE_UNAVAILABLE, _NACK_BUSY):
-            b = self._backoff * 2 if self._backoff else _BACKOFF_MS
-            self._backoff = b if b < _BACKOFF_MAX_MS else _BACKOFF_MAX_MS
-            self._resend_at = ticks_add(now, self._backoff)
-        elif ref_type == _T_READING and r in (_NACK_BAD_MAC, _NACK_MALFORMED,
-                                               _NACK_CONFLICT):
-            # keep it in the journal, stop sending it in this session, say so
-            s = ref_seq
-            if s in self._inflight:
-                self._inflight.remove(s)
-            if s not in self._skip and len(self._skip) < 32:
-                self._skip.append(s)
-                self.event(_EV_TAMPER, _SEV_ERROR, s & 0x7FFFFFFF)
-
-    def _on_ack(self, entries, now):
-        # The link already checked the MAC over our session nonce: a forged ACK never gets here.
-        for seq, v in entries:
-            if seq > self.seq:
-                continue  # an ACK for a reading that does not exist yet: ignore
-            self.journal.ack(seq)
-            if seq in self._inflight:
-                self._inflight.remove(seq)
-            if seq == self._cur_seq:
-                self._bridge_verdict = v
-        self._check_fill()
-        self._backoff = 0
-        self._resend_at = ticks_add(now, self.config.ack_ms)
+            # NACKs are unauthenticated: advisory only, they never delete or change a reading.
+            ref_type, s, r = M.unpack_fixed(_T_NACK, body)
+            if r == _NACK_NO_SESSION:
+                self._lose_session(now)
+            elif r == _NACK_STORAGE_UNAVAILABLE or r == _NACK_BUSY:
+                b = self._backoff * 2 if self._backoff else _BACKOFF_MS
+                self._backoff = b if b < _BACKOFF_MAX_MS else _BACKOFF_MAX_MS
+                self._resend_at = ticks_add(now, self._backoff)
+            elif ref_type == _T_READING and r in (_NACK_BAD_MAC, _NACK_MALFORMED,
+                                                  _NACK_CONFLICT):
+                # keep it in the journal, stop sending it in this session, say so
+                if s in self._inflight:
+                    self._inflight.remove(s)
+                if s not in self._skip and len(self._skip) < 32:
+                    self._skip.append(s)
+                    self.event(_EV_TAMPER, _SEV_ERROR, s & 0x7FFFFFFF)
 
     # ------------------------------------------------------------------ link: send
     def _service_session(self, now):
         cfg = self.config
         if not self.session:
             if ticks_diff(now, self._hello_at) >= 0:
-                self._send_hello(now)
+                self._send_hello()
                 self._hello_at = ticks_add(now, cfg.hello_ms)
             return
         if ticks_diff(now, self._rx_at) > _SESSION_IDLE_MS:
@@ -854,58 +796,52 @@ class Station:
         if not self.session:
             return
         win = self._win
-        if len(self._inflight) >= win:
+        inflight = self._inflight
+        if len(inflight) >= win:
             return
-        last = self._inflight[-1] if self._inflight else 0
-        for fr in self.journal.pending(last):
+        for fr in self.journal.pending(inflight[-1] if inflight else 0):
             seq = _u32(fr[_BODY : _BODY + 4])
-            if seq in self._inflight or seq in self._skip:
+            if seq in inflight or seq in self._skip:
                 continue
-            if not self._inflight:
+            if not inflight:
                 self._resend_at = ticks_add(now, self.config.ack_ms)
             self.link.send_frame(fr)
-            self._inflight.append(seq)
-            if len(self._inflight) >= win:
+            inflight.append(seq)
+            if len(inflight) >= win:
                 break
 
     def _flags(self):
-        f = 0
+        """HELLO/STATUS flags."""
+        f = self._sf
         if self._sync_unix is not None:
             f |= _SF_TIME_SYNCED
         if self.maintenance:
             f |= _SF_MAINTENANCE
-        if self._zero_bad():
-            f |= _SF_ZERO_OUT_OF_RANGE
         if not getattr(self.scale, "calibrated", True):
             f |= _SF_UNCALIBRATED
-        if self._reader_fault:
-            f |= _SF_READER_FAULT
         if self.journal.full:
             f |= _SF_JOURNAL_FULL
         if self.ruleset is None:
             f |= _SF_NO_RULESET
-        if self._hx_fault:
-            f |= _SF_SCALE_FAULT
         return f
 
-    def _ruleset_version(self):
-        try:
-            v = int(self.ruleset.version)
-            return v if 0 <= v <= 0xFFFF else 0
-        except (AttributeError, ValueError, TypeError):
-            return 0
-
-    def _send_hello(self, now):
+    def _send_hello(self):
         lk = self.link
         lk.new_nonce()
         self._last_cmd = 0  # command ids count afresh per session (the nonce binds them)
         self._last_res_n = 0
         rs = self.ruleset
+        try:
+            rv = int(rs.version)
+            rv = rv if 0 <= rv <= 0xFFFF else 0
+        except (AttributeError, ValueError, TypeError):  # no rule set, or a non-numeric version
+            rv = 0
+        j = self.journal
         v = (  # HELLO fields in layout order (twproto.bodies.LAYOUTS)
             self.config.device_id, FIRMWARE_VERSION[0], FIRMWARE_VERSION[1], FIRMWARE_VERSION[2],
             1, 1,  # proto_min, proto_max
-            rs.id if rs is not None else 0, self._ruleset_version(), _u32(self.config.hash),
-            self.seq, min(self.journal.backlog(), 0xFFFF), min(self._fill(), 100), self.boot,
+            rs.id if rs is not None else 0, rv, _u32(self.config.hash),
+            self.seq, min(j.backlog(), 0xFFFF), min(j.fill_pct(), 100), self.boot,
             self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self._flags(), bytes(lk.nonce),
             self.prev,
         )
@@ -930,30 +866,25 @@ class Station:
         )
         self.link.send(_T_STATUS, M.pack_fixed(self.link.tx, _BODY, _T_STATUS, v))
 
-    def _flush_events(self):
-        q = self._events
-        self._events = []
-        for code, sev, detail, up in q:
-            self._send_event(code, sev, detail, up)
-
     def _live(self, now):
         """LIVE frames at most every live_ms, only when the weight changed by a division or a
         flag changed (a bag that settles without its weight moving must stop showing
         "moving" on the operator page)."""
         if not self.session or ticks_diff(now, self._live_at) < 0:
             return
-        net = self.scale.net_g
-        flags = self.scale.reading_flags()
+        sc = self.scale
+        net = sc.net_g
+        flags = sc.reading_flags()
         if self._live_net is not None and abs(net - self._live_net) < self.config.division_g \
                 and flags == self._live_flags:
             return
         self._live_net = net
         self._live_flags = flags
         self._live_at = ticks_add(now, self.config.live_ms)
-        ts = _TS_READ if self._tag is not None else _TS_NONE
-        tare = self.scale.tare_g
+        tare = sc.tare_g
         n = M.pack_live(self.link.tx, _BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,
-                        tare if 0 <= tare <= 0xFFFF else 0, flags, ts)
+                        tare if 0 <= tare <= 0xFFFF else 0, flags,
+                        _TS_READ if self._tag is not None else _TS_NONE)
         self.link.send(_T_LIVE, n)
 
     # ------------------------------------------------------------------ commands
@@ -982,17 +913,12 @@ class Station:
 
     def zero_cleared(self):
         """A new zero was set (ZERO command or calibration): the boot zero fault is over."""
-        self._zero_out = False
+        self._sf &= ~_SF_ZERO_OUT_OF_RANGE
         self._zero_checked = True
 
-    def in_motion(self):
-        return not self._stable()
-
-    def schedule_reboot(self, now):
-        self._reboot_at = ticks_add(now, _REBOOT_DELAY_MS)
-
     def ruleset_path(self):
-        return _join(self.root, RULESET_FILE)
+        r = self.root
+        return ("" if not r or r == "/" else r.rstrip("/")) + "/" + RULESET_FILE
 
 
 def _i32(v):

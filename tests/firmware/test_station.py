@@ -28,7 +28,7 @@ from twstation.calib import CalStore, Calibration  # noqa: E402
 from twstation.errors import ConfigError  # noqa: E402
 from twstation.journal import Journal  # noqa: E402
 
-from vm_station import KEY, RULESET, Bridge, FakeFeedback, MemStream  # noqa: E402
+from vm_station import KEY, RULESET, ST, Bridge, FakeFeedback, MemStream  # noqa: E402
 
 BOARD = {
     "chip": "esp32",
@@ -173,8 +173,8 @@ def test_swinging_bag_then_ndef_card_gives_reading_at_settled_weight(rig):
     assert r.until(lambda: r.st.scale.stable, 3000)
     r.cell.place(25_000, r.t, swing_amplitude_g=400, swing_hz=1.5, damping=0.15)
     r.run(300)
-    assert r.st.state in (S.WEIGHING, S.IDLE)  # still swinging: nothing captured
-    assert r.until(lambda: r.st.state == S.STABLE, 15_000)
+    assert r.st.state in (ST.WEIGHING, ST.IDLE)  # still swinging: nothing captured
+    assert r.until(lambda: r.st.state == ST.STABLE, 15_000)
     r.rfm.add_card(hw.Card.ntag(UID7, hw.ndef_text("SK00100015")))
     assert r.until(lambda: r.bridge.of(F.T_READING), 2000)
     rd = r.bridge.of(F.T_READING)[0]
@@ -188,7 +188,7 @@ def test_two_cards_in_the_field_bind_nothing(rig):
     r = rig()
     r.connect()
     r.cell.place(20_000, r.t)
-    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    assert r.until(lambda: r.st.state == ST.STABLE, 5000)
     r.rfm.add_card(hw.Card(UID7))
     r.rfm.add_card(hw.Card(b"\x04\x11\x22\x33\x44\x55\x66"))
     assert r.until(lambda: M.EV_MULTIPLE_TAGS in r.events(), 2000)
@@ -204,13 +204,13 @@ def test_tag_held_for_a_bag_lifted_before_it_settles_never_binds_to_the_next_bag
     r.connect()
     uid_b = b"\x04\x11\x22\x33\x44\x55\x66"
     card = r.rfm.add_card(hw.Card(UID7))
-    assert r.until(lambda: r.st.state == S.TAG, 2000)
+    assert r.until(lambda: r.st.state == ST.TAG, 2000)
     r.rfm.remove_card(card)
     r.cell.place(30_000, r.t, swing_amplitude_g=3000, swing_hz=1.0, damping=0.25)
     r.run(600)
     assert not r.st.scale.stable
     r.cell.remove(r.t)
-    assert r.until(lambda: r.st.state == S.IDLE, 3000)
+    assert r.until(lambda: r.st.state == ST.IDLE, 3000)
     assert "attention" in r.fb.shown
     r.cell.place(22_000, r.t + 0.3)
     r.run(8000)  # longer than the bind window: the old tag must not turn into a reading
@@ -227,7 +227,7 @@ def test_tag_first_window_starts_when_the_bag_lands(rig):
     r = rig()
     r.connect()
     card = r.rfm.add_card(hw.Card(UID7))
-    assert r.until(lambda: r.st.state == S.TAG, 2000)
+    assert r.until(lambda: r.st.state == ST.TAG, 2000)
     r.rfm.remove_card(card)
     r.run(4000)
     r.cell.place(26_000, r.t, swing_amplitude_g=600, swing_hz=1.2, damping=0.3)
@@ -259,10 +259,10 @@ def test_frames_sent_while_a_reading_is_signed_do_not_corrupt_it(rig):
     r = rig()
     r.connect()
     r.cell.place(20_000, r.t)
-    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    assert r.until(lambda: r.st.state == ST.STABLE, 5000)
     r.rfm.add_card(hw.Card(UID7))
     for i in range(400):
-        if r.st.state in (S.VALIDATE, S.SIGN, S.JOURNAL):
+        if r.st.state in (ST.VALIDATE, ST.SIGN, ST.JOURNAL):
             r.st.event(M.EV_SCANNER_GARBAGE + i % 2, M.SEV_WARNING, i)  # a frame out meanwhile
             r.st._status_at = r.clock.ticks_ms()  # and a STATUS in the next step
         r.clock.advance_ms(5)
@@ -279,7 +279,7 @@ def test_power_cut_between_journal_append_and_send_resends_after_reboot(rig):
     r = rig()
     r.connect()
     r.cell.place(20_000, r.t)
-    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    assert r.until(lambda: r.st.state == ST.STABLE, 5000)
     r.rfm.add_card(hw.Card(UID7))
     # the power goes as the reading is committed: the journal has it, the wire never did
     r.bridge.pump()
@@ -311,7 +311,7 @@ def test_journal_full_refuses_reading_and_keeps_unsent_ones(rig):
     j = r.st.journal
     assert j.full and j.backlog() == cap
     r.cell.place(20_000, r.t)
-    assert r.until(lambda: r.st.state == S.STABLE, 5000)
+    assert r.until(lambda: r.st.state == ST.STABLE, 5000)
     r.rfm.add_card(hw.Card(UID7))
     assert r.until(lambda: "rejected" in r.fb.shown, 2000)
     assert j.backlog() == cap and j.head()[0] == cap  # nothing overwritten, no new seq
@@ -339,10 +339,10 @@ def test_bag_on_the_platform_at_power_up_is_reported_then_clears_when_lifted(rig
     r.boot()
     r.connect()
     assert r.until(lambda: M.EV_ZERO_OUT_OF_RANGE in r.events(), 5000)
-    assert r.st._zero_bad()
+    assert r.st._flags() & M.SF_ZERO_OUT_OF_RANGE
     zero_before = r.st.scale.zero_counts
     r.cell.remove(r.t)
-    assert r.until(lambda: not r.st._zero_bad(), 8000)
+    assert r.until(lambda: not r.st._flags() & M.SF_ZERO_OUT_OF_RANGE, 8000)
     assert r.st.scale.zero_counts == zero_before  # nothing was re-zeroed
 
 
@@ -409,13 +409,13 @@ def test_qr_station_with_scanner_leds_and_buzzer_built_from_the_board(rig):
     r.connect()
     r.qr.scan("SK00100015")  # tag first, then the bag
     r.run(50)
-    assert r.st.state == S.TAG
+    assert r.st.state == ST.TAG
     r.cell.place(30_000, r.t)
     assert r.until(lambda: r.bridge.of(F.T_READING), 5000)
     rd = r.bridge.of(F.T_READING)[0]
     assert rd.tag_kind == M.TAG_QR_TEXT and rd.tag == b"SK00100015" and abs(rd.net_g - 30_000) <= 10
     r.bridge.send(M.Ack([(rd.seq, 0)]))
-    assert r.until(lambda: r.st.state == S.FEEDBACK, 1000)
+    assert r.until(lambda: r.st.state == ST.FEEDBACK, 1000)
     r.run(20)
     assert ok_led.value() == 1 and bad_led.value() == 0
     # noise on the scanner line: dropped by the driver, reported, never a tag

@@ -18,6 +18,15 @@ from twstation import station as S
 KEY = bytes(range(32))
 CPG = 20  # HX711 counts per gram in these fakes
 OFFSET = 100000
+
+
+class ST:
+    """The station's states by name: twstation.station keeps their numbers private (inlined
+    const) and publishes STATE_NAMES, the table tools read."""
+
+
+for _i in range(len(S.STATE_NAMES)):
+    setattr(ST, S.STATE_NAMES[_i].upper(), _i)
 RULESET = {
     "format": "tagweigh-ruleset/1", "version": "7", "site": "T1", "steps": [2],
     "minerals": {"SN": {"en": "Tin", "fr": "Etain"}},
@@ -336,7 +345,7 @@ def test_weight_then_tag_gives_one_signed_reading_acked_and_removed():
     r = Rig()
     r.connect(time=1790000000)
     r.hx.load_g = 25000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.reader.q.append(b"\x04\xa1\xb2\xc3\xd4\xe5\x80")
     r.run(100)
     readings = r.bridge.of(F.T_READING)
@@ -353,7 +362,7 @@ def test_weight_then_tag_gives_one_signed_reading_acked_and_removed():
     assert r.journal.frames == [] and r.journal.acked == [1]
     assert "accepted" in r.fb.shown and r.fb.bg == "idle"
     r.hx.load_g = 0
-    assert r.until(S.IDLE)
+    assert r.until(ST.IDLE)
 
 
 def test_tag_then_weight_binds_within_window():
@@ -361,7 +370,7 @@ def test_tag_then_weight_binds_within_window():
     r.connect()
     r.scanner.q.append("SK00100015")
     r.run(50)
-    assert r.st.state == S.TAG
+    assert r.st.state == ST.TAG
     r.hx.load_g = 30000
     r.run(1500)
     rs = r.bridge.of(F.T_READING)
@@ -374,7 +383,7 @@ def test_tag_without_bag_is_dropped_after_window():
     r.connect()
     r.scanner.q.append("SK00100015")
     r.run(1200)
-    assert r.st.state == S.IDLE and r.bridge.of(F.T_READING) == []
+    assert r.st.state == ST.IDLE and r.bridge.of(F.T_READING) == []
     assert "attention" in r.fb.shown
 
 
@@ -382,9 +391,9 @@ def test_bag_removed_before_tag_records_nothing():
     r = Rig()
     r.connect()
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.hx.load_g = 0
-    assert r.until(S.IDLE)
+    assert r.until(ST.IDLE)
     r.run(500)
     assert r.bridge.of(F.T_READING) == [] and r.journal.frames == []
     assert "attention" in r.fb.shown
@@ -394,7 +403,7 @@ def test_two_tags_bind_neither_and_raise_event():
     r = Rig()
     r.connect()
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.reader.q.append("multiple")
     r.run(200)
     assert r.bridge.of(F.T_READING) == []
@@ -418,7 +427,7 @@ def test_still_moving_at_deadline_gives_rejected_unstable_reading():
     r.hx.load_g = 20000
     r.hx.swing = 3000  # 150 g peak: never stable
     r.run(300)
-    assert r.st.state == S.WEIGHING
+    assert r.st.state == ST.WEIGHING
     r.scanner.q.append("SK00100015")
     r.run(2200)
     rs = r.bridge.of(F.T_READING)
@@ -431,9 +440,9 @@ def test_weight_moving_again_drops_capture():
     r = Rig()
     r.connect()
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.hx.swing = 3000
-    assert r.until(S.WEIGHING, 1000)
+    assert r.until(ST.WEIGHING, 1000)
 
 
 def test_duplicate_tag_at_step_is_rejected_and_kept():
@@ -441,11 +450,11 @@ def test_duplicate_tag_at_step_is_rejected_and_kept():
     r.connect()
     for i in range(2):
         r.hx.load_g = 20000
-        assert r.until(S.STABLE)
+        assert r.until(ST.STABLE)
         r.scanner.q.append("SK00100015")
         r.run(100)
         r.hx.load_g = 0
-        assert r.until(S.IDLE)
+        assert r.until(ST.IDLE)
         r.run(1500)  # tag gone long enough to count as a new presentation
     rs = r.bridge.readings()
     assert [x.verdict for x in rs] == [M.ACCEPT, M.REJECT]
@@ -457,7 +466,7 @@ def test_rfid_repeats_of_the_same_tag_do_not_rebind():
     r = Rig()
     r.connect()
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     for _ in range(30):  # the reader sees the sticker on every poll
         r.reader.q.append(b"\x04\x01\x02\x03")
         r.run(50)
@@ -473,7 +482,7 @@ def test_scanner_garbage_is_an_event_not_a_tag():
     r.connect()
     r.scanner.q.append(b"\x00\x01garbage")
     r.run(50)
-    assert r.st.state == S.IDLE
+    assert r.st.state == ST.IDLE
     assert M.EV_SCANNER_GARBAGE in [e.code for e in r.bridge.of(F.T_EVENT)]
 
 
@@ -485,7 +494,7 @@ def test_seq_and_chain_continue_from_journal_head_across_reboot():
     r = Rig(journal=j)
     r.connect()
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.scanner.q.append("SK00100015")
     r.run(100)
     first = r.bridge.of(F.T_READING)[0]
@@ -499,7 +508,7 @@ def test_seq_and_chain_continue_from_journal_head_across_reboot():
     assert hello.chain_head == M.chain_link(first.mac)
     r2.bridge.send(M.Ack([(1, 0)]))
     r2.hx.load_g = 30000
-    assert r2.until(S.STABLE)
+    assert r2.until(ST.STABLE)
     r2.scanner.q.append("SK00100023")
     r2.run(100)
     second = r2.bridge.of(F.T_READING)[-1]
@@ -509,15 +518,15 @@ def test_seq_and_chain_continue_from_journal_head_across_reboot():
 def test_journal_full_refuses_reading_without_overwriting():
     r = Rig(capacity=1)
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.scanner.q.append("SK00100015")
     r.run(100)
     assert len(r.journal.frames) == 1
     r.hx.load_g = 0
-    assert r.until(S.IDLE)
+    assert r.until(ST.IDLE)
     r.run(1500)
     r.hx.load_g = 21000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.scanner.q.append("SK00100023")
     r.run(200)
     assert len(r.journal.frames) == 1 and _seq(r.journal.frames[0]) == 1
@@ -530,17 +539,17 @@ def test_unsynced_reading_carries_boot_and_uptime_then_synced():
     r = Rig()
     r.connect(time=0)  # bridge without a valid clock
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.scanner.q.append("SK00100015")
     r.run(100)
     a = r.bridge.of(F.T_READING)[0]
     assert a.time is None and a.boot == 3 and a.uptime_ms > 0
     r.bridge.command(M.OP_SET_TIME, time=1790000000, ms=0)
     r.hx.load_g = 0
-    assert r.until(S.IDLE)
+    assert r.until(ST.IDLE)
     r.run(1500)
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.scanner.q.append("SK00100023")
     r.run(100)
     b = r.bridge.of(F.T_READING)[-1]
@@ -552,11 +561,11 @@ def test_backlog_resent_in_order_with_bounded_window():
     r = Rig(journal=j)
     for i in range(6):  # offline: six readings journaled
         r.hx.load_g = 20000 + 100 * i
-        assert r.until(S.STABLE)
+        assert r.until(ST.STABLE)
         r.scanner.q.append("SK0010001" + str(i))
         r.run(100)
         r.hx.load_g = 0
-        assert r.until(S.IDLE)
+        assert r.until(ST.IDLE)
         r.run(1100)
     assert len(j.frames) == 6 and r.bridge.of(F.T_READING) == []
     r.connect()
@@ -579,7 +588,7 @@ def test_forged_ack_never_deletes_a_reading():
     r = Rig()
     r.connect()
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.scanner.q.append("SK00100015")
     r.run(100)
     assert len(r.journal.frames) == 1
@@ -764,7 +773,7 @@ def test_nacks_are_advisory_busy_backs_off_conflict_stops_that_seq():
     assert nk.reason == M.NACK_BAD_MAC and nk.ref_type == F.T_COMMAND and nk.ref_seq == 3
     assert r.st.operator == 201
     r.hx.load_g = 20000
-    assert r.until(S.STABLE)
+    assert r.until(ST.STABLE)
     r.scanner.q.append("SK00100015")
     r.run(100)
     assert [x.seq for x in r.bridge.of(F.T_READING)] == [1]
