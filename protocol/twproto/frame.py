@@ -44,6 +44,8 @@ _HAS_FIND = hasattr(bytearray, "find")
 
 def __getattr__(name):
     # Host-only names (see the top): loaded on first use, then kept in this module's globals.
+    if name[:2] == "__":  # a probe for a module dunder (__path__, ...): not ours to load
+        raise AttributeError(name)
     from twproto import framehost
 
     v = getattr(framehost, name)

@@ -1,6 +1,8 @@
 # Operator texts of the reason codes (twproto.reasons) in English and French, for the bridge, the
-# operator page and tools. The station never imports this module (it sends codes only):
-# twproto.reasons.message / hint / verdict_text and reasons.TABLE load it on first use.
+# operator page and tools, and the host side of twproto.reasons. The station never imports this
+# module (it sends codes only): twproto.reasons.message / hint / verdict_text / code_of /
+# unpack_verdict / TABLE / __all__ load it on first use (reasons' module __getattr__).
+from twproto import reasons as _R
 
 VERDICT_TEXT = {
     "en": ("Accepted", "Accepted with warning", "Rejected"),
@@ -114,3 +116,65 @@ TEXT = (
         "Vérifiez que le sac est au bon poste.",
     ),
 )
+
+
+# The names twproto.reasons serves from here.
+HOST_NAMES = ("__all__", "TABLE", "message", "hint", "verdict_text", "code_of", "unpack_verdict")
+
+__all__ = (
+    "ACCEPT", "WARN", "REJECT", "TABLE", "MAX_CODE", "VERDICT_NAMES", "rule_id", "code_of",
+    "message", "hint", "verdict_text", "pack_verdict", "unpack_verdict", "NONE", "TAG_SYNTAX",
+    "TAG_CHECK", "TAG_SITE", "WEIGHT_RANGE", "NOT_STABLE", "OUT_OF_RANGE", "DUPLICATE_STEP",
+    "TIME_FUTURE", "TIME_BEFORE_PROVISIONING", "TIME_NOT_SYNCED", "SEQ_GAP", "OPERATOR",
+    "MASS_BALANCE", "STEP_UNKNOWN", "RULESET_MISMATCH", "TAG_STEP",
+)  # twproto.reasons.__all__
+
+# (code, rule ID, EN message, FR message, EN hint, FR hint) rows: twproto.reasons.TABLE.
+TABLE = tuple((c, _R.RULE_IDS[c]) + TEXT[c] for c in range(len(_R.RULE_IDS)))
+
+_LANG = {"en": 0, "fr": 1}
+
+
+def _index(code):
+    # equality, not isinstance: any value equal to a known code finds it
+    for c in range(len(_R.RULE_IDS)):
+        if c == code:
+            return c
+    return None
+
+
+def code_of(rid):
+    """Reason code for a rule ID string, or None."""
+    for c in range(len(_R.RULE_IDS)):
+        if _R.RULE_IDS[c] == rid:
+            return c
+    return None
+
+
+def message(code, lang="en"):
+    """Short operator message; unknown language falls back to English, unknown code to a generic
+    text that still shows the number (a newer station may send a code this build lacks)."""
+    k = _LANG.get(lang, 0)
+    c = _index(code)
+    if c is None:
+        return ("Reason " if k == 0 else "Motif ") + str(code)
+    return TEXT[c][k]
+
+
+def hint(code, lang="en"):
+    """What the operator should do, one sentence."""
+    k = _LANG.get(lang, 0)
+    c = _index(code)
+    if c is None:
+        return "Call the supervisor." if k == 0 else "Appelez le superviseur."
+    return TEXT[c][k + 2]
+
+
+def verdict_text(verdict, lang="en"):
+    t = VERDICT_TEXT.get(lang, VERDICT_TEXT["en"])
+    return t[verdict] if 0 <= verdict <= 2 else "?"
+
+
+def unpack_verdict(b):
+    """(verdict, reason) from a verdict byte; verdict 3 is reserved and returned as is."""
+    return b & 3, (b >> 2) & 63

@@ -55,3 +55,16 @@ def test_crc_and_port_choose_one_implementation_each():
     if not port.MICROPYTHON:
         assert crc.crc16 is not crc.crc16_table  # the C one on CPython
         assert port.crc_hqx is not None
+
+
+def test_reasons_host_half_reaches_through_and_station_half_is_local():
+    from twproto import reasons, reasontext
+
+    for name in reasontext.HOST_NAMES:
+        assert getattr(reasons, name) is getattr(reasontext, name), name
+    assert reasons.rule_id(5) == "NOT-STABLE" and reasons.rule_id(99) == "UNKNOWN-99"
+    assert reasons.rule_id(5.0) == "NOT-STABLE"  # equality, as before
+    assert reasons.code_of("NOT-STABLE") == 5 and reasons.unpack_verdict(0x16) == (2, 5)
+    for bad in ("no_such_name", "_private", "__path__"):
+        assert not hasattr(reasons, bad), bad
+    assert not hasattr(F, "__path__")
