@@ -33,7 +33,9 @@ Figures
 
 `--seed S` draws an independent set of placements and of cell noise/drift (placements from seed
 7 + S, cells from 1 + 2 S at 80 SPS and 2 + 2 S at 10 SPS); S = 0, the default, is the set the
-figures were first taken on. Report a second S to show a filter was not tuned to one set.
+figures were first taken on. Report a second S to show a filter was not tuned to one set. `--seeds 0-4` runs several sets and
+prints one line per set, then the median and the worst of each figure over the sets; the last
+line keeps the same names (worst settle, worst error, summed false stables) plus `seeds=`.
 """
 
 from __future__ import annotations
@@ -170,20 +172,45 @@ def bench(sps, places, seed):
                 b_settle=statistics.median(b_settles), b_false=b_false, b_max=b_max)
 
 
+def run_seed(seed, verbose=True):
+    places = placements(7 + seed, N_PLACEMENTS)
+    r80 = bench(80, places, 1 + 2 * seed)
+    r10 = bench(10, places, 2 + 2 * seed)
+    if verbose:
+        for name, r in (("80sps", r80), ("10sps", r10)):
+            print(f"{name}: median {r['settle']:.3f} s, p90 {r['p90']:.3f} s, unsettled "
+                  f"{r['unsettled']}, false stable {r['false']}, max error {r['max_err']:.2f} e | "
+                  f"baseline median {r['b_settle']:.3f} s, false {r['b_false']}, first-average "
+                  f"max error {r['b_max']:.1f} e")
+    return r80, r10, len(places)
+
+
+def parse_seeds(text):
+    """'3' -> [3]; '0-4' -> [0, 1, 2, 3, 4]; '0,2,5' -> [0, 2, 5]."""
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        a, b = int(lo), int(hi or lo)
+        if a < 0 or b < a or b - a > 99:
+            raise ValueError(part)
+        out.extend(range(a, b + 1))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="settle time and false stables on the model")
     ap.add_argument("--seed", type=int, default=0, help="independent set of placements and noise")
+    ap.add_argument("--seeds", help="several sets, e.g. 0-4 or 0,2,5: per-set lines, median, worst")
     a = ap.parse_args(argv)
     if a.seed < 0:
         ap.error("--seed must be >= 0")
-    places = placements(7 + a.seed, N_PLACEMENTS)
-    r80 = bench(80, places, 1 + 2 * a.seed)
-    r10 = bench(10, places, 2 + 2 * a.seed)
-    for name, r in (("80sps", r80), ("10sps", r10)):
-        print(f"{name}: median {r['settle']:.3f} s, p90 {r['p90']:.3f} s, unsettled "
-              f"{r['unsettled']}, false stable {r['false']}, max error {r['max_err']:.2f} e | "
-              f"baseline median {r['b_settle']:.3f} s, false {r['b_false']}, first-average "
-              f"max error {r['b_max']:.1f} e")
+    if a.seeds:
+        try:
+            seeds = parse_seeds(a.seeds)
+        except ValueError:
+            ap.error("--seeds: ranges like 0-4 or lists like 0,2,5 of seeds >= 0")
+        return multi(seeds)
+    r80, r10, n = run_seed(a.seed)
     print(
         f"settle_s_80sps={r80['settle']:.3f} settle_s_10sps={r10['settle']:.3f} "
         f"max_error_e={max(r80['max_err'], r10['max_err']):.2f} "
@@ -191,7 +218,28 @@ def main(argv=None):
         f"baseline_settle_s_80sps={r80['b_settle']:.3f} "
         f"baseline_settle_s_10sps={r10['b_settle']:.3f} "
         f"baseline_false_stable={r80['b_false'] + r10['b_false']} "
-        f"baseline_max_error_e={max(r80['b_max'], r10['b_max']):.1f} placements={len(places)} seed={a.seed}"
+        f"baseline_max_error_e={max(r80['b_max'], r10['b_max']):.1f} placements={n} seed={a.seed}"
+    )
+
+
+def multi(seeds):
+    rows = []
+    for s in seeds:
+        r80, r10, n = run_seed(s, verbose=False)
+        row = dict(s80=r80["settle"], s10=r10["settle"], err=max(r80["max_err"], r10["max_err"]),
+                   false=r80["false"] + r10["false"])
+        rows.append(row)
+        print(f"seed={s} settle_s_80sps={row['s80']:.3f} settle_s_10sps={row['s10']:.3f} "
+              f"max_error_e={row['err']:.2f} false_stable={row['false']}", flush=True)
+    for key in ("s80", "s10", "err"):
+        vals = [r[key] for r in rows]
+        print(f"{key}: median {statistics.median(vals):.3f} worst {max(vals):.3f}")
+    print(
+        f"settle_s_80sps={max(r['s80'] for r in rows):.3f} "
+        f"settle_s_10sps={max(r['s10'] for r in rows):.3f} "
+        f"max_error_e={max(r['err'] for r in rows):.2f} "
+        f"false_stable={sum(r['false'] for r in rows)} placements={n} "
+        f"seeds={','.join(str(s) for s in seeds)}"
     )
 
 
