@@ -351,7 +351,7 @@ def write_board(dev: Device, spec: dict[str, Any]) -> bool:
 
 def write_ruleset(dev: Device, path: str) -> tuple[bool, str]:
     """Copy a rule set as canonical JSON (its hash is the rule-set id). (changed, id hex)."""
-    from twproto import canon
+    from twproto import canon, rsload
     from twproto.errors import ProtocolError
     from twproto.ruleset import load_file
 
@@ -363,6 +363,8 @@ def write_ruleset(dev: Device, path: str) -> tuple[bool, str]:
     if dev.sha256("/ruleset.json") == hashlib.sha256(data).hexdigest():
         return False, "%08x" % rs.id
     dev.write_file("/ruleset.json", data)
+    # The station's pre-checked copy (protocol/RULES.md section 9): its boot then skips validation.
+    dev.write_file("/ruleset.bin", rsload.compact(rs, hashlib.sha256(data).digest()))
     return True, "%08x" % rs.id
 
 

@@ -5,7 +5,8 @@
 #
 # Only needed while a rule set is being loaded (at boot, or when the bridge pushes one): the
 # station imports it then and drops it afterwards (twstation.app), so this code does not stay in
-# its heap. Callers use twproto.ruleset.load / load_file and the classes' constructors.
+# its heap. Callers use twproto.ruleset.load / load_file. Also writes the compact pre-checked
+# form the station loads at boot instead (compact, save_compact; RULES.md section 9).
 from twproto import canon
 from twproto.errors import RuleSetError
 from twproto.ruleset import FORMAT, KINDS, Allocation, Rule, RuleSet
@@ -30,6 +31,8 @@ SEVERITIES = {"warn": 1, "reject": 2}
 MAX_G = (1 << 23) - 1  # net weight is a signed 24-bit number of grams on the wire
 MAX_SKEW_S = 86400
 MAX_TIME = 0xFFFFFFFF
+
+_MAX_BIN = 49152  # rsbin._MAX_BIN: the largest compact file the station reads
 
 _TOP = ("format", "version", "site", "title", "steps", "minerals", "tag_formats", "allocations", "rules")
 _RULE = ("id", "kind", "severity", "steps", "params", "note")
@@ -352,7 +355,8 @@ def ruleset(rs, doc, h):
         p = "tag_formats[" + str(i) + "]"
         if isinstance(fs[i], dict):
             _ident(fs[i].get("name"), p + ".name")
-        f = TagFormat(fs[i], p)
+        f = TagFormat()
+        tag_format(f, fs[i], p)
         for g in rs.formats:
             if g.name == f.name:
                 raise _fail(p + ".name", "duplicate format name " + repr(f.name))
@@ -362,7 +366,8 @@ def ruleset(rs, doc, h):
     al = _list(doc.get("allocations", []), "allocations", False)
     for i in range(len(al)):
         p = "allocations[" + str(i) + "]"
-        a = Allocation(al[i], p, ms, rs.steps)
+        a = Allocation()
+        allocation(a, al[i], p, ms, rs.steps)
         for j in range(len(a.tags)):
             t = a.tags[j]
             if t in rs.tag_index:
@@ -373,7 +378,8 @@ def ruleset(rs, doc, h):
     rl = _list(doc["rules"], "rules")
     ids = []
     for i in range(len(rl)):
-        r = Rule(rl[i], "rules[" + str(i) + "]", rs)
+        r = Rule()
+        rule(r, rl[i], "rules[" + str(i) + "]", rs)
         if r.id in ids:
             raise _fail("rules[" + str(i) + "].id", "duplicate rule id " + repr(r.id))
         ids.append(r.id)
@@ -394,7 +400,9 @@ def load(src):
         text = canon.dumps(doc)
     if not isinstance(doc, dict):
         raise _fail("(document)", "must be an object")
-    return RuleSet(doc, _sha256(text))
+    rs = RuleSet()
+    ruleset(rs, doc, _sha256(text))
+    return rs
 
 
 def _sha256(text):
@@ -403,8 +411,61 @@ def _sha256(text):
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def load_file(path):
-    """Read and load a rule-set file, refusing files over the size limit before reading them all."""
-    with open(path, "rb") as f:
-        data = f.read(canon.MAX_BYTES + 1)
-    return load(data)
+def compact(rs, src):
+    """The compact pre-checked form of a rule set loaded with full validation from a JSON file
+    whose SHA-256 is `src` (RULES.md section 9): what twproto.ruleset.load_file reads at boot
+    instead of validating the JSON again. Same bytes on CPython and MicroPython."""
+    import hashlib
+
+    fs = rs.formats
+    body = [rs.version, rs.site, rs.steps, sorted(rs.minerals), [], [], []]
+    for f in fs:
+        d = dict(f.__dict__)
+        if d.get("valid") is not None:
+            d["valid"] = d["valid"].__name__  # a public function of twproto.tags
+        body[4].append(d)
+    for a in rs.allocations:
+        body[5].append(a.__dict__)
+    for r in rs.rules:
+        d = dict(r.__dict__)
+        if "formats" in d:
+            d["formats"] = [fs.index(f) for f in d["formats"]]
+        if "operators" in d:
+            d["operators"] = [[k, d["operators"][k]] for k in sorted(d["operators"])]
+        body[6].append(d)
+    b = b"TWR1" + src + rs.hash + _json(body).encode()
+    return b + hashlib.sha256(b).digest()
+
+
+def _json(v):
+    # Canonical JSON of the body (sorted keys, no spaces): the same text on both interpreters,
+    # whose json modules differ in key order and separators.
+    if isinstance(v, dict):
+        return "{" + ",".join(_json(k) + ":" + _json(v[k]) for k in sorted(v)) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_json(x) for x in v) + "]"
+    return canon.dumps(v)
+
+
+def save_compact(rs, path, src):
+    """Write compact(rs, src) to `path` atomically (a temporary file renamed over it). A failed
+    write is ignored: the station then validates the JSON again at the next boot."""
+    import os
+
+    b = compact(rs, src)
+    if len(b) > _MAX_BIN:
+        return  # ruleset.load_file would not read it
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(b)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # a filesystem that does not rename over an existing file
+            os.remove(path)
+            os.rename(tmp, path)
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass

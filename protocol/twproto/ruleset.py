@@ -1,8 +1,14 @@
 # The rule-set file format "tagweigh-ruleset/1" (see RULES.md): the loaded rule set's classes, as
 # the rules engine uses them. load() validates the whole document before building anything and
 # raises RuleSetError naming the bad entry, so a rule set is either loaded completely or not at
-# all. The validation code is in twproto.rsload, imported only while a rule set is loaded (the
+# all. The validation code is in twproto.rsload, imported only while a rule set is validated (the
 # station does not keep it in its heap). Nothing here has module-level mutable state.
+#
+# On the station, load_file() keeps a compact pre-checked copy of what the engine needs next to
+# the JSON file (X.json -> X.bin, RULES.md section 9), written after a full validation and used
+# at the next boots while it matches the JSON file's SHA-256: then neither the JSON parser nor
+# the validation is imported at boot.
+from twproto.port import MICROPYTHON, const
 
 __all__ = (
     "FORMAT",
@@ -34,11 +40,14 @@ KINDS = (
     "RULESET-MISMATCH",
 )
 
+_MAX_BYTES = const(16384)  # canon.MAX_BYTES (a test checks they are equal)
+
 
 class Allocation:
-    """Tags issued to a site: `ranges` [[first, last], ...] cover every tag whose first
+    """Tags issued to a site: `ranges` [(first, last), ...] cover every tag whose first
     len(first) characters lie between first and last (inclusive, code-point order; both bounds
-    the same length), `tags` lists exact tag codes."""
+    the same length), `tags` lists exact tag codes. Also: origin, mineral, steps (None = all).
+    Built by twproto.rsload (validated) or from the compact form."""
 
     origin: str
     mineral: str
@@ -46,37 +55,22 @@ class Allocation:
     ranges: list
     tags: list
 
-    def __init__(self, d, path, minerals, steps):
-        from twproto.rsload import allocation
-
-        allocation(self, d, path, minerals, steps)
-
-    def covers_range(self, key):
-        for lo, hi in self.ranges:
-            n = len(lo)
-            if len(key) >= n and lo <= key[:n] <= hi:
-                return True
-        return False
-
 
 class Rule:
     """One compiled entry of `rules`: id, kind, severity (1 warn, 2 reject), steps (None = all)
-    and the kind's parameters as attributes."""
+    and the kind's parameters as attributes. Built like Allocation."""
 
     id: str
     kind: str
     severity: int
     steps: "tuple | None"
 
-    def __init__(self, d, path, rs):
-        from twproto.rsload import rule
-
-        rule(self, d, path, rs)
-
 
 class RuleSet:
     """A loaded, validated rule set. `hash` (32 bytes) and `id` (u32) identify its content;
-    `doc` is the parsed document (do not mutate it; None after drop_document())."""
+    `doc` is the parsed document (do not mutate it; None after drop_document()). Also: version,
+    site, steps, minerals, formats (tags.TagFormat), allocations, tag_index (tag -> Allocation),
+    rules."""
 
     doc: "dict | None"
     hash: bytes
@@ -90,19 +84,16 @@ class RuleSet:
     tag_index: dict
     rules: list
 
-    def __init__(self, doc, h):
-        from twproto.rsload import ruleset
-
-        ruleset(self, doc, h)
-
     def allocation(self, key):
         """The Allocation covering tag code `key` (exact list first, then ranges in file order)."""
         a = self.tag_index.get(key)
         if a is not None:
             return a
         for a in self.allocations:
-            if a.ranges and a.covers_range(key):
-                return a
+            for lo, hi in a.ranges:
+                n = len(lo)
+                if len(key) >= n and lo <= key[:n] <= hi:
+                    return a
         return None
 
     def canonical(self):
@@ -117,12 +108,10 @@ class RuleSet:
 
     def drop_document(self):
         """Free what only the host reads (the parsed document, the minerals' names): the
-        station keeps what the rules engine evaluates. `minerals` becomes a tuple of codes."""
+        station keeps what the rules engine evaluates. `minerals` becomes a tuple of codes
+        (sorted: the same on both interpreters, whose dicts iterate in different orders)."""
         self.doc = None
-        self.minerals = tuple(self.minerals)
-
-    def hash_hex(self):
-        return "".join("0123456789abcdef"[b >> 4] + "0123456789abcdef"[b & 15] for b in self.hash)
+        self.minerals = tuple(sorted(self.minerals))
 
 
 def load(src):
@@ -134,8 +123,28 @@ def load(src):
     return rsload.load(src)
 
 
-def load_file(path):
-    """Read and load a rule-set file, refusing files over the size limit before reading them all."""
+def load_file(path, cache=MICROPYTHON):
+    """Read and load a rule-set file, refusing files over the size limit before reading them all.
+    With `cache` (default: on the station) and a path ending in .json, the compact form X.bin
+    next to X.json is used if it was made from these exact bytes; otherwise the file is
+    validated in full and X.bin (re)written. Either way the same rule set results."""
+    with open(path, "rb") as f:
+        data = f.read(_MAX_BYTES + 1)
+    cache = cache and path.endswith(".json")
+    if cache:
+        from hashlib import sha256
+
+        src = sha256(data).digest()
+        path = path[:-5] + ".bin"
+        try:
+            from twproto import rsbin
+
+            return rsbin.load(path, src)
+        except Exception:  # absent, stale or damaged (whatever it raises): validate the JSON
+            pass
     from twproto import rsload
 
-    return rsload.load_file(path)
+    rs = rsload.load(data)
+    if cache:
+        rsload.save_compact(rs, path, src)
+    return rs

@@ -264,7 +264,8 @@ class TagFormat:
     is the tag's code: it starts with `prefix`, has `length` characters (int or [min, max])
     drawn from `alphabet`, and if `check` is not 'none' its last character is the check
     character of everything before it (prefix included). UID formats: `uid_lengths` (subset of
-    4, 7, 10) and optionally `manufacturers` (allowed first bytes)."""
+    4, 7, 10) and optionally `manufacturers` (allowed first bytes). Built and validated by
+    twproto.rsload.tag_format, or from the station's compact copy (twproto.ruleset)."""
 
     name: "str | None"
     uid: bool
@@ -278,12 +279,6 @@ class TagFormat:
     check_chars: "str | None"
     min_len: int
     max_len: int
-
-    def __init__(self, spec, path):
-        # Validation runs once, when a rule set is loaded: its code lives in twproto.rsload.
-        from twproto.rsload import tag_format
-
-        tag_format(self, spec, path)
 
     def code(self, text):
         """The tag's code (text without `strip`), or None if `strip` does not match."""

@@ -1,0 +1,70 @@
+# The station's compact pre-checked rule set (RULES.md section 9): twproto.ruleset.load_file
+# builds the engine's objects from X.bin instead of parsing and validating X.json again when X.bin
+# is intact and was made from the current bytes of X.json. It holds exactly what a validated load
+# (twproto.rsload, whose compact() writes it) gives, minus the document: same ID, same verdicts.
+# Imported at boot only (the station forgets it afterwards, twstation.COLD).
+import json
+from hashlib import sha256
+
+from twproto import tags
+from twproto.port import const
+from twproto.ruleset import Allocation, Rule, RuleSet
+
+_MAX_BIN = const(49152)  # rsload.compact never writes a larger file
+
+
+def load(path, src):
+    """The RuleSet stored in compact file `path`. Raises (OSError, ValueError, ...) unless the
+    file is intact and was made from the JSON bytes whose SHA-256 is `src`."""
+    with open(path, "rb") as f:
+        b = f.read(_MAX_BIN)
+    if b[:4] != b"TWR1" or b[4:36] != src or sha256(b[:-32]).digest() != b[-32:]:
+        raise ValueError
+    h = b[36:68]
+    version, site, steps, minerals, fs, al, rl = json.loads(b[68:-32])
+    b = None  # free the file's bytes before building
+    rs = RuleSet()
+    rs.doc = None
+    rs.hash = h
+    rs.id = (h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]  # canon.ruleset_id
+    rs.version = version
+    rs.site = site
+    rs.steps = tuple(steps)
+    rs.minerals = tuple(minerals)
+    rs.formats = [_fill(tags.TagFormat(), d, None) for d in fs]
+    rs.allocations = []
+    rs.tag_index = {}
+    for d in al:
+        a = _fill(Allocation(), d, None)
+        for t in a.tags:
+            rs.tag_index[t] = a
+        rs.allocations.append(a)
+    rs.rules = [_fill(Rule(), d, rs.formats) for d in rl]
+    return rs
+
+
+def _tuple(v):
+    # JSON arrays back to the tuples the validated load makes (nested ones too).
+    return tuple([_tuple(x) if isinstance(x, list) else x for x in v])
+
+
+def _fill(o, d, formats):
+    # Attributes from a compact entry (rsload.compact writes them): the same values and types a
+    # validated load gives. Functions are stored by name, tag formats by index, a rule's
+    # operators as [id, steps] pairs.
+    for k in d:
+        v = d[k]
+        if v is None or k == "tags":
+            pass
+        elif k == "ranges":
+            v = [_tuple(x) for x in v]
+        elif k == "valid":
+            v = getattr(tags, v)
+        elif k == "formats":
+            v = [formats[i] for i in v]
+        elif k == "operators":
+            v = {e[0]: None if e[1] is None else tuple(e[1]) for e in v}
+        elif isinstance(v, list):
+            v = tuple(v)
+        setattr(o, k, v)
+    return o
