@@ -2,10 +2,12 @@
 FIRMWARE_VERSION = (0, 1, 0)
 
 # Modules a station needs only at boot or for a command: validation of the rule set, the settings
-# and the board, and command execution. Forgotten after use (forget) so their code does not stay
-# in the ESP32's ~100 KB heap; the next boot or command imports them again (firmware/MEMORY.md).
+# and the board, the station's assembly at boot, and command execution. Forgotten after use
+# (forget) so their code does not stay in the ESP32's ~100 KB heap; the next boot or command
+# imports them again (firmware/MEMORY.md).
 COLD = ("twproto.rsload", "twproto.canon", "twstation.settings", "twstation.board",
-        "twstation.commands", "twstation.selftest", "twstation.jrecover")
+        "twstation.commands", "twstation.selftest", "twstation.jrecover", "twstation.assemble",
+        "twproto.rsbin")
 
 
 def forget(names=COLD):
