@@ -2,8 +2,8 @@
 # the cut-back of a torn tail. Needed at boot (and to cut back a failed write) only: imported
 # then and forgotten afterwards (twstation.COLD), so this code does not stay in the station's
 # heap. The layout and the recovery rules are described in journal.py.
-from twproto.crc import crc16
-from twproto.port import const
+from twproto.crc import TABLE, crc16
+from twproto.port import MICROPYTHON, const
 from twstation import journal as J
 
 # The same numbers as journal.py's (inlined there; tests/firmware/test_journal.py checks them).
@@ -18,12 +18,6 @@ _NO = const(0)  # a segment is [number, size, records, last seq] (journal.py)
 _SIZE = const(1)
 _COUNT = const(2)
 _LAST = const(3)
-
-
-def _rec_crc_ok(b, start, n):
-    """The record b[start:start+n] carries the CRC of SOF + its first n-2 bytes."""
-    c = crc16(b, start, start + n - 2, _CRC_SOF)
-    return b[start + n - 2] == (c & 0xFF) and b[start + n - 1] == (c >> 8)
 
 
 def open_journal(j):
@@ -102,6 +96,7 @@ def _scan(j, no, newest):
             j.last_seq = prev
             j.chain[0:4] = h[12:16]
         seg = [no, _HDR, 0, prev]
+        tab = TABLE
         idx = len(j._segs)
         buf = b""
         off = _HDR  # file offset of buf[0]
@@ -122,10 +117,20 @@ def _scan(j, no, newest):
             if buf[pos] > _MAX_BODY or buf[pos] < 4 or buf[pos + 1] == _NACK:
                 bad = "bad length or type"
                 break
-            if not _rec_crc_ok(buf, pos, n):
+            # The record's CRC is the frame's: over SOF + its first n-2 bytes. On the station
+            # this loop is most of the boot scan's time: inlined (no call per record) over a
+            # bytes slice (iterating bytes is the VM's fastest per-byte loop; the slice is
+            # boot-time garbage). VM, 1,000 readings: scan 49 -> 36 ms (bench/journal.py).
+            if MICROPYTHON:
+                c = _CRC_SOF
+                for b in buf[pos : pos + n - 2]:
+                    c = ((c << 8) & 0xFF00) ^ tab[(c >> 8) ^ b]
+            else:  # CPython (simulator, tests): crc16 is binascii's C function
+                c = crc16(buf, pos, pos + n - 2, _CRC_SOF)
+            if buf[pos + n - 2] != (c & 0xFF) or buf[pos + n - 1] != (c >> 8):
                 bad = "bad CRC"
                 break
-            seq = J._u32(buf, pos + 2)
+            seq = buf[pos + 2] | (buf[pos + 3] << 8) | (buf[pos + 4] << 16) | (buf[pos + 5] << 24)
             if seq <= j.last_seq:
                 bad = "seq does not increase"
                 break
