@@ -152,16 +152,12 @@ class CalStore:
         with open(tmp, "w") as f:
             f.write(data)
             f.flush()
-            _fsync(f)
+            # CPython needs fsync for durability; on littlefs flush/close is the commit point
+            sync = getattr(os, "fsync", None)
+            if sync is not None:
+                sync(f.fileno())
         try:
             os.rename(tmp, self.path)
         except OSError:  # a filesystem that refuses to rename over an existing file
             os.remove(self.path)
             os.rename(tmp, self.path)
-
-
-def _fsync(f):
-    # CPython needs fsync for durability; on littlefs flush/close is the commit point.
-    sync = getattr(os, "fsync", None)
-    if sync is not None:
-        sync(f.fileno())

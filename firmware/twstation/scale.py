@@ -3,7 +3,7 @@
 # overload/underload, no tare and no silent re-zero at boot.
 #
 # Filter (integers only, zero allocation per sample, fixed rings; lengths in samples per rate,
-# _TUNED: 80 SPS k=8, m=10, h=4, band 0.5 e; 10 SPS k=1, m=3, h=1, band 1 e):
+# tuned: 80 SPS k=8, m=10, h=4, band 0.5 e; 10 SPS k=1, m=3, h=1, band 1 e):
 #   0. Prefilter: the sum of the last k samples (a k-sample moving average, kept as a sum). At
 #      80 SPS one sample's noise is ~1.3 g rms (55 counts), so the p-p of 16 raw samples is ~4-8
 #      g: most of a 10 g band. The 8-sample mean cuts that by sqrt(8) and nulls 10/20/30 Hz (the
@@ -53,40 +53,52 @@ from array import array
 from twproto.port import const
 from twstation.calib import Calibration, CalibrationError, DIVISIONS, _round_div
 
-# Status codes of zero(), tare(), tare_preset(), cal_zero(), and CalibrationError.code.
-OK = const(0)
-E_MOTION = const(1)  # not stable: nothing is zeroed, tared or recorded in motion
-E_RANGE = const(2)  # outside the allowed range (zero-setting range, tare <= 0 or > Max)
-E_OVERLOAD = const(3)  # gross above Max + 9 e or below -20 e
-E_TARE = const(4)  # zero refused while a tare is active
-E_NOT_READY = const(5)  # not enough samples yet / cal_span before cal_zero
-E_SPAN = const(6)  # reference mass gives too few counts per division
-E_REF = const(7)  # reference mass below 10 % of Max
-STATUS_NAMES = ("ok", "motion", "range", "overload", "tare_active", "not_ready", "span", "ref")
+# Status codes of zero(), tare(), tare_preset(), cal_zero(), and CalibrationError.code. Private
+# (inlined by mpy-cross: a public module constant costs a dict entry and an interned name on the
+# station); the host, tests and the doctor read the public names through __getattr__ below.
+_OK = const(0)
+_E_MOTION = const(1)  # not stable: nothing is zeroed, tared or recorded in motion
+_E_RANGE = const(2)  # outside the allowed range (zero-setting range, tare <= 0 or > Max)
+_E_OVERLOAD = const(3)  # gross above Max + 9 e or below -20 e
+_E_TARE = const(4)  # zero refused while a tare is active
+_E_NOT_READY = const(5)  # not enough samples yet / cal_span before cal_zero
+_E_SPAN = const(6)  # reference mass gives too few counts per division
+_E_REF = const(7)  # reference mass below 10 % of Max
 
 # boot_check() results
-BOOT_OK = const(0)  # live zero within +-0.5 e of the stored zero
-BOOT_OFF_ZERO = const(1)  # away from zero but inside the zero-setting range: operator may zero
-BOOT_OUT_OF_RANGE = const(2)  # outside the zero-setting range: report an event, never re-zero
-BOOT_PENDING = const(3)  # not stable yet
+_BOOT_OK = const(0)  # live zero within +-0.5 e of the stored zero
+_BOOT_OFF_ZERO = const(1)  # away from zero but inside the zero-setting range: operator may zero
+_BOOT_OUT_OF_RANGE = const(2)  # outside the zero-setting range: report an event, never re-zero
+_BOOT_PENDING = const(3)  # not stable yet
+
+# READING flags bits (SPEC.md; twproto.bodies has the same numbers, a test checks them)
+_F_STABLE = const(0x08)
+_F_RANGE = const(0x20)
+_F_CZERO = const(0x40)
+_F_PRESET = const(0x80)
+
+
+def __getattr__(name):
+    # The public names of the codes above, and STATUS_NAMES (code -> name), for the host side:
+    # one string here instead of 17 module globals resident on the station.
+    if name == "STATUS_NAMES":
+        return ("ok", "motion", "range", "overload", "tare_active", "not_ready", "span", "ref")
+    for kv in ("OK=0 E_MOTION=1 E_RANGE=2 E_OVERLOAD=3 E_TARE=4 E_NOT_READY=5 E_SPAN=6 E_REF=7 "
+               "BOOT_OK=0 BOOT_OFF_ZERO=1 BOOT_OUT_OF_RANGE=2 BOOT_PENDING=3 "
+               "F_STABLE=8 F_RANGE=32 F_CZERO=64 F_PRESET=128").split():
+        k, _, v = kv.partition("=")
+        if k == name:
+            return int(v)
+    raise AttributeError(name)
+
 
 _OVER_E = const(9)  # no weight shown above Max + 9 e
 _UNDER_E = const(20)  # underload below -20 e
 _ZERO_RANGE_PCT = const(2)  # zero setting and tracking: +-2 % of Max around the calibration zero
 _MAX_WINDOW = const(160)  # ring size cap: keeps sums of 24-bit counts inside a small int
 _MAX_PRE_WINDOW = const(120)  # prefilter x motion window: the window sum of 24-bit counts, too
-# Per-rate tuning, in samples: (prefilter k, motion window m, hold h, band in tenths of e).
-# Measured with bench/settle.py on the modelled cell (see the header); other rates fall back to
-# 200 ms / 80 ms / 1 e without a prefilter.
-_TUNED = {10: (1, 3, 1, 10), 80: (8, 10, 4, 5)}
 _LONG_MAX = const(20000)  # samples in the long average (4 min at 80 SPS): its sum stays small
 _NOMINAL_COUNTS_PER_G = const(43)  # 100 kg 2 mV/V cell, HX711 gain 128 (see tagweigh.hw.loadcell)
-
-# READING flags bits (SPEC.md)
-F_STABLE = const(0x08)
-F_RANGE = const(0x20)
-F_CZERO = const(0x40)
-F_PRESET = const(0x80)
 
 
 def _samples(ms, sps, least):
@@ -109,8 +121,14 @@ class Scale:
                  avg_ms=500, band_e10=None, hold_max_ms=400, calibrated=True, pre_ms=None):
         if sps < 1 or sps > 320:
             raise CalibrationError("scale: sps must be 1..320")
-        t = _TUNED.get(sps)
-        if t is None:
+        # per-rate tuning, in samples: (prefilter k, motion window m, hold h, band in tenths of
+        # e), measured with bench/settle.py on the modelled cell (see the header); other rates
+        # fall back to 200 ms / 80 ms / 1 e without a prefilter
+        if sps == 80:
+            t = (8, 10, 4, 5)
+        elif sps == 10:
+            t = (1, 3, 1, 10)
+        else:
             t = (1, _samples(200, sps, 3), _samples(80, sps, 0), 10)
         k = t[0] if pre_ms is None else _samples(pre_ms, sps, 1)
         m = t[1] if motion_ms is None else _samples(motion_ms, sps, 3)
@@ -274,7 +292,9 @@ class Scale:
                     self._restart()
                     self._quiet = 0
             self._quiet += 1
-        load = (self._mean_now() - self.zero_counts) * self._sgn
+        c = self._k
+        mean = self._sum // c if c else ws // (m * k)
+        load = (mean - self.zero_counts) * self._sgn
         self.overload = load > self._over
         self.underload = load < self._under
         st = (not self.motion) and self._quiet > self._hold
@@ -307,11 +327,6 @@ class Scale:
         self._lbase = b
         self._lsum = s - r * b
         self._lk = r
-
-    def _mean_now(self):
-        if self._k:
-            return self._sum // self._k
-        return self._wsum // (self._m * self._k_pre)
 
     def _zero_track(self, load):
         half = self._ec >> 1
@@ -350,15 +365,12 @@ class Scale:
             return self._lbase * self._lk + self._lsum, self._lk
         return self._sum_k()
 
-    def _grams_e(self):
-        """Gross weight in whole divisions (rounded), from the current average."""
-        s, k = self._sum_k()
-        cal = self.cal
-        return _round_div((s - k * self.zero_counts) * cal.num, k * cal.den * cal.e_g)
-
     @property
     def gross_g(self):
-        return self._grams_e() * self.e_g
+        """Gross weight rounded to the division, from the current average."""
+        s, k = self._sum_k()
+        cal = self.cal
+        return _round_div((s - k * self.zero_counts) * cal.num, k * cal.den * cal.e_g) * cal.e_g
 
     @property
     def net_g(self):
@@ -395,54 +407,54 @@ class Scale:
         (Bit 4, time synced, is the station's.)"""
         f = DIVISIONS.index(self.e_g)
         if self.stable:
-            f |= F_STABLE
+            f |= _F_STABLE
         if self.overload or self.underload:
-            f |= F_RANGE
+            f |= _F_RANGE
         if self.center_zero:
-            f |= F_CZERO
+            f |= _F_CZERO
         if self.preset_tare:
-            f |= F_PRESET
+            f |= _F_PRESET
         return f
 
     # -- operator actions ----------------------------------------------------------------------------
 
     def _gate(self):
         if not self.stable:
-            return E_MOTION if self._fn >= self._m else E_NOT_READY
+            return _E_MOTION if self._fn >= self._m else _E_NOT_READY
         if self.overload or self.underload:
-            return E_OVERLOAD
-        return OK
+            return _E_OVERLOAD
+        return _OK
 
     def zero(self):
         """Zero setting (semi-automatic): stable, no tare, and the new zero within +-2 % of Max of
         the calibration zero. Persists the zero reference. Returns a status code."""
         st = self._gate()
-        if st != OK and st != E_OVERLOAD:
+        if st != _OK and st != _E_OVERLOAD:
             return st
         if self.tare_g:
-            return E_TARE
+            return _E_TARE
         s, k = self._long_sum_k()
         z = _round_div(s, k)
         d = z - self.cal.offset
         if d > self._zrange or -d > self._zrange:
-            return E_RANGE
+            return _E_RANGE
         self.zero_counts = z
         self._track = 0
         if self.store is not None:
             self.store.save(self.cal, z)
-        return OK
+        return _OK
 
     def tare(self):
         """Tare the stable gross weight (must be above zero and in range)."""
         st = self._gate()
-        if st != OK:
+        if st != _OK:
             return st
         g = self.gross_g
         if g <= 0 or g > self.capacity_g:
-            return E_RANGE
+            return _E_RANGE
         self.tare_g = g
         self.preset_tare = False
-        return OK
+        return _OK
 
     def tare_preset(self, grams):
         """Preset tare: a known container weight, rounded to e; allowed in motion (no reading is
@@ -450,15 +462,15 @@ class Scale:
         e = self.e_g
         g = _round_div(grams, e) * e
         if g <= 0 or g > self.capacity_g:
-            return E_RANGE
+            return _E_RANGE
         self.tare_g = g
         self.preset_tare = True
-        return OK
+        return _OK
 
     def clear_tare(self):
         self.tare_g = 0
         self.preset_tare = False
-        return OK
+        return _OK
 
     # -- boot check ----------------------------------------------------------------------------------
 
@@ -467,16 +479,16 @@ class Scale:
         Returns BOOT_PENDING until stable, then BOOT_OK / BOOT_OFF_ZERO / BOOT_OUT_OF_RANGE;
         the first conclusive result is kept in `boot_zero` as (code, offset in grams)."""
         if not self.stable:
-            return BOOT_PENDING
+            return _BOOT_PENDING
         s, k = self._sum_k()
         load = (s - k * self.zero_counts) * self._sgn  # k times the load in counts
         drift = s - k * self.cal.offset
         if 2 * load <= self._ec * k and -2 * load <= self._ec * k:
-            code = BOOT_OK
+            code = _BOOT_OK
         elif drift <= self._zrange * k and -drift <= self._zrange * k:
-            code = BOOT_OFF_ZERO
+            code = _BOOT_OFF_ZERO
         else:
-            code = BOOT_OUT_OF_RANGE
+            code = _BOOT_OUT_OF_RANGE
         if self.boot_zero is None:
             self.boot_zero = (code, self.gross_fine_g())
         return code
@@ -484,9 +496,9 @@ class Scale:
     def zero_at_boot_ok(self):
         """True/False once stable, None before: the simple form of boot_check()."""
         c = self.boot_check()
-        if c == BOOT_PENDING:
+        if c == _BOOT_PENDING:
             return None
-        return c == BOOT_OK
+        return c == _BOOT_OK
 
     # -- calibration ---------------------------------------------------------------------------------
 
@@ -494,22 +506,22 @@ class Scale:
         """Step 1 of a calibration: capture the empty scale (stable; every sample since it stopped
         moving is averaged, so wait a few seconds). Returns a status code."""
         if not self.stable:
-            return E_MOTION if self._fn >= self._m else E_NOT_READY
+            return _E_MOTION if self._fn >= self._m else _E_NOT_READY
         self._cal_zero_c = self._long_sum_k()
-        return OK
+        return _OK
 
     def cal_span(self, ref_mass_g, time=0, operator=0, e_g=None, capacity_g=None, cal_id=None):
         """Step 2: the reference mass is on the scale (stable). Builds, applies and persists a new
         Calibration (cal_id = previous + 1 unless given) and returns it; the zero reference becomes
         the captured empty value and any tare is cleared. Raises CalibrationError(code)."""
         if not self.stable:
-            raise CalibrationError("calibration: scale not stable", E_MOTION)
+            raise CalibrationError("calibration: scale not stable", _E_MOTION)
         if self._cal_zero_c is None:
-            raise CalibrationError("calibration: capture zero first", E_NOT_READY)
+            raise CalibrationError("calibration: capture zero first", _E_NOT_READY)
         e = self.e_g if e_g is None else e_g
         cap = self.capacity_g if capacity_g is None else capacity_g
         if ref_mass_g * 10 < cap or ref_mass_g > cap:
-            raise CalibrationError("calibration: reference mass must be 10..100 % of Max", E_REF)
+            raise CalibrationError("calibration: reference mass must be 10..100 % of Max", _E_REF)
         zs, zk = self._cal_zero_c
         s, k = self._long_sum_k()
         # grams = (raw - offset) * num / den with mean counts: span = s/k - zs/zk
@@ -523,7 +535,7 @@ class Scale:
         if span < 0:
             span = -span
         if span * e < 10 * ref_mass_g:
-            raise CalibrationError("calibration: fewer than 10 counts per division", E_SPAN)
+            raise CalibrationError("calibration: fewer than 10 counts per division", _E_SPAN)
         if cal_id is None:
             cal_id = (self.cal.cal_id + 1) & 0xFFFF
         cal = Calibration(cal_id, offset, num, den, e, cap, ref_mass_g, time, operator)

@@ -138,3 +138,33 @@ def test_bench_placements_on_fresh_seeds_are_never_falsely_stable():
             assert false_st == 0 and max_err <= 1.0, (sps, k, false_st, max_err)
             settled += settle is not None
         assert settled >= 18, (sps, settled)  # all but bags still swinging (1 in 8)
+
+
+def test_public_codes_come_from_module_getattr_and_match_the_protocol():
+    # scale.py keeps its codes as private consts (inlined, no module globals on the station) and
+    # serves the public names through __getattr__: they must equal what the wire and the doctor use
+    from twproto import messages as M
+
+    assert (S.F_STABLE, S.F_RANGE, S.F_CZERO, S.F_PRESET) == (
+        M.F_STABLE, M.F_OUT_OF_RANGE, M.F_ZERO_TRACKED, M.F_PRESET_TARE)
+    codes = (S.OK, S.E_MOTION, S.E_RANGE, S.E_OVERLOAD, S.E_TARE, S.E_NOT_READY, S.E_SPAN, S.E_REF)
+    assert codes == tuple(range(8))
+    assert S.STATUS_NAMES[S.E_TARE] == "tare_active" and len(S.STATUS_NAMES) == 8
+    assert (S.BOOT_OK, S.BOOT_OFF_ZERO, S.BOOT_OUT_OF_RANGE, S.BOOT_PENDING) == (0, 1, 2, 3)
+    from twstation.scale import E_MOTION  # `from` imports work too (PEP 562)
+
+    assert E_MOTION == 1
+    try:
+        S.NO_SUCH_CODE
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("unknown names must raise AttributeError")
+
+
+def test_reading_flags_use_the_protocol_bits():
+    sc = S.Scale(nominal(), sps=10)
+    assert sc.reading_flags() == 3  # e = 10 g is division code 3, nothing else set in motion
+    sc.stable = True
+    sc.tare_preset(500)
+    assert sc.reading_flags() & S.F_STABLE and sc.reading_flags() & S.F_PRESET
