@@ -5,9 +5,12 @@
 class ProtocolError(Exception):
     """Root of every error raised by twproto. `code` is a short stable identifier."""
 
-    def __init__(self, code, detail=None):
+    def __init__(self, code, detail=None, path=None):
         super().__init__(code if detail is None else code + ": " + detail)
         self.code = code
+        # where in a document (RuleSetError); here rather than in RuleSetError's own __init__,
+        # which would cost the station's heap another function (firmware/MEMORY.md)
+        self.path = path
 
 
 class FrameError(ProtocolError):
@@ -25,11 +28,8 @@ class MessageError(ProtocolError):
 
 class RuleSetError(ProtocolError):
     """Rule sets (twproto.ruleset, twproto.canon): bad_json, too_large, too_deep, bad_ruleset.
-    The detail names the bad entry, e.g. "rules[3].params.max_g: must be an integer >= min_g"."""
-
-    def __init__(self, code, detail=None, path=None):
-        super().__init__(code, detail)
-        self.path = path
+    The detail names the bad entry, e.g. "rules[3].params.max_g: must be an integer >= min_g";
+    `path` (third argument) the entry alone."""
 
 
 class TagError(ProtocolError):
