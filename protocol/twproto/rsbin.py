@@ -4,20 +4,27 @@
 # (twproto.rsload, whose compact() writes it) gives, minus the document: same ID, same verdicts.
 # Imported at boot only (the station forgets it afterwards, twstation.COLD).
 import json
+import os
 from hashlib import sha256
 
 from twproto import tags
 from twproto.port import const
-from twproto.ruleset import Allocation, Rule, RuleSet
+from twproto.ruleset import KINDS, Allocation, Rule, RuleSet
 
 _MAX_BIN = const(49152)  # rsload.compact never writes a larger file
+# Strings the engine's objects share with the modules (a rule's kind, a format's alphabet and
+# check characters), as a validated load shares them: not one heap copy per entry.
+_SHARED = KINDS + (tags.DIGITS, tags.ALNUM, tags.HEX, tags.MOD37)
 
 
 def load(path, src):
     """The RuleSet stored in compact file `path`. Raises (OSError, ValueError, ...) unless the
     file is intact and was made from the JSON bytes whose SHA-256 is `src`."""
+    n = os.stat(path)[6]
+    if n > _MAX_BIN:
+        raise ValueError
     with open(path, "rb") as f:
-        b = f.read(_MAX_BIN)
+        b = f.read(n)  # read(n) allocates n bytes at once: never ask for more than the file
     if b[:4] != b"TWR1" or b[4:36] != src or sha256(b[:-32]).digest() != b[-32:]:
         raise ValueError
     h = b[36:68]
@@ -66,5 +73,7 @@ def _fill(o, d, formats):
             v = {e[0]: None if e[1] is None else tuple(e[1]) for e in v}
         elif isinstance(v, list):
             v = tuple(v)
+        elif v in _SHARED:
+            v = _SHARED[_SHARED.index(v)]
         setattr(o, k, v)
     return o

@@ -239,7 +239,7 @@ def rule(r, d, path, rs):
     k = d["kind"]
     if not isinstance(k, str) or k not in KINDS:
         raise _fail(path + ".kind", "unknown rule kind " + repr(k))
-    r.kind = k
+    r.kind = KINDS[KINDS.index(k)]  # the module's string, not a copy per rule
     s = d["severity"]
     if not isinstance(s, str) or s not in SEVERITIES:
         raise _fail(path + ".severity", "must be 'reject' or 'warn'")

@@ -68,11 +68,8 @@ class Verdict:
     def hint(self, lang="en"):
         return R.hint(self.reason, lang)
 
-    def name(self):
-        return R.VERDICT_NAMES[self.verdict]
-
     def __repr__(self):
-        return "Verdict(" + self.name() + ", " + self.rule_id + ", " + repr(self.findings) + ")"
+        return "Verdict(" + R.VERDICT_NAMES[self.verdict] + ", " + self.rule_id + ", " + repr(self.findings) + ")"
 
 
 class RuleState:
@@ -98,15 +95,6 @@ class RuleState:
 
     def provisioned_at(self):
         return None
-
-
-def _key_hash(tag_key):
-    # Two 30-bit halves of SHA-256(tag_key): small ints on MicroPython (no long-int allocation),
-    # and a false match needs a 60-bit collision.
-    d = hashlib.sha256(tag_key.encode("utf-8")).digest()
-    a = (d[0] << 22) | (d[1] << 14) | (d[2] << 6) | (d[3] >> 2)
-    b = (d[4] << 22) | (d[5] << 14) | (d[6] << 6) | (d[7] >> 2)
-    return a, b
 
 
 class MemoryRuleState(RuleState):
@@ -149,17 +137,18 @@ class MemoryRuleState(RuleState):
         if self._n < self.capacity:
             self._n += 1
 
-    def set_provisioned_at(self, t):
-        self._prov = t
-
     def __len__(self):
         return self._n
 
     def _hash(self, tag_key):
         # evaluate() asks about the same tag several times per reading: hash it once.
+        # Two 30-bit halves of SHA-256(tag_key): small ints on MicroPython (no long-int
+        # allocation), and a false match needs a 60-bit collision.
         if tag_key != self._hkey:
             self._hkey = tag_key
-            self._hab = _key_hash(tag_key)
+            d = hashlib.sha256(tag_key.encode("utf-8")).digest()
+            self._hab = ((d[0] << 22) | (d[1] << 14) | (d[2] << 6) | (d[3] >> 2),
+                         (d[4] << 22) | (d[5] << 14) | (d[6] << 6) | (d[7] >> 2))
         return self._hab
 
     def seen_at_step(self, tag_key, step):
@@ -189,10 +178,6 @@ class MemoryRuleState(RuleState):
 
     def provisioned_at(self):
         return self._prov
-
-
-def _weight_detail(net, lo, hi):
-    return "net " + str(net) + " g not in " + str(lo) + ".." + str(hi) + " g"
 
 
 def evaluate(ruleset, reading, state=None, now=None):
@@ -229,7 +214,7 @@ def evaluate(ruleset, reading, state=None, now=None):
                 if (steps is None or step in steps) and (mins is None or mineral in mins):
                     if not lo <= net <= hi:
                         code = R.WEIGHT_RANGE
-                        detail = _weight_detail(net, lo, hi)
+                        detail = "net " + str(net) + " g not in " + str(lo) + ".." + str(hi) + " g"
                     break
         elif k == "NOT-STABLE":
             if not reading.stable:

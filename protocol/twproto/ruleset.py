@@ -128,8 +128,11 @@ def load_file(path, cache=MICROPYTHON):
     With `cache` (default: on the station) and a path ending in .json, the compact form X.bin
     next to X.json is used if it was made from these exact bytes; otherwise the file is
     validated in full and X.bin (re)written. Either way the same rule set results."""
+    from os import stat
+
     with open(path, "rb") as f:
-        data = f.read(_MAX_BYTES + 1)
+        # read(n) allocates n bytes at once: the file's size, or one byte over the limit
+        data = f.read(min(stat(path)[6], _MAX_BYTES) + 1)
     cache = cache and path.endswith(".json")
     if cache:
         from hashlib import sha256

@@ -39,7 +39,6 @@ KIND_NDEF_TEXT = const(1)
 KIND_NDEF_URI = const(2)
 KIND_QR = const(3)
 KIND_BARCODE = const(4)
-TEXT_KINDS = (1, 2, 3, 4)
 
 DIGITS = "0123456789"
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # value of a character = its index
@@ -149,14 +148,19 @@ def luhn_check(digits):
     return DIGITS[_luhn_sum(_values(digits, DIGITS), 10)]
 
 
-def luhn_valid(text):
+def _valid(check, text):
+    # Whether the last character of `text` is check(everything before it).
     _bound(text)
     if len(text) < 2:
         return False
     try:
-        return luhn_check(text[:-1]) == text[-1]
+        return check(text[:-1]) == text[-1]
     except TagError:
         return False
+
+
+def luhn_valid(text):
+    return _valid(luhn_check, text)
 
 
 def luhn36_check(code):
@@ -165,13 +169,7 @@ def luhn36_check(code):
 
 
 def luhn36_valid(text):
-    _bound(text)
-    if len(text) < 2:
-        return False
-    try:
-        return luhn36_check(text[:-1]) == text[-1]
-    except TagError:
-        return False
+    return _valid(luhn36_check, text)
 
 
 def gs1_check(digits):
@@ -186,13 +184,7 @@ def gs1_check(digits):
 
 
 def gs1_valid(text):
-    _bound(text)
-    if len(text) < 2:
-        return False
-    try:
-        return gs1_check(text[:-1]) == text[-1]
-    except TagError:
-        return False
+    return _valid(gs1_check, text)
 
 
 def uid_problem(uid):
