@@ -81,11 +81,13 @@ class JournalCorrupt(JournalError):
 class OsFs:
     """The file system the journal uses by default: builtin open + os (littlefs on the ESP32)."""
 
-    open = staticmethod(open)
     listdir = staticmethod(os.listdir)
     remove = staticmethod(os.remove)
     rename = staticmethod(os.rename)
     mkdir = staticmethod(os.mkdir)
+
+    def open(self, path, mode):  # a def, not staticmethod(open): keeps open()'s typing
+        return open(path, mode)
 
     def sync(self, f):
         f.flush()
