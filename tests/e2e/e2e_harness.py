@@ -307,7 +307,7 @@ class Rig:
         path = self.dir / "tagweigh.toml"
         path.write_text(_toml(self.config_doc(**bridge)))
         self.proc = subprocess.Popen([sys.executable, "-m", "tagweigh", "bridge", "--config", str(path),
-                                      "--log-level", "info"], stdout=self._log, stderr=self._log)
+                                      "--log-level", "info", "--no-web"], stdout=self._log, stderr=self._log)
         return self.proc
 
     def kill_bridge(self) -> None:

@@ -96,7 +96,8 @@ class JournalStation(threading.Thread):
 
 def _start_bridge(cfg_path, env) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tagweigh", "bridge", "--config", str(cfg_path), "--log-format", "text"],
+        [sys.executable, "-m", "tagweigh", "bridge", "--config", str(cfg_path), "--log-format", "text",
+         "--no-web"],  # the operator page's default port 8080 may be taken (parallel tests)
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
