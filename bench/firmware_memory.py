@@ -13,7 +13,13 @@ garbage alive for two more execs, which inflated the old figures; firmware/MEMOR
                                modules are then in sys.modules are the resident set.
                                Goal <= 48 KB of the ESP32's ~100 KB.
   heap_station_bytes           everything that booted station holds (modules, rule set, buffers,
-                               journal and rule state): the heap in use while it runs.
+                               journal and rule state): the heap in use while it runs. The flash
+                               is the one tagweigh.provisioning writes (canonical rule set plus
+                               its pre-checked boot copy ruleset.bin), written from outside the
+                               VM: a file content passed as a literal in the exec'd boot code
+                               stays referenced and was counted as held before 2026-11-22.
+  heap_station_validating_bytes  the same without ruleset.bin (the boot validates the JSON, as
+                               after a rule set copied by hand; it then writes the copy).
   heap_cold_bytes              what the modules outside the resident set add when imported on
                                top (commands, self-test, rule-set loading/validation, board and
                                settings validation, the host-side message classes and texts):
@@ -153,24 +159,16 @@ MODULES = [  # every station module, in dependency order (the order figures are 
     "twstation.station", "twstation.app",
     # cold: boot-time validation, commands, host-side classes and texts
     "twproto.canon", "twproto.rsload", "twstation.settings", "twstation.board",
-    "twstation.commands", "twstation.selftest", "twstation.jrecover", "twproto.messages",
-    "twproto.reasontext",
+    "twstation.commands", "twstation.selftest", "twstation.jrecover", "twstation.assemble",
+    "twproto.rsbin", "twstation.gm65", "twstation.rfdiag", "twproto.messages",
+    "twproto.reasontext", "twproto.framehost",
 ]
 BASELINE = "import gc, machine, micropython, sys, binascii\n"
 
 # The flash of a provisioned station (board: hardware/boards/esp32-devkitc.json).
 STATION_JSON = {"device_id": 7, "site": "DEPOT-1", "step": 2, "reader": "both"}
 BOOT = """
-import os, json
 ROOT = '/st'
-os.mkdir(ROOT)
-def put(name, data, mode='w'):
-    with open(ROOT + '/' + name, mode) as f:
-        f.write(data)
-put('station.json', %(station)r)
-put('key.bin', bytes(range(32)), 'wb')
-put('board.json', %(board)r)
-put('ruleset.json', %(ruleset)r)
 class Console:  # the USB console with the bridge silent
     def any(self):
         return 0
@@ -182,7 +180,7 @@ from twstation import app
 st = app.build(ROOT, stream=Console(), urandom=lambda n: bytes(n))  # the VM has no os.urandom
 for _ in range(100):
     st.step()
-del os, json, put, Console
+del Console
 """
 
 
@@ -227,16 +225,37 @@ def _present(names):
                 / m.split(".")[0] / (m.split(".")[1] + ".py")).exists()]
 
 
-def boot_station() -> tuple[list, int]:
-    """(resident modules, heap bytes held) of a station booted and stepped in the VM (.mpy)."""
+def _ruleset_files(compact: bool) -> tuple[str, bytes]:
+    """The rule set as tagweigh.provisioning writes it: canonical JSON and, with compact, the
+    pre-checked boot copy (protocol/RULES.md section 9) that lets the boot skip validation."""
+    import hashlib
+
+    from twproto import canon, rsload
+    from twproto.ruleset import load_file
+
+    path = ROOT / "protocol" / "rulesets" / "example-depot.json"
+    data = canon.canonical_bytes(json.loads(path.read_text()))
+    if not compact:
+        return data.decode(), b""
+    return data.decode(), rsload.compact(load_file(str(path)), hashlib.sha256(data).digest())
+
+
+def boot_station(compact: bool = True) -> tuple[list, int]:
+    """(resident modules, heap bytes held) of a station booted and stepped in the VM (.mpy).
+    compact=False: a flash without the rule set's boot copy (the boot validates the JSON)."""
     vm = _vm(True)
     try:
+        # the flash is written from outside (as provisioning does), not by exec'd code whose
+        # literals would stay referenced and count as held
+        text, bin_ = _ruleset_files(compact)
+        vm.write("/st/station.json", json.dumps(STATION_JSON))
+        vm.write("/st/key.bin", bytes(range(32)))
+        vm.write("/st/board.json", (ROOT / "hardware" / "boards" / "esp32-devkitc.json").read_bytes())
+        vm.write("/st/ruleset.json", text)
+        if bin_:
+            vm.write("/st/ruleset.bin", bin_)
         a0 = _heap(vm)
-        vm.exec(BOOT % {
-            "station": json.dumps(STATION_JSON),
-            "board": (ROOT / "hardware" / "boards" / "esp32-devkitc.json").read_text(),
-            "ruleset": (ROOT / "protocol" / "rulesets" / "example-depot.json").read_text(),
-        })
+        vm.exec(BOOT)
         held = _heap(vm) - a0
         mods = vm.eval_json("sorted(m for m in sys.modules if m.startswith('tw'))")
         return [m for m in mods if "." in m], held
@@ -329,6 +348,7 @@ def alloc_figures() -> tuple[int, int, int]:
 
 def main() -> int:
     resident, held = boot_station()
+    _, held_validating = boot_station(compact=False)
     mpy, cold, everything, per = import_figures(resident, True)
     py, _, _, _ = import_figures(resident, False)
     sample, reading, step = alloc_figures()
@@ -342,14 +362,16 @@ def main() -> int:
     print("cold modules on top:     %d bytes (all modules at once: %d)" % (cold, everything))
     print("booted station holds:    %d bytes (modules, rule set, buffers, journal, rule state)"
           % held)
+    print("  booting without the rule set's boot copy (validates the JSON): %d bytes"
+          % held_validating)
     print("HX711 read + filter:     %d bytes per sample (goal 0)" % sample)
     print("encode + MAC + journal:  %d bytes per reading (goal <= 512)" % reading)
     print("idle Station.step():     %d bytes per step" % step)
     print("heap_after_import_bytes=%d heap_after_import_py_bytes=%d heap_twproto_bytes=%d "
           "heap_twstation_bytes=%d heap_station_bytes=%d heap_cold_bytes=%d "
           "heap_all_modules_bytes=%d alloc_per_sample_bytes=%d alloc_per_reading_bytes=%d "
-          "station_step_idle_bytes=%d" % (mpy, py, proto, app, held, cold, everything, sample,
-                                          reading, step))
+          "station_step_idle_bytes=%d heap_station_validating_bytes=%d"
+          % (mpy, py, proto, app, held, cold, everything, sample, reading, step, held_validating))
     return 0
 
 
