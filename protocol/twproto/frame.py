@@ -3,28 +3,22 @@
 # incremental decoder over a fixed window that resynchronises on the next SOF after any garbage.
 #
 # This module is resident in the station's heap, so it holds only what the station runs:
-# encode, verify, frame_body, Rx (filled by readinto: space/commit), the numbers the station
+# encode, verify, Rx (filled by readinto: space/commit), the numbers the station
 # code uses. What only hosts use (Decoder with feed/decode, TYPE_NAMES, the type tuples,
-# accessors, SOF, HEADER, NEED_MORE/FRAME/ERROR) lives in twproto.framehost and is reachable
+# accessors, frame_body, the type numbers but T_COMMAND, MAX_BODY, BODY, SOF, HEADER,
+# NEED_MORE/FRAME/ERROR) lives in twproto.framehost and is reachable
 # here as before (module __getattr__ below), so host code and tests keep `frame.X`.
 from twproto.crc import crc16
 from twproto.errors import FrameError, MacError
 from twproto.port import const
 
-MAX_BODY = const(232)
 MAX_FRAME = const(253)  # header 3 + MAX_BODY + MAC 16 + CRC 2: the hard cap a peer cannot raise
-BODY = const(3)  # offset of the body in a frame (= the header's length)
-
-T_HELLO = const(0x01)
-T_WELCOME = const(0x02)
-T_READING = const(0x10)
-T_ACK = const(0x11)
-T_NACK = const(0x12)
-T_STATUS = const(0x20)
-T_LIVE = const(0x21)
-T_EVENT = const(0x22)
-T_COMMAND = const(0x30)
-T_RESULT = const(0x31)
+T_COMMAND = const(0x30)  # the one type number the station's link names (it receives commands)
+# The other numbers are private here (inlined, no interned name on the station); their public
+# names (MAX_BODY, BODY, T_HELLO...) live in framehost and are reached as frame.X (below).
+_MAX_BODY = const(232)
+_BODY = const(3)  # offset of the body in a frame (= the header's length)
+_T_NACK = const(0x12)
 
 # Private copies (inlined by the compiler; tests/protocol/test_frame.py checks them against
 # framehost's public names and twproto.mac).
@@ -59,18 +53,18 @@ def encode(buf, t, body_len, mac=None, direction=_DIR_STATION, nonce=None):
     Writes SOF/LEN/TYPE, the MAC (authenticated types; needs `mac`, a twproto.mac.Mac) and the
     CRC. Allocates nothing but the digest inside the MAC computation.
     """
-    if body_len < 0 or body_len > MAX_BODY:
+    if body_len < 0 or body_len > _MAX_BODY:
         raise FrameError("too_long")
     if t not in _TYPES:
         raise FrameError("bad_type")
-    end = BODY + body_len
-    n = end + (2 if t == T_NACK else _MAC_LEN + 2)
+    end = _BODY + body_len
+    n = end + (2 if t == _T_NACK else _MAC_LEN + 2)
     if len(buf) < n:
         raise FrameError("buffer", "buffer too small")
     buf[0] = _SOF
     buf[1] = body_len
     buf[2] = t
-    if t != T_NACK:
+    if t != _T_NACK:
         if mac is None:
             raise MacError("no_key")
         mv = memoryview(buf)
@@ -82,11 +76,6 @@ def encode(buf, t, body_len, mac=None, direction=_DIR_STATION, nonce=None):
     return n
 
 
-def frame_body(frame):
-    """memoryview of the body of a decoded frame."""
-    return memoryview(frame)[BODY : BODY + frame[1]]
-
-
 def verify(frame, mac, direction, nonce=None):
     """Check a decoded frame's type against its sender's direction, then its MAC.
 
@@ -96,9 +85,9 @@ def verify(frame, mac, direction, nonce=None):
     t = frame[2]
     if t not in (_FROM_STATION if direction == _DIR_STATION else _FROM_BRIDGE):
         raise FrameError("wrong_direction")
-    if t == T_NACK:
+    if t == _T_NACK:
         return
-    end = BODY + frame[1]
+    end = _BODY + frame[1]
     if not mac.verify(direction, nonce, frame[0:end], frame[end : end + _MAC_LEN]):
         raise MacError("bad_mac")
 
@@ -201,14 +190,14 @@ class Rx:
         if avail < 2:
             return _NEED_MORE
         n = buf[s + 1]
-        if n > MAX_BODY:
+        if n > _MAX_BODY:
             return self._fail("too_long", 1)
         if avail < 3:
             return _NEED_MORE
         t = buf[s + 2]
         if t not in _TYPES:
             return self._fail("bad_type", 1)
-        total = n + (5 if t == T_NACK else 21)  # header 3 + body + MAC 16 + CRC 2
+        total = n + (5 if t == _T_NACK else 21)  # header 3 + body + MAC 16 + CRC 2
         if total > self.max_frame:
             return self._fail("too_long", 1)
         if avail < total:

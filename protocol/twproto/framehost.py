@@ -3,11 +3,27 @@
 # (frame's module __getattr__), so code keeps importing everything from twproto.frame.
 from twproto import frame as _F
 from twproto.errors import FrameError
-from twproto.frame import (  # noqa: F401  (re-exported)
-    BODY, MAX_BODY, MAX_FRAME, T_ACK, T_COMMAND, T_EVENT, T_HELLO, T_LIVE, T_NACK, T_READING,
-    T_RESULT, T_STATUS, T_WELCOME, Rx, encode, frame_body, verify,
-)
-from twproto.mac import DIR_STATION, MAC_LEN
+from twproto.frame import MAX_FRAME, T_COMMAND, Rx, encode, verify  # noqa: F401  (re-exported)
+
+# The public protocol numbers the station does not name (it uses frame's private copies;
+# tests/protocol/test_frame.py checks they agree).
+MAX_BODY = 232
+BODY = 3  # offset of the body in a frame (= the header's length)
+T_HELLO = 0x01
+T_WELCOME = 0x02
+T_READING = 0x10
+T_ACK = 0x11
+T_NACK = 0x12
+T_STATUS = 0x20
+T_LIVE = 0x21
+T_EVENT = 0x22
+T_RESULT = 0x31
+# twproto.mac's public numbers (the station uses mac's private copies; reached as mac.X)
+DIR_STATION = 0x53  # 'S': frame sent by the station
+DIR_BRIDGE = 0x42  # 'B': frame sent by the bridge (its MAC input also carries the session nonce)
+MAC_LEN = 16
+KEY_LEN = 32
+NONCE_LEN = 8
 
 SOF = 0xA1  # start of frame, protocol version 1; 0xA0..0xAF are reserved for versions
 HEADER = BODY  # SOF LEN TYPE
@@ -24,6 +40,18 @@ BRIDGE_TYPES = tuple(_F._FROM_BRIDGE)
 NEED_MORE = 0
 FRAME = 1
 ERROR = 2
+
+
+def frame_body(frame):
+    """memoryview of the body of a decoded frame."""
+    return memoryview(frame)[BODY : BODY + frame[1]]
+
+
+def sign(mac, direction, nonce, data):
+    """The 16-byte MAC of data (bytes-like) sent in `direction` (a twproto.mac.Mac's key)."""
+    out = bytearray(MAC_LEN)
+    mac.sign_into(out, direction, nonce, data)
+    return bytes(out)
 
 
 def is_known(t):

@@ -6,14 +6,26 @@
 import hashlib
 
 from twproto.errors import MacError
+from twproto.port import const
 
-DIR_STATION = 0x53  # 'S': frame sent by the station
-DIR_BRIDGE = 0x42  # 'B': frame sent by the bridge (its MAC input also carries the session nonce)
-MAC_LEN = 16
-KEY_LEN = 32
-NONCE_LEN = 8
+# Private copies (inlined: no interned names on the station). The public DIR_STATION,
+# DIR_BRIDGE, MAC_LEN, KEY_LEN and NONCE_LEN live in twproto.framehost and are reached as
+# mac.X (module __getattr__ below); tests/protocol/test_frame_split.py checks they agree.
+_DIR_STATION = const(0x53)  # 'S': frame sent by the station
+_DIR_BRIDGE = const(0x42)  # 'B': frame sent by the bridge (its MAC input also carries the nonce)
+_MAC_LEN = const(16)
+_KEY_LEN = const(32)
+_NONCE_LEN = const(8)
 
-_DIRS = (b"S", b"B")
+
+def __getattr__(name):
+    if name[:2] == "__":  # a probe for a module dunder: not ours to load
+        raise AttributeError(name)
+    from twproto import framehost
+
+    return getattr(framehost, name)
+
+
 try:
     from hmac import compare_digest as _compare  # type: ignore[import-not-found]  # CPython, C
 except ImportError:  # MicroPython
@@ -34,12 +46,12 @@ class Mac:
     """Signer/verifier for one device key (32 bytes)."""
 
     def __init__(self, key):
-        if len(key) != KEY_LEN:
+        if len(key) != _KEY_LEN:
             raise MacError("bad_key", "key must be 32 bytes")
         ipad = bytearray(64)
         opad = bytearray(64)
         for i in range(64):
-            k = key[i] if i < KEY_LEN else 0
+            k = key[i] if i < _KEY_LEN else 0
             ipad[i] = k ^ 0x36
             opad[i] = k ^ 0x5C
         self._ipad = bytes(ipad)
@@ -49,11 +61,11 @@ class Mac:
             self._outer = hashlib.sha256(self._opad)
 
     def _digest(self, direction, nonce, data):
-        if direction == DIR_STATION:
-            d = _DIRS[0]
-        elif direction == DIR_BRIDGE:
-            d = _DIRS[1]
-            if nonce is None or len(nonce) != NONCE_LEN:
+        if direction == _DIR_STATION:
+            d = b"S"
+        elif direction == _DIR_BRIDGE:
+            d = b"B"
+            if nonce is None or len(nonce) != _NONCE_LEN:
                 raise MacError("bad_nonce", "bridge frames need the 8-byte session nonce")
         else:
             raise MacError("bad_direction")
@@ -62,7 +74,7 @@ class Mac:
         else:
             h = hashlib.sha256(self._ipad)
         h.update(d)
-        if direction == DIR_BRIDGE:
+        if direction == _DIR_BRIDGE:
             h.update(nonce)
         h.update(data)
         inner = h.digest()
@@ -73,20 +85,17 @@ class Mac:
         h.update(inner)
         return h.digest()
 
-    def sign(self, direction, nonce, data):
-        """The 16-byte MAC of data (bytes-like) sent in `direction`."""
-        return self._digest(direction, nonce, data)[:MAC_LEN]
-
-    def sign_into(self, out, direction, nonce, data):
-        """Write the 16-byte MAC into out[0:16] (a memoryview/bytearray); no slice copies."""
+    def sign_into(self, buf, direction, nonce, data):
+        """Write the 16-byte MAC into buf[0:16] (a memoryview/bytearray); no slice copies.
+        (Hosts wanting it as bytes: twproto.framehost.sign.)"""
         full = self._digest(direction, nonce, data)
-        for i in range(MAC_LEN):
-            out[i] = full[i]
+        for i in range(_MAC_LEN):
+            buf[i] = full[i]
 
     def verify(self, direction, nonce, data, mac):
         """True if mac (16 bytes) is the MAC of data; constant-time compare."""
-        if len(mac) != MAC_LEN:
+        if len(mac) != _MAC_LEN:
             return False
-        if direction == DIR_BRIDGE and (nonce is None or len(nonce) != NONCE_LEN):
+        if direction == _DIR_BRIDGE and (nonce is None or len(nonce) != _NONCE_LEN):
             return False
-        return _compare(self._digest(direction, nonce, data)[:MAC_LEN], mac)
+        return _compare(self._digest(direction, nonce, data)[:_MAC_LEN], mac)

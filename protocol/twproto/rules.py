@@ -10,15 +10,23 @@ import hashlib
 from array import array
 
 from twproto import reasons as R
-from twproto.tags import BAD_CHECK, OK, identify
+from twproto.port import const
+from twproto.tags import identify
 
-__all__ = (
-    "Finding",
-    "Verdict",
-    "RuleState",
-    "MemoryRuleState",
-    "evaluate",
-)
+# tags.identify's results, as private copies (inlined; tests/protocol/test_tags.py checks them)
+_TAG_OK = const(0)
+_TAG_BAD_CHECK = const(2)
+
+
+
+def __getattr__(name):
+    # Host-only names (RuleState, the base the bridge's state implements, and __all__) live in
+    # twproto.ruleshost: the station's MemoryRuleState does not need the base class.
+    if name[:2] == "__" and name != "__all__":  # a probe for a module dunder: not ours to load
+        raise AttributeError(name)
+    from twproto import ruleshost
+
+    return getattr(ruleshost, name)
 
 
 class Finding:
@@ -62,43 +70,12 @@ class Verdict:
         """The READING verdict byte: bits 0-1 verdict, bits 2-7 reason."""
         return R.pack_verdict(self.verdict, self.reason)
 
-    def message(self, lang="en"):
-        return R.message(self.reason, lang)
-
-    def hint(self, lang="en"):
-        return R.hint(self.reason, lang)
-
     def __repr__(self):
         return "Verdict(" + R.VERDICT_NAMES[self.verdict] + ", " + self.rule_id + ", " + repr(self.findings) + ")"
 
 
-class RuleState:
-    """What the stateful rules ask. The station (MemoryRuleState, bounded) and the bridge (SQLite,
-    complete) implement these four methods. Answers are about readings recorded BEFORE the one
-    being evaluated, counting only readings whose verdict was not reject. This base class knows
-    nothing (every answer "unknown"), which makes the stateful rules pass.
-
-    - seen_at_step(tag_key, step) -> bool: this tag was already recorded at this step.
-    - last_seq() -> int | None: the highest sequence number recorded for this device.
-    - earlier_weight(tag_key, step) -> int | None: net grams recorded for this tag at the nearest
-      step below `step` (latest record at that step), for MASS-BALANCE.
-    - provisioned_at() -> int | None: Unix time the station was provisioned."""
-
-    def seen_at_step(self, tag_key, step):
-        return False
-
-    def last_seq(self):
-        return None
-
-    def earlier_weight(self, tag_key, step):
-        return None
-
-    def provisioned_at(self):
-        return None
-
-
-class MemoryRuleState(RuleState):
-    """The station's bounded state: a ring of the last `capacity` recorded (tag, step, net) entries
+class MemoryRuleState:
+    """The station's bounded state (answers as twproto.rules.RuleState's methods): a ring of the last `capacity` recorded (tag, step, net) entries
     (13 bytes of data each, preallocated arrays) plus the last sequence number. When the ring is full the oldest
     entry is overwritten and forgotten: a duplicate or a weight gain involving an evicted entry
     is no longer seen by the station, so it may accept what the bridge (which queries the full
@@ -201,8 +178,8 @@ def evaluate(ruleset, reading, state=None, now=None):
         detail = None
         if k == "TAG-SYNTAX":
             res = res0 if r.all_formats else identify(r.formats, kind, tag)[0]
-            if res != OK:
-                code = R.TAG_CHECK if res == BAD_CHECK else R.TAG_SYNTAX
+            if res != _TAG_OK:
+                code = R.TAG_CHECK if res == _TAG_BAD_CHECK else R.TAG_SYNTAX
         elif k == "TAG-SITE":
             if alloc is None:
                 code = R.TAG_SITE

@@ -7,38 +7,24 @@ TYPE_CHECKING = const(0)  # true for mypy (it knows this name): the import is fo
 if TYPE_CHECKING:
     from typing import Callable
 
-__all__ = (
-    "MAX_TAG",
-    "KIND_UID",
-    "KIND_NDEF_TEXT",
-    "KIND_NDEF_URI",
-    "KIND_QR",
-    "KIND_BARCODE",
-    "OK",
-    "BAD_SYNTAX",
-    "BAD_CHECK",
-    "mod37_2_check",
-    "mod37_2_valid",
-    "luhn_check",
-    "luhn_valid",
-    "luhn36_check",
-    "luhn36_valid",
-    "gs1_check",
-    "gs1_valid",
-    "uid_problem",
-    "canonical",
-    "fallback_text",
-    "TagFormat",
-    "identify",
-)
+# The numbers are private copies (inlined: no interned names on the station, whose code uses
+# its own copies); the public MAX_TAG, KIND_*, OK, BAD_SYNTAX, BAD_CHECK and the host-only
+# mod37_2_check (and __all__) live in twproto.tagshost and are reached as tags.X (module __getattr__ below).
+# tests/protocol/test_tags.py checks the copies against them.
+_MAX_TAG = const(64)  # bytes, the READING limit (SPEC.md)
+_KIND_UID = const(0)
+_OK = const(0)
+_BAD_SYNTAX = const(1)  # same numbers as reasons.TAG_SYNTAX / TAG_CHECK
+_BAD_CHECK = const(2)
 
-MAX_TAG = const(64)  # bytes, the READING limit (SPEC.md)
 
-KIND_UID = const(0)
-KIND_NDEF_TEXT = const(1)
-KIND_NDEF_URI = const(2)
-KIND_QR = const(3)
-KIND_BARCODE = const(4)
+def __getattr__(name):
+    if name[:2] == "__" and name != "__all__":  # a probe for a module dunder: not ours to load
+        raise AttributeError(name)
+    from twproto import tagshost
+
+    return getattr(tagshost, name)
+
 
 DIGITS = "0123456789"
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # value of a character = its index
@@ -82,8 +68,8 @@ def utf8_valid(b):
 
 
 def _bound(s):
-    if len(s) > MAX_TAG:
-        raise TagError("tag_too_long", "more than " + str(MAX_TAG) + " characters")
+    if len(s) > _MAX_TAG:
+        raise TagError("tag_too_long", "more than " + str(_MAX_TAG) + " characters")
 
 
 def _values(code, alphabet):
@@ -110,14 +96,6 @@ def _mod37_2_sum(code, n):
             return -1
         p = ((p + v) * 2) % 37
     return p
-
-
-def mod37_2_check(code):
-    _bound(code)
-    p = _mod37_2_sum(code, len(code))
-    if p < 0:
-        _values(code, ALNUM)  # raises TagError naming the bad character
-    return MOD37[(38 - p) % 37]
 
 
 def mod37_2_valid(text):
@@ -222,9 +200,9 @@ def canonical(kind, tag):
     """Canonical text of a raw tag value: an RFID UID as upper-case hex, text kinds as the strict
     UTF-8 text without surrounding blanks (scanners append CR/LF). None if the value is empty,
     longer than MAX_TAG, or not valid UTF-8: such a tag can only fail TAG-SYNTAX."""
-    if len(tag) > MAX_TAG or len(tag) == 0:
+    if len(tag) > _MAX_TAG or len(tag) == 0:
         return None
-    if kind == KIND_UID:
+    if kind == _KIND_UID:
         return _hex(tag)
     if not utf8_valid(tag):
         return None
@@ -242,15 +220,11 @@ def fallback_text(kind, tag):
     """A text usable as a state key for any tag, valid or not (never None)."""
     t = canonical(kind, tag)
     if t is None:
-        t = "?" + _hex(tag[:MAX_TAG])
+        t = "?" + _hex(tag[:_MAX_TAG])
     return t
 
 
 # --- tag-format spec (part of a rule set) ------------------------------------------------------
-OK = const(0)
-BAD_SYNTAX = const(1)  # same numbers as reasons.TAG_SYNTAX / TAG_CHECK
-BAD_CHECK = const(2)
-
 class TagFormat:
     """One entry of a rule set's `tag_formats`. Text formats: the value (after removing `strip`)
     is the tag's code: it starts with `prefix`, has `length` characters (int or [min, max])
@@ -283,30 +257,30 @@ class TagFormat:
     def check(self, kind, text, raw):
         """OK, BAD_SYNTAX or BAD_CHECK for a canonical text (`raw` = the tag bytes for UIDs)."""
         if kind not in self.kinds:
-            return BAD_SYNTAX
+            return _BAD_SYNTAX
         if self.uid:
             if len(raw) not in self.uid_lengths or uid_problem(raw) is not None:
-                return BAD_SYNTAX
+                return _BAD_SYNTAX
             if self.manufacturers is not None and len(raw) > 4 and raw[0] not in self.manufacturers:
-                return BAD_SYNTAX
-            return OK
+                return _BAD_SYNTAX
+            return _OK
         code = self.code(text)
         if code is None or not self.min_len <= len(code) <= self.max_len:
-            return BAD_SYNTAX
+            return _BAD_SYNTAX
         if not code.startswith(self.prefix):
-            return BAD_SYNTAX
+            return _BAD_SYNTAX
         a = self.alphabet
         n = len(code) - (1 if self.valid else 0)
         for i in range(n):
             if a.find(code[i]) < 0:
-                return BAD_SYNTAX
+                return _BAD_SYNTAX
         valid = self.valid
         cc = self.check_chars
         if valid is None or cc is None:  # both None for a format without a check character
-            return OK
+            return _OK
         if cc.find(code[n]) < 0:
-            return BAD_SYNTAX
-        return OK if valid(code) else BAD_CHECK
+            return _BAD_SYNTAX
+        return _OK if valid(code) else _BAD_CHECK
 
 
 def identify(formats, kind, tag):
@@ -315,17 +289,17 @@ def identify(formats, kind, tag):
     tag's identity text: the matching format's code, else the canonical or fallback text."""
     text = canonical(kind, tag)
     if text is None:
-        return BAD_SYNTAX, None, fallback_text(kind, tag)
-    if kind == KIND_UID and uid_problem(tag) is not None:
-        return BAD_SYNTAX, None, text
-    best = BAD_SYNTAX
+        return _BAD_SYNTAX, None, fallback_text(kind, tag)
+    if kind == _KIND_UID and uid_problem(tag) is not None:
+        return _BAD_SYNTAX, None, text
+    best = _BAD_SYNTAX
     best_fmt = None
     for f in formats:
         r = f.check(kind, text, tag)
-        if r == OK:
-            return OK, f, text if f.uid else f.code(text)
-        if r == BAD_CHECK and best == BAD_SYNTAX:
-            best = BAD_CHECK
+        if r == _OK:
+            return _OK, f, text if f.uid else f.code(text)
+        if r == _BAD_CHECK and best == _BAD_SYNTAX:
+            best = _BAD_CHECK
             best_fmt = f
     if best_fmt is not None:
         return best, best_fmt, best_fmt.code(text)

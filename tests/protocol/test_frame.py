@@ -9,6 +9,7 @@ import pytest
 from twproto import frame as F
 from twproto.crc import crc16, crc16_table
 from twproto.errors import FrameError, MacError, MessageError, ProtocolError
+from twproto.framehost import sign
 from twproto.mac import DIR_BRIDGE, DIR_STATION, KEY_LEN, MAC_LEN, NONCE_LEN, Mac
 
 KEY = bytes(range(32))
@@ -47,14 +48,14 @@ def test_crc_check_value_and_table_agree():
 def test_mac_is_truncated_hmac_sha256_with_direction_and_nonce():
     m = Mac(KEY)
     data = b"\xa1\x00\x01"
-    assert m.sign(DIR_STATION, None, data) == hmac.digest(KEY, b"S" + data, hashlib.sha256)[:16]
-    assert m.sign(DIR_BRIDGE, NONCE, data) == hmac.digest(KEY, b"B" + NONCE + data,
+    assert sign(m, DIR_STATION, None, data) == hmac.digest(KEY, b"S" + data, hashlib.sha256)[:16]
+    assert sign(m, DIR_BRIDGE, NONCE, data) == hmac.digest(KEY, b"B" + NONCE + data,
                                                           hashlib.sha256)[:16]
     out = bytearray(20)
     m.sign_into(memoryview(out)[2:18], DIR_STATION, None, memoryview(data))
-    assert out[2:18] == m.sign(DIR_STATION, None, data) and out[:2] == b"\0\0"
-    assert m.verify(DIR_STATION, None, data, m.sign(DIR_STATION, None, data))
-    assert not m.verify(DIR_STATION, None, data + b"x", m.sign(DIR_STATION, None, data))
+    assert out[2:18] == sign(m, DIR_STATION, None, data) and out[:2] == b"\0\0"
+    assert m.verify(DIR_STATION, None, data, sign(m, DIR_STATION, None, data))
+    assert not m.verify(DIR_STATION, None, data + b"x", sign(m, DIR_STATION, None, data))
     assert not m.verify(DIR_STATION, None, data, b"short")
     assert not m.verify(DIR_BRIDGE, None, data, bytes(16))
     assert (MAC_LEN, KEY_LEN, NONCE_LEN) == (16, 32, 8)
@@ -65,10 +66,10 @@ def test_mac_rejects_bad_key_nonce_direction():
         Mac(b"short")
     assert e.value.code == "bad_key"
     with pytest.raises(MacError) as e:
-        Mac(KEY).sign(DIR_BRIDGE, None, b"x")
+        sign(Mac(KEY), DIR_BRIDGE, None, b"x")
     assert e.value.code == "bad_nonce"
     with pytest.raises(MacError) as e:
-        Mac(KEY).sign(0x00, None, b"x")
+        sign(Mac(KEY), 0x00, None, b"x")
     assert e.value.code == "bad_direction"
 
 
@@ -76,7 +77,7 @@ def test_encode_layout():
     fr = make()
     assert fr[0] == F.SOF == 0xA1 and fr[1] == 7 and fr[2] == F.T_LIVE
     assert len(fr) == 3 + 7 + 16 + 2 == F.frame_len(F.T_LIVE, 7)
-    assert fr[10:26] == Mac(KEY).sign(DIR_STATION, None, fr[:10])
+    assert fr[10:26] == sign(Mac(KEY), DIR_STATION, None, fr[:10])
     assert int.from_bytes(fr[-2:], "little") == crc16(fr[:-2])
 
 

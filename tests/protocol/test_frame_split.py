@@ -19,7 +19,11 @@ def test_private_copies_match_the_protocol():
     assert F._DIR_STATION == mac.DIR_STATION == 0x53
     assert (F._NEED_MORE, F._FRAME, F._ERROR) == (framehost.NEED_MORE, framehost.FRAME,
                                                    framehost.ERROR) == (0, 1, 2)
-    assert F.BODY == framehost.HEADER == 3
+    assert F.BODY == F._BODY == framehost.HEADER == 3
+    assert F._MAX_BODY == F.MAX_BODY and F._T_NACK == F.T_NACK == 0x12
+    assert (mac._DIR_STATION, mac._DIR_BRIDGE) == (mac.DIR_STATION, mac.DIR_BRIDGE) == (0x53, 0x42)
+    assert (mac._MAC_LEN, mac._KEY_LEN, mac._NONCE_LEN) == (mac.MAC_LEN, mac.KEY_LEN,
+                                                            mac.NONCE_LEN) == (16, 32, 8)
     assert F.MAX_FRAME == 3 + F.MAX_BODY + 16 + 2 == 253
     assert sorted(F._TYPES) == sorted(framehost.TYPE_NAMES)
     assert set(F._FROM_STATION) == {F.T_HELLO, F.T_READING, F.T_NACK, F.T_STATUS, F.T_LIVE,
@@ -39,7 +43,8 @@ def test_link_inlines_the_same_numbers():
 def test_host_names_reach_through_frame_and_are_the_same_objects():
     for name in ("SOF", "HEADER", "TYPE_NAMES", "STATION_TYPES", "BRIDGE_TYPES", "NEED_MORE",
                  "FRAME", "ERROR", "Decoder", "is_known", "is_authenticated", "frame_len",
-                 "frame_type", "frame_mac", "check_direction"):
+                 "frame_type", "frame_mac", "check_direction", "frame_body", "T_READING",
+                 "MAX_BODY", "BODY"):
         assert getattr(F, name) is getattr(framehost, name), name
     assert issubclass(F.Decoder, F.Rx)
     try:
@@ -48,6 +53,9 @@ def test_host_names_reach_through_frame_and_are_the_same_objects():
         pass
     else:
         raise AssertionError("unknown names must still raise AttributeError")
+    for name in ("DIR_STATION", "DIR_BRIDGE", "MAC_LEN", "KEY_LEN", "NONCE_LEN"):
+        assert getattr(mac, name) is getattr(framehost, name), name
+    assert not hasattr(mac, "no_such_name") and not hasattr(mac, "__path__")
 
 
 def test_crc_and_port_choose_one_implementation_each():

@@ -143,7 +143,7 @@ def test_every_verdict_has_a_stable_reason_and_both_languages(spec, step, rid):
     for f in v.findings:
         assert reasons.code_of(f.rule_id) == f.reason and f.severity in (1, 2)
     for lang in ("en", "fr"):
-        assert v.message(lang) and v.hint(lang)
+        assert reasons.message(v.reason, lang) and reasons.hint(v.reason, lang)
     assert (v.verdict == 0) == (v.findings == [])
 
 
@@ -190,3 +190,12 @@ def test_public_api_is_pinned():
         name = row[1].replace("-", "_")
         assert name in reasons.__all__ and getattr(reasons, name) == row[0]
     assert set(RuleState.__dict__) >= {"seen_at_step", "last_seq", "earlier_weight", "provisioned_at"}
+
+
+def test_host_half_reaches_through_rules_and_the_station_state_answers_the_same_methods():
+    from twproto import ruleshost
+
+    assert rules.RuleState is ruleshost.RuleState and rules.__all__ is ruleshost.__all__
+    assert not hasattr(rules, "no_such_name") and not hasattr(rules, "__path__")
+    for name in ("seen_at_step", "last_seq", "earlier_weight", "provisioned_at"):
+        assert callable(getattr(MemoryRuleState, name)), name

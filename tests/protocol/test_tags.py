@@ -139,3 +139,15 @@ def test_example_mine_label_accepts_exactly_valid_checks(serial):
     assert tags.identify(_FORMATS, 3, (" " + good + "\r\n").encode())[2] == good
     for bad in _substitutions(good[-1:], "", CHECK37):
         assert tags.identify(_FORMATS, 3, (code + bad).encode())[0] == tags.BAD_CHECK
+
+
+def test_private_copies_equal_the_public_numbers():
+    from twproto import rules, tagshost
+
+    assert (tags._MAX_TAG, tags._KIND_UID) == (tags.MAX_TAG, tags.KIND_UID) == (64, 0)
+    assert (tags._OK, tags._BAD_SYNTAX, tags._BAD_CHECK) == (tags.OK, tags.BAD_SYNTAX,
+                                                            tags.BAD_CHECK) == (0, 1, 2)
+    assert (rules._TAG_OK, rules._TAG_BAD_CHECK) == (tags.OK, tags.BAD_CHECK)
+    for name in ("MAX_TAG", "KIND_QR", "KIND_BARCODE", "mod37_2_check"):
+        assert getattr(tags, name) is getattr(tagshost, name), name
+    assert not hasattr(tags, "no_such_name") and not hasattr(tags, "__path__")

@@ -235,7 +235,7 @@ def test_clean_reading_is_accepted():
     v = rules.evaluate(rs, reading(), st, now=T0)
     assert v.verdict == reasons.ACCEPT and v.reason == 0 and v.findings == []
     assert v.byte() == 0 and v.tag_key == "SK0010001A" and v.mineral == "SN"
-    assert v.message("fr") == "Accepté"
+    assert reasons.message(v.reason, "fr") == "Accepté"
 
 
 def _only(v, rule_id, severity):
