@@ -87,12 +87,12 @@ class Feedback:
         self.buzzing = buzz
         ms = p[i + 2]
         self._hold = ms == 0
-        self._until = ticks_add(now, ms)
+        self._end = ticks_add(now, ms)
         self._i = i + 3
 
     def tick(self, now_ms=None):
         if self._hold:
             return
         now = ticks_ms() if now_ms is None else now_ms
-        if ticks_diff(now, self._until) >= 0:
+        if ticks_diff(now, self._end) >= 0:
             self._step(now)

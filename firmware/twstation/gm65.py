@@ -41,7 +41,7 @@ def send(sc, kind, addr, data):
     crc = crc_gm65(b, 2, 5)
     b[7] = crc >> 8
     b[8] = crc & 0xFF
-    sc._uart.write(b)
+    sc._io.write(b)
 
 
 def command(sc, kind, addr, data, timeout_ms=500):

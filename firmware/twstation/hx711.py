@@ -80,7 +80,7 @@ class HX711:
         # The chip wakes at gain 128: the first sample is at 128 whatever we ask for next.
         self._discard = 0 if self._pulses == 25 else 1
         if window:
-            self._alive = ticks_ms()
+            self._t0 = ticks_ms()
 
     def set_gain(self, gain):
         pulses = _pulses(gain)
@@ -93,7 +93,7 @@ class HX711:
         return self.powered and not self._dout()
 
     # -- reads ---------------------------------------------------------------------------------
-    def _read_now(self):
+    def _sample(self):
         # DOUT is low: shift one conversion out. Returns signed counts or None (dropped).
         dout = self._dout
         sck = self._sck
@@ -123,7 +123,7 @@ class HX711:
             self.glitches += 1
             self.reset(False)
             return None
-        self._alive = ticks_ms()
+        self._t0 = ticks_ms()
         if raw == _SAT_HI or raw == _SAT_LO:
             self.spikes += 1
             return None
@@ -139,10 +139,10 @@ class HX711:
         if not self.powered:
             return None
         if not self._dout():
-            v = self._read_now()
+            v = self._sample()
             if v is not None:
                 return v
-        if ticks_diff(ticks_ms(), self._alive) > self.stall_ms:
+        if ticks_diff(ticks_ms(), self._t0) > self.stall_ms:
             self.timeouts += 1
             self.reset()  # also restarts the stall window: one report per window
             raise DriverTimeout("hx711: no conversion within stall_ms (DOUT stuck?)")
@@ -156,7 +156,7 @@ class HX711:
         limit = timeout_ms or self.stall_ms
         while True:
             if not self._dout():
-                v = self._read_now()
+                v = self._sample()
                 if v is not None:
                     return v
             if ticks_diff(ticks_ms(), start) > limit:

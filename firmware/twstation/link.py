@@ -41,11 +41,11 @@ class Link:
         self._mac = mac
         self._clock = clock
         self.tx = bytearray(MAX_FRAME)
-        self._dec = Rx()
+        self._rx = Rx()
         self.nonce = bytearray(_NONCE_LEN)
         self.exit_requested = False
         self.nack_due = None  # (type, ref) of the last frame that failed its MAC
-        self._last_rx = clock.ticks_ms()
+        self._t0 = clock.ticks_ms()
         self.bad_mac = 0  # bridge frames refused for their MAC (diagnostics, tests)
 
     def new_nonce(self):
@@ -82,15 +82,15 @@ class Link:
     def poll(self):
         """One non-blocking step. Returns a verified bridge frame (memoryview, valid until the next
         poll) or None. Frames with a bad MAC, CRC or direction are dropped (bad MACs counted)."""
-        dec = self._dec
+        dec = self._rx
         r = dec.poll()
         if r == _NEED_MORE:
             now = self._clock.ticks_ms()
             n = self._s.any()
             if not n:
-                if dec.pending() and ticks_diff(now, self._last_rx) > _IDLE_MS:
+                if dec.pending() and ticks_diff(now, self._t0) > _IDLE_MS:
                     dec.abandon()
-                    self._last_rx = now
+                    self._t0 = now
                 return None
             idle = dec.pending() == 0
             space = dec.space()
@@ -109,7 +109,7 @@ class Link:
                         self.exit_requested = True
                         return None
             dec.commit(got)
-            self._last_rx = now
+            self._t0 = now
             r = dec.poll()
         f = dec.frame
         if r != _FRAME or f is None:  # an error (counted by the decoder) or more bytes needed

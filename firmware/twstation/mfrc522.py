@@ -126,10 +126,10 @@ class MFRC522:
         self._io = bytearray(66)
         self._rx = bytearray(64)
         self._mem = bytearray(_MEM_MAX)
-        self._mem_n = 0  # bytes of tag memory read into _mem (the next READ is page 3 + _mem_n/4)
+        self._n = 0  # bytes of tag memory read into _mem (the next READ is page 3 + _n/4)
         # UID being selected: each cascade level's 4 bytes (CLn) land at _uid_n; a cascade tag
         # 0x88 is then shifted out. Max 10 bytes (3 + 3 + 4).
-        self._uidbuf = bytearray(10)
+        self._buf = bytearray(10)
         self._uid_n = 0
         self._present = b""  # UID of the tag reported and still in the field
         self.uid = b""
@@ -261,7 +261,7 @@ class MFRC522:
         self._spi.write_readinto(mv, mv)
         self._cs.value(1)
         self._rx[:n] = io[1 : n + 1]
-        self._rx_n = -1 if nak else n
+        self._len = -1 if nak else n
         return _OK
 
     # -- the scan state machine ------------------------------------------------------------------
@@ -304,7 +304,7 @@ class MFRC522:
                         self._misses = 0
                         return _GONE
                 return _NONE
-            if r != _OK or self._rx_n != 2:
+            if r != _OK or self._len != 2:
                 return self._fail(_ERR_PROTOCOL)
             self.atqa = self._rx[0] | (self._rx[1] << 8)
             self._uid_n = 0
@@ -316,11 +316,11 @@ class MFRC522:
         if r != _OK:
             return self._fail(_ERR_PROTOCOL)
         rx = self._rx
-        n = self._rx_n
+        n = self._len
         if st == _ST_ANTICOLL:
             if n != 5 or rx[0] ^ rx[1] ^ rx[2] ^ rx[3] != rx[4]:
                 return self._fail(_ERR_PROTOCOL)
-            u = self._uidbuf
+            u = self._buf
             k = self._uid_n
             io[1] = _SEL_CL1 + 2 * (k // 3)  # SELECT with CLn + BCC (cascade level k // 3)
             io[2] = 0x70
@@ -335,7 +335,7 @@ class MFRC522:
             if crc_a(rx, 3):
                 return self._fail(_ERR_CRC)
             sak = rx[0]
-            u = self._uidbuf
+            u = self._buf
             k = self._uid_n
             if sak & 0x04:  # UID not complete: CLn holds the cascade tag 0x88 + 3 UID bytes
                 if u[k] != 0x88 or k >= 6:
@@ -354,7 +354,7 @@ class MFRC522:
             if u[:n] == self._present:
                 return self._done(-1)  # still the tag reported already
             if sak == 0x00:  # Type 2 (Ultralight / NTAG): read CC and the data area
-                self._mem_n = 0
+                self._n = 0
                 io[1] = _READ
                 io[2] = 3
                 return self._start(2, _ST_READ)
@@ -367,10 +367,10 @@ class MFRC522:
         if crc_a(rx, 18):
             return self._fail(_ERR_CRC)
         mem = self._mem
-        have = self._mem_n
+        have = self._n
         mem[have : have + 16] = rx[:16]
         have += 16
-        self._mem_n = have
+        self._n = have
         if mem[0] != 0xE1:  # capability container: NDEF magic number
             return self._done(_KIND_NONE)
         area = 4 + mem[2] * 8  # CC byte 2: data area size / 8, after the 4 CC bytes
@@ -395,7 +395,7 @@ class MFRC522:
             if kind != _KIND_TEXT and kind != _KIND_URI:
                 self.value = None
             self.ndef_kind = kind
-            self.uid = self._present = bytes(self._uidbuf[:n])
+            self.uid = self._present = bytes(self._buf[:n])
             self.tags += 1
             r = _TAG
         io = self._io

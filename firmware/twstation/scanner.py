@@ -41,7 +41,7 @@ class Scanner:
             raise ConfigError("scanner terminator must be 1 or 2 bytes (e.g. CR or CR LF)")
         if not 1 <= max_line <= 256:
             raise ConfigError("scanner max_line must be 1..256")
-        self._uart = uart
+        self._io = uart
         self._term = terminator[-1]
         self._pre = terminator[0] if len(terminator) == 2 else -1
         self.max_line = max_line
@@ -58,7 +58,7 @@ class Scanner:
         self.reply_errors = 0
         self.reply_data = 0
         self._reset_line()
-        self._t_last = ticks_ms()
+        self._t0 = ticks_ms()
 
     def _reset_line(self):
         self._n = 0
@@ -75,16 +75,16 @@ class Scanner:
                 if fresh:
                     return None
                 fresh = True
-                n = self._uart.readinto(self._chunk)
+                n = self._io.readinto(self._chunk)
                 if not n:
-                    stale = ticks_diff(ticks_ms(), self._t_last) > self.line_timeout_ms
+                    stale = ticks_diff(ticks_ms(), self._t0) > self.line_timeout_ms
                     if (self._n or self._rn) and stale:
                         self.garbage += 1  # a partial line nobody terminated
                         self._reset_line()
                     return None
                 self._pos = 0
                 self._end = n
-                self._t_last = ticks_ms()
+                self._t0 = ticks_ms()
             c = self._chunk[self._pos]
             self._pos += 1
             if self._rn:  # collecting a module reply frame
