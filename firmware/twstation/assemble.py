@@ -3,12 +3,27 @@
 # the station loop. Imported by twstation.app's build()/selftest() and forgotten afterwards
 # (twstation.COLD): this code runs once per boot, so it does not stay in the ESP32's heap.
 from twproto.mac import Mac
+from twproto.port import const
 from twstation import config as config_mod
 from twstation import forget
 from twstation.errors import DriverError, StationError
 
 JOURNAL_SEGMENTS = 8
 RECORD = 63  # journal bytes of a typical READING (journal.TYPICAL_RECORD)
+
+# Private copies of station.py's numbers station() needs (tests/protocol/test_bodies_numbers.py
+# checks the protocol's against twproto.messages; _IDLE against station.STATE_NAMES).
+_IDLE = const(0)
+_MAX_FRAME = const(253)
+_T_READING = const(0x10)
+_SF_READER_FAULT = const(0x80)
+_EV_READER_FAULT = const(5)
+_EV_SCANNER_FAULT = const(6)
+_EV_JOURNAL_RECOVERED = const(11)
+_EV_BOOT = const(13)
+_SEV_INFO = const(0)
+_SEV_WARNING = const(1)
+_SEV_ERROR = const(2)
 
 
 def _join(root, name):
@@ -42,7 +57,6 @@ def build_scale(root, cfg, sps=10):
 
 def build_devices(board, cfg):
     from twstation.hx711 import HX711
-    from twstation.station import Devices
 
     dout, sck = board.hx711()
     rate = board.spec["hx711"].get("rate_sps", 10)
@@ -79,7 +93,6 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
     with a one-line message when the flash holds something the station cannot trust."""
     from twstation.journal import Journal
     from twstation.link import Link, UsbStream
-    from twstation.station import Station
 
     cfg = config_mod.load(root)
     mac = Mac(config_mod.load_key(root))  # the key goes into the MAC and nowhere else
@@ -95,7 +108,7 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
                       warn_pct=cfg.journal_warn_pct, segments=JOURNAL_SEGMENTS)
     boot = config_mod.next_boot(root)
     link = Link(stream if stream is not None else UsbStream(), mac, clock, urandom)
-    st = Station(devices, scale, journal, cfg, link, clock=clock, boot=boot, root=root,
+    st = station(devices, scale, journal, cfg, link, clock=clock, boot=boot, root=root,
                  reboot=reboot)
     forget()  # the boot's validation code and this module (twstation.COLD)
     return st
@@ -122,3 +135,134 @@ def selftest(root="/", board=None, clock=None):
         r["jnl"] = "corrupt"
         r["ok"] = False
     return r
+
+
+class Devices:
+    """The hardware the station uses, built from the board (or by the simulator/tests from fake
+    pins wired to models). hx711 is required; rfid/scanner per config 'reader'. station() copies
+    them onto the Station (this class is cold: only assembly and the self-test use it)."""
+
+    def __init__(self, hx711, rfid=None, scanner=None, feedback=None, display=None):
+        self.hx711 = hx711
+        self.rfid = rfid
+        self.scanner = scanner
+        self.feedback = feedback
+        self.display = display
+        self.faults = []  # parts that failed to start ("rfid", "scanner")
+
+
+def station(devices, scale, journal, config, link, clock=None, boot=1, root="/", ruleset=None,
+            reboot=None, rule_capacity=256):
+    """A Station with all its state set (what Station.__init__ did: it runs once per boot, so it
+    lives here, in a module the heap drops after the boot). Without `ruleset` it is loaded from
+    the station's rule-set file (none if missing or invalid: SF_NO_RULESET)."""
+    from twproto import bodies as M
+    from twproto import port
+    from twproto import rules as rules_mod
+    from twstation.station import Station, _u32
+
+    st = Station()
+    # the devices become the station's own attributes (no Devices object stays resident)
+    st.dev = st  # tools and tests read st.dev.feedback / st.dev.rfid
+    st.hx711 = devices.hx711
+    st.rfid = devices.rfid
+    st.scanner = devices.scanner
+    st.feedback = devices.feedback
+    st.display = devices.display
+    st.faults = devices.faults
+    st.scale = scale
+    st.journal = journal
+    st.config = config
+    st.link = link
+    # anything with ticks_ms(): tests pass their clock; by default twproto.port itself
+    st.clock = clock if clock is not None else port
+    st.boot = boot
+    st.root = root
+    st._reboot = reboot
+    if ruleset is None:
+        from twproto.errors import ProtocolError
+        from twproto.ruleset import load_file
+
+        try:
+            ruleset = load_file(st.ruleset_path())
+        except (OSError, ValueError, ProtocolError):  # missing or invalid: SF_NO_RULESET
+            ruleset = None
+        else:
+            ruleset.drop_document()  # ~4 KB the station never reads
+    st.ruleset = ruleset
+    st.rule_state = rules_mod.MemoryRuleState(rule_capacity)
+    now = st.clock.ticks_ms()
+    st._at = [now] * 10  # deadlines and last-seen ticks (_AT_*)
+    st.uptime_ms = 0
+    st.state = _IDLE
+    st.running = True
+    st.maintenance = False
+    st.operator = config.operator
+    # time: synced when the bridge told us (WELCOME with time, or SET_TIME)
+    st._sync_unix = None
+    st._sync_up = 0
+    # binding
+    st._tag = None  # (kind, bytes) held
+    st._tag_loaded = False  # the held tag's bag is (or was) on the platform
+    st._net = 0  # captured stable net weight
+    st._stable_cap = False
+    st._weighed = False  # the load on the platform settled once (a bag was weighed)
+    st._last_tag = None  # last bound tag, for repeat suppression
+    st._conflict = False
+    # reading in progress
+    st._r = M.Reading()
+    st._verdict = None
+    st._cur_seq = 0
+    st._bridge_verdict = None
+    st.last_result = None  # (seq or None, station verdict byte, bridge verdict byte or None)
+    # journal head: sequence and chain survive reboot
+    last_seq, chain = journal.head()
+    st.seq = last_seq
+    st.prev = chain if isinstance(chain, int) else _u32(chain)
+    st.boot_first_seq = last_seq + 1
+    # session and backlog
+    st.session = False
+    st._inflight = []  # seqs sent, not yet acknowledged (oldest first, <= send_window)
+    st._win = 0  # readings in flight allowed: min(config, WELCOME.window)
+    st._skip = []  # seqs the bridge refused this session (NACK bad_mac/malformed/conflict)
+    st._backoff = 0
+    st._last_cmd = 0
+    st._last_res = bytearray(_MAX_FRAME)  # the RESULT frame of _last_cmd (SPEC 9 retries)
+    st._last_res_n = 0
+    st._events = []  # (code, severity, detail, uptime) while no session
+    st._ev_last = {}
+    st._bg = 0
+    st._scan_bad = 0
+    st._live_net = None
+    st._live_flags = 0
+    # the station's own faults, kept as the HELLO/STATUS flag bits they raise:
+    # _SF_SCALE_FAULT (HX711 silent), _SF_READER_FAULT, _SF_ZERO_OUT_OF_RANGE (boot zero)
+    st._sf = 0
+    st._hx_timeouts = 0
+    st._raw = 0
+    st._over = False
+    st._fill_warned = False
+    st._rs_push = None  # (tmp path, expected length, sha256 obj, expected digest, received)
+    st._reboot_at = None
+    st._zero_checked = False
+    # Readings not yet acknowledged are still in the journal: feed them to the rule state so
+    # a duplicate weighed before the reboot is still seen.
+    for fr in journal.pending():
+        if fr[2] != _T_READING:
+            continue
+        try:
+            r = M.reading_frame(fr)
+        except Exception:
+            continue
+        if ruleset is not None:
+            st.rule_state.record(r, rules_mod.evaluate(ruleset, r, None, None))
+    # boot events (queued until the first session)
+    st.event(_EV_BOOT, _SEV_INFO, boot)
+    if "rfid" in devices.faults:
+        st._sf = _SF_READER_FAULT
+        st.event(_EV_READER_FAULT, _SEV_ERROR, 0)
+    if "scanner" in devices.faults:
+        st.event(_EV_SCANNER_FAULT, _SEV_ERROR, 0)
+    if getattr(journal, "recovered", 0):
+        st.event(_EV_JOURNAL_RECOVERED, _SEV_WARNING, journal.recovered)
+    return st

@@ -15,8 +15,9 @@
 #                                   /station.json is replaced atomically
 #   ruleset_begin/chunk/end         chunks in order into a temp file with a running SHA-256; at
 #                                   end the digest must match, the file must load as a rule set,
-#                                   then it is renamed over ruleset.json and swapped in. A bad hash
-#                                   or a bad rule set leaves the old one in force (never half-loaded)
+#                                   then it is renamed over ruleset.json, its compact boot copy
+#                                   ruleset.bin is written and it is swapped in. A bad hash or a
+#                                   bad rule set leaves the old one in force (never half-loaded)
 #   reboot                          RESULT first, reset ~200 ms later
 #   maintenance on/off, set_operator, set_time, self_test (detail = compact JSON), get_status
 import hashlib
@@ -265,6 +266,12 @@ def _rs_end(st, now):
         except OSError:
             _rm(tmp)
             return _RS_FAILED, 0, b"rename failed"
+    # the compact boot copy (RULES.md section 9) made now, from the validated rule set and the
+    # pushed bytes' SHA-256 (p[3], checked above): the next boot then loads it without the JSON
+    # validation. A failed write is ignored (that boot validates and rewrites it).
+    from twproto import rsload
+
+    rsload.save_compact(rs, path[:-5] + ".bin", p[3])
     rs.drop_document()  # the station never reads the parsed document again
     st.ruleset = rs
     rid = rs.id - 0x100000000 if rs.id & 0x80000000 else rs.id  # i32 bit pattern (SPEC 5.9)

@@ -40,6 +40,14 @@ from twproto import rules as rules_mod
 from twstation import FIRMWARE_VERSION, forget
 from twstation.errors import DriverError, StationError
 
+TYPE_CHECKING = const(0)  # true for mypy (it knows this name): Station's attribute declarations
+if TYPE_CHECKING:
+    from typing import Any
+
+    from twproto.rules import MemoryRuleState
+    from twstation.link import Link
+    from twstation.scale import Scale
+
 # The protocol's numbers this module uses: private copies (the compiler inlines them: no dict
 # entry, no interned name) of twproto.frame T_*/BODY/MAX_FRAME and the public numbers in
 # twproto.messages; tests/protocol/test_bodies_numbers.py checks every copy against those.
@@ -139,18 +147,18 @@ _EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
 _ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
 RULESET_FILE = "ruleset.json"
 
-
-class Devices:
-    """The hardware the station uses, built by main.py from the board (or by the simulator from
-    fake pins wired to models). hx711 is required; rfid/scanner per config 'reader'."""
-
-    def __init__(self, hx711, rfid=None, scanner=None, feedback=None, display=None):
-        self.hx711 = hx711
-        self.rfid = rfid
-        self.scanner = scanner
-        self.feedback = feedback
-        self.display = display
-        self.faults = []  # parts that failed to start ("rfid", "scanner")
+# Deadlines and last-seen ticks, one preallocated list self._at indexed by these (one attribute
+# instead of ten: each attribute name is an interned string kept in the heap for good).
+_AT_DEADLINE = const(0)  # the reading state's deadline (bind, ACK wait, feedback)
+_AT_HELLO = const(1)  # next HELLO while no session
+_AT_RESEND = const(2)  # next resend of the oldest unacknowledged READING (or end of back-off)
+_AT_RX = const(3)  # last valid bridge frame
+_AT_LIVE = const(4)  # next LIVE
+_AT_STATUS = const(5)  # next STATUS
+_AT_SAMPLE = const(6)  # last HX711 sample
+_AT_TAG_SEEN = const(7)  # last time the last bound tag was seen (repeat suppression)
+_AT_CONFLICT = const(8)  # last time two tags were seen at once
+_AT_TICKS = const(9)  # ticks of the previous step (uptime)
 
 
 def _u32(b):
@@ -158,116 +166,74 @@ def _u32(b):
 
 
 class Station:
-    def __init__(self, devices, scale, journal, config, link, clock=None, boot=1, root="/",
-                 ruleset=None, reboot=None, rule_capacity=256):
-        from twproto import port
-
-        self.dev = devices
-        self.scale = scale
-        self.journal = journal
-        self.config = config
-        self.link = link
-        # anything with ticks_ms(): tests pass their clock; by default twproto.port itself
-        self.clock = clock if clock is not None else port
-        self.boot = boot
-        self.root = root
-        self._reboot = reboot
-        if ruleset is None:
-            from twproto.errors import ProtocolError
-            from twproto.ruleset import load_file
-
-            try:
-                ruleset = load_file(self.ruleset_path())
-            except (OSError, ValueError, ProtocolError):  # missing or invalid: SF_NO_RULESET
-                ruleset = None
-            else:
-                ruleset.drop_document()  # ~4 KB the station never reads
-        self.ruleset = ruleset
-        self.rule_state = rules_mod.MemoryRuleState(rule_capacity)
-        now = self.clock.ticks_ms()
-        self._last_ticks = now
-        self.uptime_ms = 0
-        self.state = _IDLE
-        self._deadline = now
-        self.running = True
-        self.maintenance = False
-        self.operator = config.operator
-        # time: synced when the bridge told us (WELCOME with time, or SET_TIME)
-        self._sync_unix = None
-        self._sync_up = 0
-        # binding
-        self._tag = None  # (kind, bytes) held
-        self._tag_loaded = False  # the held tag's bag is (or was) on the platform
-        self._net = 0  # captured stable net weight
-        self._stable_cap = False
-        self._weighed = False  # the load on the platform settled once (a bag was weighed)
-        self._last_tag = None  # last bound tag, for repeat suppression
-        self._last_tag_seen = now
-        self._conflict = False
-        self._conflict_seen = now
-        # reading in progress
-        self._r = M.Reading()
-        self._verdict = None
-        self._cur_seq = 0
-        self._bridge_verdict = None
-        self.last_result = None  # (seq or None, station verdict byte, bridge verdict byte or None)
-        # journal head: sequence and chain survive reboot
-        last_seq, chain = journal.head()
-        self.seq = last_seq
-        self.prev = chain if isinstance(chain, int) else _u32(chain)
-        self.boot_first_seq = last_seq + 1
-        # session and backlog
-        self.session = False
-        self._hello_at = now
-        self._inflight = []  # seqs sent, not yet acknowledged (oldest first, <= send_window)
-        self._resend_at = now
-        self._rx_at = now  # last valid bridge frame
-        self._win = 0  # readings in flight allowed: min(config, WELCOME.window)
-        self._skip = []  # seqs the bridge refused this session (NACK bad_mac/malformed/conflict)
-        self._backoff = 0
-        self._last_cmd = 0
-        self._last_res = bytearray(_MAX_FRAME)  # the RESULT frame of _last_cmd (SPEC 9 retries)
-        self._last_res_n = 0
-        self._events = []  # (code, severity, detail, uptime) while no session
-        self._ev_last = {}
-        self._live_at = now
-        self._bg = 0
-        self._scan_bad = 0
-        self._live_net = None
-        self._live_flags = 0
-        self._status_at = now
-        self._sample_at = now
-        # the station's own faults, kept as the HELLO/STATUS flag bits they raise:
-        # _SF_SCALE_FAULT (HX711 silent), _SF_READER_FAULT, _SF_ZERO_OUT_OF_RANGE (boot zero)
-        self._sf = 0
-        self._hx_timeouts = 0
-        self._raw = 0
-        self._over = False
-        self._fill_warned = False
-        self._rs_push = None  # (tmp path, expected length, sha256 obj, expected digest, received)
-        self._reboot_at = None
-        self._zero_checked = False
-        # Readings not yet acknowledged are still in the journal: feed them to the rule state so
-        # a duplicate weighed before the reboot is still seen.
-        for fr in journal.pending():
-            if fr[2] != _T_READING:
-                continue
-            try:
-                r = M.reading_frame(fr)
-            except Exception:
-                continue
-            if ruleset is not None:
-                self.rule_state.record(r, rules_mod.evaluate(ruleset, r, None, None))
-        # boot events (queued until the first session)
-        self.event(_EV_BOOT, _SEV_INFO, boot)
-        if "rfid" in devices.faults:
-            self._sf = _SF_READER_FAULT
-            self.event(_EV_READER_FAULT, _SEV_ERROR, 0)
-        if "scanner" in devices.faults:
-            self.event(_EV_SCANNER_FAULT, _SEV_ERROR, 0)
-        if getattr(journal, "recovered", 0):
-            self.event(_EV_JOURNAL_RECOVERED, _SEV_WARNING, journal.recovered)
-
+    # Built and given its attributes by twstation.assemble.station() (once per boot, code that
+    # then leaves the heap): the devices (hx711, rfid, scanner, feedback, display, faults; dev is
+    # the station itself for tools that read st.dev.feedback), scale, journal, config, link,
+    # clock, rule set and rule state, and the state below; assemble.station comments each one.
+    if TYPE_CHECKING:  # for mypy only: the compiler drops this block (no code, no names)
+        dev: "Station"
+        hx711: Any
+        rfid: Any
+        scanner: Any
+        feedback: Any
+        display: Any
+        faults: list
+        scale: Scale
+        journal: Any
+        config: Any  # twstation.config.Config (its fields are set from a table)
+        link: Link
+        clock: Any
+        boot: int
+        root: str
+        _reboot: Any
+        ruleset: Any
+        rule_state: MemoryRuleState
+        _at: list
+        uptime_ms: int
+        state: int
+        running: bool
+        maintenance: bool
+        operator: int
+        _sync_unix: Any
+        _sync_up: int
+        _tag: Any
+        _tag_loaded: bool
+        _net: int
+        _stable_cap: bool
+        _weighed: bool
+        _last_tag: Any
+        _conflict: bool
+        _r: M.Reading
+        _verdict: Any
+        _cur_seq: int
+        _bridge_verdict: Any
+        last_result: Any
+        last_error: Any
+        seq: int
+        prev: int
+        boot_first_seq: int
+        session: bool
+        _inflight: list
+        _win: int
+        _skip: list
+        _backoff: int
+        _last_cmd: int
+        _last_res: bytearray
+        _last_res_n: int
+        _events: list
+        _ev_last: dict
+        _bg: int
+        _scan_bad: int
+        _live_net: Any
+        _live_flags: int
+        _sf: int
+        _hx_timeouts: int
+        _raw: int
+        _over: bool
+        _fill_warned: bool
+        _rs_push: Any
+        _reboot_at: Any
+        _zero_checked: bool
     # ------------------------------------------------------------------ time
     def unix_time(self):
         """Unix seconds if synced, else None."""
@@ -287,10 +253,10 @@ class Station:
         """One non-blocking step. Returns False when the app should stop (Ctrl-C on an idle line
         or after a REBOOT command when no reboot function was given)."""
         now = self.clock.ticks_ms()
-        d = ticks_diff(now, self._last_ticks)
+        d = ticks_diff(now, self._at[_AT_TICKS])
         if d > 0:
             self.uptime_ms += d
-            self._last_ticks = now
+            self._at[_AT_TICKS] = now
         self._service_link(now)
         if self.link.exit_requested:
             self.running = False
@@ -300,7 +266,7 @@ class Station:
         self._advance(now, tag)
         self._service_session(now)
         self._live(now)
-        fb = self.dev.feedback
+        fb = self.feedback
         if fb is not None:
             bg = _P_IDLE if self.session and not self._inflight else _P_NOT_SYNCED
             if bg != self._bg:
@@ -326,18 +292,18 @@ class Station:
         # its stall window (unplugged, no power). Either way the loop goes on.
         sc = self.scale
         try:
-            raw = self.dev.hx711.poll()
+            raw = self.hx711.poll()
         except DriverError:
             raw = None
             self._hx_stall()
         if raw is not None:
             self._raw = raw
             sc.add_sample(raw)
-            self._sample_at = now
+            self._at[_AT_SAMPLE] = now
             self._sf &= ~_SF_SCALE_FAULT
-        elif not self._sf & _SF_SCALE_FAULT and ticks_diff(now, self._sample_at) > _SAMPLE_MS:
+        elif not self._sf & _SF_SCALE_FAULT and ticks_diff(now, self._at[_AT_SAMPLE]) > _SAMPLE_MS:
             self._hx_stall()
-        if self._sample_at == now:
+        if self._at[_AT_SAMPLE] == now:
             if not self._zero_checked:
                 # Once the empty scale is first stable after boot, compare it with the stored
                 # zero. Never silently re-zero: an out-of-range zero is reported (EVENT, STATUS
@@ -377,7 +343,7 @@ class Station:
     def _poll_tags(self, now):
         """Returns (kind, bytes), or None. Collisions and garbage become events here."""
         got = None
-        rf = self.dev.rfid
+        rf = self.rfid
         if rf is not None:
             # mfrc522.poll(): NONE 0, TAG 1 (uid, ndef_kind, value), MULTIPLE 2, ERROR 3, GONE 4
             res = rf.poll()
@@ -397,7 +363,7 @@ class Station:
             elif res == 3 and rf.error == 4:  # ERR_CHIP: the reader itself failed (SPI, power)
                 self._sf |= _SF_READER_FAULT
                 self.event(_EV_READER_FAULT, _SEV_ERROR, rf.error)
-        sc = self.dev.scanner
+        sc = self.scanner
         if sc is not None and got is None:
             line = sc.poll()
             if line is not None:
@@ -421,17 +387,17 @@ class Station:
                 self.event(_EV_SCANNER_GARBAGE, _SEV_WARNING, bad)
                 self._show(_P_ATTENTION, now)
         if got is None:
-            if self._conflict and ticks_diff(now, self._conflict_seen) > self.config.bind_ms:
+            if self._conflict and ticks_diff(now, self._at[_AT_CONFLICT]) > self.config.bind_ms:
                 self._conflict = False
             return None
         if self._conflict:
-            self._conflict_seen = now
+            self._at[_AT_CONFLICT] = now
             return None
         return got
 
     def _multi(self, now):
         self._conflict = True
-        self._conflict_seen = now
+        self._at[_AT_CONFLICT] = now
         self._tag = None
         self.event(_EV_MULTIPLE_TAGS, _SEV_WARNING, 0)
         self._show(_P_ATTENTION, now)
@@ -444,8 +410,8 @@ class Station:
         cfg = self.config
         if tag is not None and self._last_tag is not None and tag == self._last_tag:
             # a re-read of the tag just weighed (seen continuously since) is no new tag
-            fresh = ticks_diff(now, self._last_tag_seen) < _REPEAT_MS
-            self._last_tag_seen = now
+            fresh = ticks_diff(now, self._at[_AT_TAG_SEEN]) < _REPEAT_MS
+            self._at[_AT_TAG_SEEN] = now
             if fresh:
                 tag = None
         if (self.maintenance or not getattr(self.scale, "calibrated", True)) \
@@ -475,7 +441,7 @@ class Station:
             elif self._stable():
                 self._weighed = True
                 self._net = self.scale.net_g
-                self._deadline = ticks_add(now, cfg.bind_ms)
+                self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
                 self.state = _STABLE
         elif s == _STABLE:
             if tag is not None:
@@ -488,10 +454,10 @@ class Station:
                 self.state = _IDLE
             elif not self._stable():
                 self.state = _WEIGHING  # moved again: the captured weight no longer holds
-            elif ticks_diff(now, self._deadline) >= 0:
+            elif ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 # no tag within the window: keep waiting for one with a fresh window
                 self._net = self.scale.net_g
-                self._deadline = ticks_add(now, cfg.bind_ms)
+                self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
         elif s == _TAG:
             loaded = self._loaded()
             if tag is not None and tag != self._tag:
@@ -508,12 +474,12 @@ class Station:
                 # tag first: its bag has arrived; the binding window runs from now, so a bag
                 # that lands swinging gets the whole window to settle
                 self._tag_loaded = True
-                self._deadline = ticks_add(now, cfg.bind_ms)
+                self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
             elif loaded and self._stable():
                 self._net = self.scale.net_g
                 self._stable_cap = True
                 self.state = _VALIDATE
-            elif ticks_diff(now, self._deadline) >= 0:
+            elif ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 if self._loaded():
                     # load on but never settled: record it unstable (rejected NOT-STABLE)
                     self._net = self.scale.net_g
@@ -536,11 +502,11 @@ class Station:
             self._commit(now)
         elif s == _SEND:
             self._pump(now)
-            self._deadline = ticks_add(now, _ACK_WAIT_MS)
+            self._at[_AT_DEADLINE] = ticks_add(now, _ACK_WAIT_MS)
             self.state = _AWAIT_ACK
         elif s == _AWAIT_ACK:
             bv = self._bridge_verdict
-            if bv is not None or not self.session or ticks_diff(now, self._deadline) >= 0:
+            if bv is not None or not self.session or ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 # feedback: the station's verdict, or the bridge's when it is worse (the bridge
                 # knows the full history)
                 r = self._r
@@ -551,7 +517,7 @@ class Station:
                 self._done(_P_ACCEPTED if v == _ACCEPT else
                            _P_ATTENTION if v == _WARN else _P_REJECTED, now)
         elif s == _FEEDBACK:
-            if ticks_diff(now, self._deadline) >= 0:
+            if ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 self.state = _REMOVE
         elif s == _REMOVE:
             if tag is not None:
@@ -563,7 +529,7 @@ class Station:
     def _hold(self, tag, now):
         self._tag = tag
         self._tag_loaded = self._loaded()  # a bag is already there (weight first) or not yet
-        self._deadline = ticks_add(now, self.config.bind_ms)
+        self._at[_AT_DEADLINE] = ticks_add(now, self.config.bind_ms)
         self.state = _TAG
 
     def _done(self, pattern, now):
@@ -571,9 +537,9 @@ class Station:
         is remembered so that its repeats are ignored."""
         self._show(pattern, now)
         self._last_tag = self._tag
-        self._last_tag_seen = now
+        self._at[_AT_TAG_SEEN] = now
         self._tag = None
-        self._deadline = ticks_add(now, self.config.feedback_ms)
+        self._at[_AT_DEADLINE] = ticks_add(now, self.config.feedback_ms)
         self.state = _FEEDBACK
 
     def _refuse_full(self, now):
@@ -650,7 +616,7 @@ class Station:
         self.state = _SEND
 
     def _show(self, pattern, now):
-        fb = self.dev.feedback
+        fb = self.feedback
         if fb is not None:
             fb.show(pattern, now)
 
@@ -699,7 +665,7 @@ class Station:
                     lk.nack_due = None
                     self._nack(nk[0], nk[1], _NACK_BAD_MAC)
                 return
-            self._rx_at = now
+            self._at[_AT_RX] = now
             try:
                 self._on_frame(f, now)
             except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
@@ -723,7 +689,7 @@ class Station:
             self._skip = []
             self._backoff = 0
             self._inflight = []
-            self._resend_at = now
+            self._at[_AT_RESEND] = now
             q = self._events  # the events queued while there was no session, oldest first
             self._events = []
             for code, sev, detail, up in q:
@@ -742,7 +708,7 @@ class Station:
                     self._bridge_verdict = v
             self._check_fill()
             self._backoff = 0
-            self._resend_at = ticks_add(now, self.config.ack_ms)
+            self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
         elif t == _T_COMMAND:
             self._on_command(M.unpack_command(body), now)
         elif t == _T_NACK:
@@ -753,7 +719,7 @@ class Station:
             elif r == _NACK_STORAGE_UNAVAILABLE or r == _NACK_BUSY:
                 b = self._backoff * 2 if self._backoff else _BACKOFF_MS
                 self._backoff = b if b < _BACKOFF_MAX_MS else _BACKOFF_MAX_MS
-                self._resend_at = ticks_add(now, self._backoff)
+                self._at[_AT_RESEND] = ticks_add(now, self._backoff)
             elif ref_type == _T_READING and r in (_NACK_BAD_MAC, _NACK_MALFORMED,
                                                   _NACK_CONFLICT):
                 # keep it in the journal, stop sending it in this session, say so
@@ -767,29 +733,29 @@ class Station:
     def _service_session(self, now):
         cfg = self.config
         if not self.session:
-            if ticks_diff(now, self._hello_at) >= 0:
+            if ticks_diff(now, self._at[_AT_HELLO]) >= 0:
                 self._send_hello()
-                self._hello_at = ticks_add(now, cfg.hello_ms)
+                self._at[_AT_HELLO] = ticks_add(now, cfg.hello_ms)
             return
-        if ticks_diff(now, self._rx_at) > _SESSION_IDLE_MS:
+        if ticks_diff(now, self._at[_AT_RX]) > _SESSION_IDLE_MS:
             self._lose_session(now)  # the bridge went quiet: start a new session
             return
         if not self._backoff:
             self._pump(now)
-        if self._inflight and ticks_diff(now, self._resend_at) >= 0:
+        if self._inflight and ticks_diff(now, self._at[_AT_RESEND]) >= 0:
             self._backoff = 0
             for seq in self._inflight:  # resend in order, oldest first
                 fr = self.journal.frame(seq)
                 if fr is not None:
                     self.link.send_frame(fr)
-            self._resend_at = ticks_add(now, cfg.ack_ms)
-        if ticks_diff(now, self._status_at) >= 0:
+            self._at[_AT_RESEND] = ticks_add(now, cfg.ack_ms)
+        if ticks_diff(now, self._at[_AT_STATUS]) >= 0:
             self._send_status(now)
 
     def _lose_session(self, now):
         self.session = False
         self._inflight = []
-        self._hello_at = now
+        self._at[_AT_HELLO] = now
 
     def _pump(self, now):
         """Send journaled readings in order while the window has room."""
@@ -804,7 +770,7 @@ class Station:
             if seq in inflight or seq in self._skip:
                 continue
             if not inflight:
-                self._resend_at = ticks_add(now, self.config.ack_ms)
+                self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
             self.link.send_frame(fr)
             inflight.append(seq)
             if len(inflight) >= win:
@@ -848,7 +814,7 @@ class Station:
         lk.send(_T_HELLO, M.pack_fixed(lk.tx, _BODY, _T_HELLO, v))
 
     def _send_status(self, now):
-        self._status_at = ticks_add(now, self.config.status_ms)
+        self._at[_AT_STATUS] = ticks_add(now, self.config.status_ms)
         sc = self.scale
         j = self.journal
         try:
@@ -870,7 +836,7 @@ class Station:
         """LIVE frames at most every live_ms, only when the weight changed by a division or a
         flag changed (a bag that settles without its weight moving must stop showing
         "moving" on the operator page)."""
-        if not self.session or ticks_diff(now, self._live_at) < 0:
+        if not self.session or ticks_diff(now, self._at[_AT_LIVE]) < 0:
             return
         sc = self.scale
         net = sc.net_g
@@ -880,7 +846,7 @@ class Station:
             return
         self._live_net = net
         self._live_flags = flags
-        self._live_at = ticks_add(now, self.config.live_ms)
+        self._at[_AT_LIVE] = ticks_add(now, self.config.live_ms)
         tare = sc.tare_g
         n = M.pack_live(self.link.tx, _BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,
                         tare if 0 <= tare <= 0xFFFF else 0, flags,

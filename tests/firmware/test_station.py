@@ -264,7 +264,7 @@ def test_frames_sent_while_a_reading_is_signed_do_not_corrupt_it(rig):
     for i in range(400):
         if r.st.state in (ST.VALIDATE, ST.SIGN, ST.JOURNAL):
             r.st.event(M.EV_SCANNER_GARBAGE + i % 2, M.SEV_WARNING, i)  # a frame out meanwhile
-            r.st._status_at = r.clock.ticks_ms()  # and a STATUS in the next step
+            r.st._at[S._AT_STATUS] = r.clock.ticks_ms()  # and a STATUS in the next step
         r.clock.advance_ms(5)
         r.st.step()
         r.bridge.pump()
@@ -402,6 +402,32 @@ def test_rule_set_pushed_over_link_survives_reboot(rig):
     assert r.bridge.of(F.T_HELLO)[0].ruleset_id == r.st.ruleset.id
 
 
+def test_pushed_rule_set_gets_its_compact_boot_copy_at_once(rig, monkeypatch):
+    # RULESET_END writes ruleset.bin with the pushed bytes' SHA-256 (RULES.md section 9): the
+    # next boot takes the fast path of ruleset.load_file and never imports the validator.
+    import sys
+
+    from twproto import ruleset as rs_mod
+
+    r = rig()
+    r.connect()
+    data = canon.canonical_bytes(dict(RULESET, version="11"))
+    r.bridge.command(M.OP_MAINTENANCE, on=1)
+    r.bridge.command(M.OP_RULESET_BEGIN, length=len(data), sha256=hashlib.sha256(data).digest())
+    for off in range(0, len(data), 180):
+        r.bridge.command(M.OP_RULESET_CHUNK, offset=off, data=data[off : off + 180])
+        r.run(10)
+    r.bridge.command(M.OP_RULESET_END)
+    r.run(20)
+    assert r.bridge.of(F.T_RESULT)[-1].status == M.RS_OK
+    path = r.st.ruleset_path()
+    with open(path[:-5] + ".bin", "rb") as f:
+        assert f.read(36)[4:] == hashlib.sha256(data).digest()  # made from the pushed bytes
+    monkeypatch.setitem(sys.modules, "twproto.rsload", None)  # importing it now fails
+    got = rs_mod.load_file(path, cache=True)
+    assert got.version == "11" and got.id == r.st.ruleset.id
+
+
 def test_qr_station_with_scanner_leds_and_buzzer_built_from_the_board(rig):
     r = rig(settings={"reader": "qr"}, board=BOARD_QR)
     assert r.st.dev.rfid is None and r.st.dev.scanner is not None
@@ -471,3 +497,15 @@ def test_ctrl_c_inside_partial_frame_is_data_until_line_idles():
     for _ in range(3):
         lk.poll()
     assert lk.exit_requested
+
+
+def test_assemble_state_copy_and_timer_slots(rig):
+    # assemble.station() starts the state machine with its private copy of IDLE; the ten
+    # deadline/last-seen slots of Station._at are distinct indices inside the list
+    from twstation import assemble
+
+    assert S.STATE_NAMES[assemble._IDLE] == "idle"
+    slots = [v for k, v in vars(S).items() if k.startswith("_AT_")]
+    assert sorted(slots) == list(range(10))
+    r = rig()
+    assert len(r.st._at) == 10 and r.st.dev is r.st and r.st.feedback is r.st.dev.feedback

@@ -292,6 +292,7 @@ def _urandom(n):
 class Rig:
     def __init__(self, capacity=16, journal=None, root=None, ruleset=True, bind_ms=3000):
         from twproto import ruleset as ruleset_mod
+        from twstation import assemble
 
         self.clock = Clock()
         self.hx = FakeHX(self.clock)
@@ -305,10 +306,10 @@ class Rig:
                                       "bind_ms": bind_ms})
         self.link = Link(self.stream, Mac(KEY), self.clock, _urandom)
         self.scale = Scale(Calibration(1, OFFSET, 1, CPG, 10, 60000), sps=10)
-        dev = S.Devices(self.hx, rfid=self.reader, scanner=self.scanner, feedback=self.fb)
+        dev = assemble.Devices(self.hx, rfid=self.reader, scanner=self.scanner, feedback=self.fb)
         rs = ruleset_mod.load(RULESET) if ruleset else None
-        self.st = S.Station(dev, self.scale, self.journal, self.cfg, self.link, clock=self.clock,
-                            boot=3, root=self.root, ruleset=rs)
+        self.st = assemble.station(dev, self.scale, self.journal, self.cfg, self.link,
+                                   clock=self.clock, boot=3, root=self.root, ruleset=rs)
         self.bridge = Bridge(self.stream)
 
     def run(self, ms, step=10):

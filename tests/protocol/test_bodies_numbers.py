@@ -13,7 +13,7 @@ from twproto import bodies, frame, messages
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FILES = ["protocol/twproto/bodies.py", "firmware/twstation/station.py",
-         "firmware/twstation/commands.py"]
+         "firmware/twstation/commands.py", "firmware/twstation/assemble.py"]
 # A private constant whose name (without the underscore) starts like this MUST be a copy of a
 # public protocol number: a misspelt copy fails instead of being skipped.
 PREFIXES = ("T_", "F_", "TAG_", "SF_", "WF_", "TS_", "NACK_", "EV_", "SEV_", "OP_", "RS_",
