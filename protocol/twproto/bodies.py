@@ -21,7 +21,6 @@ _T_HELLO = const(0x01)
 _T_WELCOME = const(0x02)
 _T_NACK = const(0x12)
 _T_STATUS = const(0x20)
-_T_EVENT = const(0x22)
 _T_RESULT = const(0x31)
 
 _REJECT = const(2)  # verdicts: ACCEPT 0, WARN 1, REJECT 2
@@ -41,7 +40,8 @@ _NET_MAX = const(0x7FFFFF)
 E_CODES = (1, 2, 5, 10, 20, 50, 100, 200)
 
 # The fixed-layout bodies: type -> (struct format, field names separated by spaces, trailing byte
-# string (name, min, max) or None). READING, LIVE, ACK and COMMAND have layouts of their own below.
+# string (name, min, max) or None). READING, LIVE, ACK and COMMAND have layouts of their own below;
+# EVENT's (the station packs it with pack_event, never unpacks it) is in twproto.messages.
 LAYOUTS = {
     _T_HELLO: ("<IBBBBBIHIIHBHIIB8sI",
                "device_id fw_major fw_minor fw_patch proto_min proto_max ruleset_id "
@@ -52,7 +52,6 @@ LAYOUTS = {
     _T_STATUS: ("<iiiHBBHHHHIIHH",
                 "raw zero_raw counts_per_kg noise_rms rate_hz flags hx711_timeouts spikes "
                 "journal_used journal_capacity free_heap uptime_ms boot cal_id", None),
-    _T_EVENT: ("<BBiI", "code severity detail uptime_ms", None),
     _T_RESULT: ("<HBi", "cmd_id status value", ("detail", 0, _MAX_BODY - 7)),
 }
 
@@ -156,9 +155,6 @@ def check_values(t, v):
     elif t == _T_WELCOME:
         if v[1] > 999:
             raise MessageError("bad_field", "ms")
-    elif t == _T_EVENT:
-        if v[1] > _SEV_CRITICAL:
-            raise MessageError("bad_field", "severity")
 
 
 def pack_fixed(buf, off, t, values, tail=b""):

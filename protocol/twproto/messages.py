@@ -8,7 +8,7 @@ import struct
 from binascii import hexlify, unhexlify
 
 from twproto import bodies as _b
-from twproto.bodies import CMD_ARGS, E_CODES, LAYOUTS, pack_reading  # noqa: F401  (public here)
+from twproto.bodies import CMD_ARGS, E_CODES, pack_reading  # noqa: F401  (public here)
 from twproto.errors import MessageError
 from twproto.frame import (  # noqa: F401  (MAX_BODY: public here too)
     BODY, MAX_BODY, T_ACK, T_COMMAND, T_EVENT, T_HELLO, T_LIVE, T_NACK, T_READING, T_RESULT, T_STATUS,
@@ -307,6 +307,12 @@ def _table(cls):
     return cls
 
 
+# Every fixed layout: the station's (twproto.bodies.LAYOUTS) and EVENT, which the station only
+# packs (bodies.pack_event) and so does not keep in its heap.
+LAYOUTS = dict(_b.LAYOUTS)
+LAYOUTS[T_EVENT] = ("<BBiI", "code severity detail uptime_ms", None)
+
+
 class Hello(_Fixed):
     TYPE = T_HELLO
     DEFAULTS = {"proto_min": 1, "proto_max": 1}
@@ -334,8 +340,19 @@ class Event(_Fixed):
         self.detail = detail
         self.uptime_ms = uptime_ms
 
+    def check(self):
+        if self.severity > SEV_CRITICAL:
+            raise MessageError("bad_field", "severity")
+
     def pack(self, buf, off=BODY):
         return _b.pack_event(buf, off, self.code, self.severity, self.detail, self.uptime_ms)
+
+    @classmethod
+    def unpack(cls, mv):
+        _b.check_size(len(mv), 10, None)
+        m = cls(*struct.unpack_from("<BBiI", mv, 0))
+        m.check()
+        return m
 
 
 class Result(_Fixed):
