@@ -52,12 +52,10 @@ _NACK = const(0x12)
 _MAX_BODY = const(232)
 _EXTRA = const(20)  # record length = LEN + 20 (LEN, TYPE, MAC 16, CRC 2)
 _HDR = const(18)
-_MAGIC = b"TWJ\x01"
 _ACK_MAX = 512  # not const: the power-cut test lowers it to cut the ack-log rewrite too
 _X_MAX = const(32)
 _CHUNK = const(512)
 _TYPICAL = const(63)  # record of a synced READING with a 15-byte tag (64-byte frame)
-_ZERO4 = b"\x00\x00\x00\x00"
 # A segment in RAM is a list [number, size in bytes, records, seq of its last record (the seq
 # before it while empty)]: a list instead of a small class (firmware/MEMORY.md).
 _NO = const(0)
@@ -103,10 +101,6 @@ def _u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
 
-def _p32(v):
-    return bytes((v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, (v >> 24) & 0xFF))
-
-
 def _with_crc(b):
     """b followed by its CRC-16, little-endian (ack log entries, segment headers)."""
     c = crc16(b)
@@ -120,13 +114,15 @@ class Journal:
     nearly_full, capacity (typical READINGs that fit), recovered, discarded, close()."""
 
     # set by twstation.jrecover.open_journal (annotations only: no code on MicroPython)
-    _w: int
-    _x: set
-    _segs: list  # of [number, size, count, last seq] (_NO, _SIZE, _COUNT, _LAST)
-    _cur: "tuple | None"  # (segment index, offset, length, seq) of the oldest pending record
-    _hint: "tuple | None"  # (segment number, offset, seq) of the record pending() saw last
-    _pending: int
-    _total: int
+    # Private attribute names reuse names the app already interns (each distinct name costs
+    # heap once: firmware/MEMORY.md), hence the comments:
+    _w: int  # W: every seq <= W is acknowledged (the ack log's value)
+    _hold: set  # seqs acknowledged out of order, held until W reaches them (at most 32)
+    _s: list  # the segments, oldest first: [number, size, count, last seq] (_NO, _SIZE, ...)
+    _start: "tuple | None"  # (segment index, offset, length, seq) of the oldest pending record
+    _end: "tuple | None"  # (segment number, offset, seq) of the record pending() saw last
+    _n: int  # records pending (not yet acknowledged, out-of-order acks included)
+    _len: int  # bytes in all segments, headers included
     last_seq: int
 
     def __init__(self, path, capacity_bytes, fs=None, warn_pct=80, segments=8):
@@ -137,20 +133,19 @@ class Journal:
         self.capacity_bytes = capacity_bytes
         self.seg_max = capacity_bytes // segments
         if segments < 2 or self.seg_max < _HDR + 255:
-            raise JournalError("journal: capacity too small for " + str(segments) + " segments")
+            raise JournalError("journal: capacity too small for %d segments" % segments)
         self.capacity = (self.seg_max - _HDR) // _TYPICAL * segments
         self.warn_pct = warn_pct
         self.recovered = 0
         self.discarded = 0
         self._f = None  # the newest segment, open for appending once the first append came
         self.chain = bytearray(4)
-        jrecover.open_journal(self)
+        jrecover.open(self)
 
     # -- paths and small files ---------------------------------------------------------------------
 
-    def _segp(self, no):
-        s = str(no)
-        return self.path + "/seg." + "0" * (8 - len(s)) + s
+    def _segp(self, n):
+        return "%s/seg.%08d" % (self.path, n)  # one literal of >= 10 chars: not interned
 
     def _read_at(self, path, off, n):
         f = self.fs.open(path, "rb")
@@ -172,14 +167,6 @@ class Journal:
             f.close()
         fs.rename(tmp, path)
 
-    def _write_acks(self, w):
-        self._write_new(self.path + "/ack", _with_crc(_p32(w)))
-
-    def _new_segment(self, no):
-        self._write_new(self._segp(no),
-                        _with_crc(_MAGIC + _p32(no) + _p32(self.last_seq) + self.chain))
-        self._segs.append([no, _HDR, 0, self.last_seq])
-
     # -- state -------------------------------------------------------------------------------------
 
     def head(self):
@@ -189,20 +176,21 @@ class Journal:
 
     def backlog(self):
         """Readings not yet acknowledged."""
-        return self._pending - len(self._x)
+        return self._n - len(self._hold)
 
     def fill_pct(self):
-        return self._total * 100 // self.capacity_bytes
+        return self._len * 100 // self.capacity_bytes
 
-    def _fits(self, n):
-        if self._segs[-1][_SIZE] + n > self.seg_max:
+    def _over(self, n):
+        """n more bytes (plus a segment header if they start a new segment) would not fit."""
+        if self._s[-1][_SIZE] + n > self.seg_max:
             n += _HDR
-        return self._total + n <= self.capacity_bytes
+        return self._len + n > self.capacity_bytes
 
     @property
     def full(self):
         """No room for one more typical READING: the station refuses new readings."""
-        return not self._fits(_TYPICAL)
+        return self._over(_TYPICAL)
 
     @property
     def nearly_full(self):
@@ -232,14 +220,20 @@ class Journal:
         if seq <= self.last_seq:
             raise JournalError("journal: seq " + str(seq) + " not above " + str(self.last_seq))
         rl = n - 1
-        if not self._fits(rl):
+        if self._over(rl):
             raise JournalFull("journal full: " + str(self.backlog()) + " readings not sent")
-        seg = self._segs[-1]
+        seg = self._s[-1]
         if seg[_SIZE] + rl > self.seg_max:
             self.close()
-            self._new_segment(seg[_NO] + 1)
-            self._total += _HDR
-            seg = self._segs[-1]
+            # a new segment, created complete: header = magic, number, seq and chain head
+            # before it, CRC-16 (jrecover.open writes the first one the same way)
+            no = seg[_NO] + 1
+            self._write_new(self._segp(no), _with_crc(
+                b"TWJ\x01" + no.to_bytes(4, "little") + self.last_seq.to_bytes(4, "little")
+                + self.chain))
+            seg = [no, _HDR, 0, self.last_seq]
+            self._s.append(seg)
+            self._len += _HDR
         fs = self.fs
         f = self._f
         try:
@@ -258,13 +252,13 @@ class Journal:
 
             jrecover.truncate(self, self._segp(seg[_NO]), seg[_SIZE])
             raise JournalError("journal: write failed")
-        if self._cur is None:
-            self._cur = (len(self._segs) - 1, seg[_SIZE], rl, seq)
+        if self._start is None:
+            self._start = (len(self._s) - 1, seg[_SIZE], rl, seq)
         seg[_SIZE] += rl
-        self._total += rl
+        self._len += rl
         seg[_COUNT] += 1
         seg[_LAST] = seq
-        self._pending += 1
+        self._n += 1
         self.last_seq = seq
         c = self.chain
         for i in range(4):
@@ -272,19 +266,19 @@ class Journal:
 
     # -- reading back ------------------------------------------------------------------------------
 
-    def pending(self, after=0):
-        """Unacknowledged frames (SOF + record bytes) in order, oldest first, seq > after.
+    def pending(self, n=0):
+        """Unacknowledged frames (SOF + record bytes) in order, oldest first, seq > n.
         Reads the flash in small batches and holds no file open between yields. Sending in
-        order with pending(after=last seq sent) costs one small read per call: the position of
+        order with pending(last seq sent) costs one small read per call: the position of
         the last record visited is remembered."""
-        cur = self._cur
+        cur = self._start
         if cur is None:
             return
         idx = cur[0]
         off = cur[1]
-        segs = list(self._segs)  # acks during the iteration may compact the list
-        h = self._hint
-        if h is not None and cur[3] <= h[2] <= after:
+        segs = list(self._s)  # acks during the iteration may compact the list
+        h = self._end
+        if h is not None and cur[3] <= h[2] <= n:
             for i in range(idx, len(segs)):
                 if segs[i][_NO] == h[0]:
                     idx = i
@@ -301,12 +295,12 @@ class Journal:
                     return  # compacted away meanwhile: everything in it was acknowledged
                 pos = 0
                 while pos < len(b) and pos + b[pos] + _EXTRA <= len(b):
-                    n = b[pos] + _EXTRA
+                    k = b[pos] + _EXTRA
                     seq = _u32(b, pos + 2)
-                    self._hint = (s[_NO], off + pos, seq)
-                    if seq > after and seq > self._w and seq not in self._x:
-                        yield b"\xa1" + b[pos : pos + n]
-                    pos += n
+                    self._end = (s[_NO], off + pos, seq)
+                    if seq > n and seq > self._w and seq not in self._hold:
+                        yield b"\xa1" + b[pos : pos + k]
+                    pos += k
                 if pos == 0:  # a record longer than what was read cannot happen: stop safely
                     return
                 off += pos
@@ -323,22 +317,22 @@ class Journal:
 
     def ack(self, seq):
         """The bridge has this reading on disk. Returns True if it was pending."""
-        cur = self._cur
-        if cur is None or seq <= self._w or seq > self.last_seq or seq in self._x:
+        cur = self._start
+        if cur is None or seq <= self._w or seq > self.last_seq or seq in self._hold:
             return False
         if seq != cur[3]:
-            if len(self._x) < _X_MAX:
-                self._x.add(seq)
+            if len(self._hold) < _X_MAX:
+                self._hold.add(seq)
             return True
         w = seq
-        self._pending -= 1
+        self._n -= 1
         cur = self._next(cur)
-        while cur is not None and cur[3] in self._x:
-            self._x.remove(cur[3])
+        while cur is not None and cur[3] in self._hold:
+            self._hold.remove(cur[3])
             w = cur[3]
-            self._pending -= 1
+            self._n -= 1
             cur = self._next(cur)
-        self._cur = cur
+        self._start = cur
         # persist the new low-water mark W: one 6-byte append to the ack log, or a rewrite
         # (temp + rename) once the log has grown to _ACK_MAX
         self._w = w
@@ -348,22 +342,23 @@ class Journal:
             size = fs.size(p)
         except OSError:
             size = _ACK_MAX
+        b = _with_crc(w.to_bytes(4, "little"))
         if size >= _ACK_MAX:
-            self._write_acks(w)
+            self._write_new(p, b)
         else:
             f = fs.open(p, "ab")
             try:
-                f.write(_with_crc(_p32(w)))
+                f.write(b)
                 fs.sync(f)
             finally:
                 f.close()
         self._compact()
         return True
 
-    def _next(self, cur):
-        idx, off, n, _ = cur
+    def _next(self, v):
+        idx, off, n, _ = v
         off += n
-        segs = self._segs
+        segs = self._s
         while idx < len(segs):
             s = segs[idx]
             if off < s[_SIZE]:
@@ -375,12 +370,12 @@ class Journal:
 
     def _compact(self):
         """Delete every segment but the newest whose records are all acknowledged."""
-        segs = self._segs
+        segs = self._s
         while len(segs) > 1 and (segs[0][_COUNT] == 0 or segs[0][_LAST] <= self._w):
             s = segs[0]
             self.fs.remove(self._segp(s[_NO]))
-            self._total -= s[_SIZE]
+            self._len -= s[_SIZE]
             segs.pop(0)
-            if self._cur is not None:
-                c = self._cur
-                self._cur = (c[0] - 1, c[1], c[2], c[3])
+            if self._start is not None:
+                c = self._start
+                self._start = (c[0] - 1, c[1], c[2], c[3])

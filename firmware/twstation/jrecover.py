@@ -20,7 +20,7 @@ _COUNT = const(2)
 _LAST = const(3)
 
 
-def open_journal(j):
+def open(j):  # noqa: A001 (jrecover.open(journal); the builtin open is not used here)
     """Journal.__init__'s second half: list, recover, rebuild the in-RAM index."""
     fs = j.fs
     try:
@@ -36,22 +36,25 @@ def open_journal(j):
             nos.append(int(name[4:]))
     nos.sort()
     j._w = _load_acks(j, "ack" in names)
-    j._x = set()
-    j._segs = []
-    j._cur = None  # (segment index, offset, length, seq) of the oldest pending record
-    j._hint = None  # (segment number, offset, seq) of the record pending() saw last
-    j._pending = 0
+    j._hold = set()
+    j._s = []
+    j._start = None  # the attributes are described in Journal's class body
+    j._end = None
+    j._n = 0
     j.last_seq = 0
-    j.chain[0:4] = J._ZERO4
+    j.chain[0:4] = bytes(4)
     for i in range(len(nos)):
         _scan(j, nos[i], i == len(nos) - 1)
-    if not j._segs:
+    if not j._s:
         if j._w:
             raise J.JournalCorrupt("journal: acknowledged readings but no segment")
-        j._new_segment(1)
-    j._total = 0
-    for s in j._segs:
-        j._total += s[_SIZE]
+        # the first segment, written as Journal.append writes the next ones
+        j._write_new(j._segp(1), J._with_crc(
+            b"TWJ\x01" + (1).to_bytes(4, "little") + bytes(4) + j.chain))
+        j._s.append([1, _HDR, 0, 0])
+    j._len = 0
+    for s in j._s:
+        j._len += s[_SIZE]
     j._compact()
 
 
@@ -74,30 +77,30 @@ def _load_acks(j, exists):
         else:
             clean = False
     if not clean:  # a torn entry: rewrite so later appends stay aligned
-        j._write_acks(w)
+        j._write_new(j.path + "/ack", J._with_crc(w.to_bytes(4, "little")))
     return w
 
 
-def _scan(j, no, newest):
-    p = j._segp(no)
+def _scan(j, v, newest):  # v: the segment's number
+    p = j._segp(v)
     size = j.fs.size(p)
     f = j.fs.open(p, "rb")
     try:
         h = f.read(_HDR)
-        if (len(h) != _HDR or h[0:4] != J._MAGIC or J._u32(h, 4) != no
+        if (len(h) != _HDR or h[0:4] != b"TWJ\x01" or J._u32(h, 4) != v
                 or crc16(h, 0, 16) != h[16] | (h[17] << 8)):
             raise J.JournalCorrupt("journal: " + p + ": bad segment header")
         prev = J._u32(h, 8)
-        if j._segs:
+        if j._s:
             if prev != j.last_seq:
                 raise J.JournalCorrupt("journal: " + p + ": does not follow seq "
                                        + str(j.last_seq))
         else:
             j.last_seq = prev
             j.chain[0:4] = h[12:16]
-        seg = [no, _HDR, 0, prev]
+        seg = [v, _HDR, 0, prev]
         tab = TABLE
-        idx = len(j._segs)
+        idx = len(j._s)
         buf = b""
         off = _HDR  # file offset of buf[0]
         pos = 0
@@ -140,9 +143,9 @@ def _scan(j, no, newest):
             m = pos + n - 18  # first 4 bytes of the MAC
             j.chain[0:4] = buf[m : m + 4]
             if seq > j._w:
-                j._pending += 1
-                if j._cur is None:
-                    j._cur = (idx, off + pos, n, seq)
+                j._n += 1
+                if j._start is None:
+                    j._start = (idx, off + pos, n, seq)
             pos += n
         seg[_SIZE] = off + pos
     finally:
@@ -156,7 +159,7 @@ def _scan(j, no, newest):
         truncate(j, p, seg[_SIZE])
         j.recovered += size - seg[_SIZE]
         j.discarded += 1
-    j._segs.append(seg)
+    j._s.append(seg)
 
 
 def truncate(j, path, n):
