@@ -128,18 +128,21 @@ class Scale:
         # per-rate tuning, in samples: (prefilter k, motion window m, hold h, band in tenths of
         # e), measured with bench/settle.py on the modelled cell (see the header); other rates
         # fall back to 200 ms / 80 ms / 1 e without a prefilter
+        # and (80 SPS only) the shape test and the slow-swing hold, 200 ms
         if sps == 80:
-            t = (8, 10, 4, 5)
+            t = (4, 12, 0, 7, 16)
         elif sps == 10:
-            t = (1, 3, 1, 10)
+            t = (1, 3, 1, 10, 0)
         else:
-            t = (1, _samples(200, sps, 3), _samples(80, sps, 0), 10)
+            t = (1, _samples(200, sps, 3), _samples(80, sps, 0), 10, 0)
         k = t[0] if pre_ms is None else _samples(pre_ms, sps, 1)
         m = t[1] if motion_ms is None else _samples(motion_ms, sps, 3)
         self._k_pre = k
         self._m = m
         self._h = t[2] if hold_ms is None else _samples(hold_ms, sps, 0)
         self._hmax = _samples(hold_max_ms, sps, self._h)
+        self._hslow = t[4]  # 0: no shape test and no slow-swing detector
+        self._n3 = m // 3  # the shape test's first and last thirds of the window (samples)
         n = _samples(avg_ms, sps, m)
         if n <= k:
             n = k + 1  # the prefilter reads the sample k back from the ring
@@ -171,6 +174,10 @@ class Scale:
             # of a 100 kg 2 mV/V cell so that cal_zero/cal_span can see a stable load
             ec = cal.e_g * _NOMINAL_COUNTS_PER_G
         self._band = (ec * self._band_e10 + 5) // 10 * self._k_pre  # in prefilter sums
+        # the shape test's threshold: 0.05 e between the means of a third and the middle, in
+        # prefilter sums times the thirds' lengths (see _turning)
+        n3 = self._n3
+        self._bend = ec * self._k_pre * n3 * (self._m - 2 * n3) // 20
         self._drift = ec >> 1  # the drift guard's limit: half a division
         self._sgn = 1 if (cal.num > 0) == (cal.den > 0) else -1
         cap_c = cal.capacity_g * ec // cal.e_g
@@ -196,6 +203,14 @@ class Scale:
         self._wsum = 0  # sum of the motion window
         self._quiet = 0  # consecutive quiet windows
         self._hold = self._h  # quiet windows needed for stable (grows while a slow swing lasts)
+        # the slow-swing detector: turning points of the prefiltered signal (hysteresis 1 band)
+        self._dir = 0  # +1 rising, -1 falling, 0 not started
+        self._ext = 0  # the extreme since the last turning point
+        self._last = 0  # the last turning point
+        self._amp = 1 << 29  # the swing between the last two turning points
+        self._age = 0  # samples since the last turning point
+        self._pper = 0  # samples between the last two turning points
+        self._slow = False  # the last swing decayed by less than half: a lightly damped swing
         self._track = 0  # consecutive samples eligible for zero tracking
         self.motion = True
         self.stable = False
@@ -253,6 +268,8 @@ class Scale:
                 self.motion = True
                 self.stable = False
                 return
+        if self._hslow:
+            self._swing(fs)
         # peak-to-peak and sum of the m prefilter sums in the motion window (order is irrelevant)
         lo = hi = fs
         ws = 0
@@ -264,10 +281,13 @@ class Scale:
                 hi = v
         self._wsum = ws
         pp = hi - lo
-        if pp > self._band:
+        turn = False
+        if pp <= self._band and self._hslow and not self.stable:
+            turn = self._turning(fr, fi, m, ws)
+        if pp > self._band or turn:
             if pp > self._band << 3:
                 self._hold = self._h  # a new load: start fast again
-            elif self._quiet:
+            elif self._quiet and not turn:
                 # quiet, then moving again: a slow swing turning around. Wait longer next time.
                 h = self._hold * 2 + 1
                 self._hold = h if h < self._hmax else self._hmax
@@ -301,12 +321,74 @@ class Scale:
         load = (mean - self.zero_counts) * self._sgn
         self.overload = load > self._over
         self.underload = load < self._under
-        st = (not self.motion) and self._quiet > self._hold
+        h = self._hold
+        if self._slow and h < self._hslow:
+            h = self._hslow
+        st = (not self.motion) and self._quiet > h
         self.stable = st
         if st and self.tare_g == 0:
             self._zero_track(load)
         else:
             self._track = 0
+
+    def _turning(self, fr, fi, m, ws):
+        # The shape test: is the quiet window a turning point? Its first and last thirds are
+        # then on the same side of its middle third; at an arrival (a load coming to rest,
+        # monotonic) they are on opposite sides. Means compared as sums times the other part's
+        # length (integers).
+        n3 = self._n3
+        a = b = 0
+        j = fi  # the oldest prefilter sum
+        for q in range(m - n3):
+            if q < n3:
+                a += fr[j]
+            else:
+                b += fr[j]
+            j += 1
+            if j == m:
+                j = 0
+        c = ws - a - b
+        n2 = m - 2 * n3
+        d1 = a * n2 - b * n3
+        d3 = c * n2 - b * n3
+        t = self._bend
+        return (d1 > t and d3 > t) or (d1 < -t and d3 < -t)
+
+    def _swing(self, fs):
+        # Turning points of the prefiltered signal, confirmed once it has come back by more than
+        # a band. A swing at least 10 samples long (under 4 Hz) that decayed by less than half
+        # since the previous one marks a lightly damped, slowly swinging load: the hold is then
+        # at least _hslow. A bag that rocks and stops (damping >= 0.3) decays by more than half
+        # per swing; a new load's landing is a swing far larger than the next.
+        age = self._age + 1
+        if age < 30000:
+            self._age = age
+        d = self._dir
+        ext = self._ext
+        if d > 0 or d == 0:
+            if fs > ext or d == 0:
+                self._ext = fs
+                self._dir = 1
+                return
+            if ext - fs <= self._band:
+                return
+        else:
+            if fs < ext:
+                self._ext = fs
+                return
+            if fs - ext <= self._band:
+                return
+        amp = ext - self._last
+        if amp < 0:
+            amp = -amp
+        if age >= 10:
+            self._slow = self._pper >= 10 and 2 * amp > self._amp
+        self._amp = amp
+        self._pper = age
+        self._age = 0
+        self._last = ext
+        self._ext = fs
+        self._dir = -d
 
     def _restart(self):
         # the average restarts from the newest r samples: the prefilter's k when there is one

@@ -63,9 +63,9 @@ def test_step_settles_and_rounds_to_e():
         if sc.stable:
             break
         assert n < 80
-    # 80 SPS: 8-sample prefilter, 10-sample window, quiet for more than the hold of 4:
-    # stable after 8 + 10 - 1 + 4 samples
-    assert n == 21, n
+    # 80 SPS: 4-sample prefilter, 12-sample window, no hold for a step (an arrival, not a
+    # turning point): stable after 4 + 12 - 1 samples
+    assert n == 15, n
     assert sc.gross_g == 25000 and sc.net_g == 25000
     assert sc.gross_g % 10 == 0
     assert not sc.center_zero
@@ -73,8 +73,8 @@ def test_step_settles_and_rounds_to_e():
 
 
 def test_prefilter_lets_a_quiet_load_through_a_tight_band():
-    # 80 SPS: the band is 0.5 e on 8-sample means. Noise of +-0.47 e per sample (uniform) puts
-    # the raw p-p over 10 samples near 1 e, twice the band, but the prefilter cuts it below the
+    # 80 SPS: the band is 0.7 e on 4-sample means. Noise of +-0.47 e per sample (uniform) puts
+    # the raw p-p over 12 samples near 1 e, over the band, but the prefilter cuts it below the
     # band: the load is found stable. The 10 SPS engine (no prefilter, 1 e band on single
     # samples) keeps its 4-sample settle.
     sc = S.Scale(_cal(), sps=80)
