@@ -405,6 +405,22 @@ def load(src):
     return rs
 
 
+def load_file(data, path, src):
+    """load(data), and with `src` (the SHA-256 of the JSON file's bytes `data`) the compact copy
+    saved to `path` (save_compact): twproto.ruleset.load_file's slow path."""
+    rs = load(data)
+    if src is not None:
+        save_compact(rs, path, src)
+    return rs
+
+
+def canonical(rs):
+    """RuleSet.canonical(): the canonical JSON text of rs.doc (RuleSetError after drop_document())."""
+    if rs.doc is None:
+        raise RuleSetError("no_document", "dropped by drop_document()")
+    return canon.dumps(rs.doc)
+
+
 def _sha256(text):
     import hashlib
 

@@ -9,14 +9,50 @@
 import hashlib
 from array import array
 
-from twproto import reasons as R
 from twproto.port import const
+from twproto.reasons import VERDICT_NAMES, pack_verdict, rule_id
+from twproto.ruleset import KINDS
 from twproto.tags import identify
 
 # tags.identify's results, as private copies (inlined; tests/protocol/test_tags.py checks them)
 _TAG_OK = const(0)
 _TAG_BAD_CHECK = const(2)
 
+# Reason codes (reasons.X) and rule kinds (index in ruleset.KINDS: evaluate() compares numbers,
+# not strings), as private copies: inlined, no names or strings kept on the station.
+# tests/protocol/test_rules.py checks them against reasons and ruleset.KINDS.
+_REJECT = const(2)
+_TAG_SYNTAX = const(1)
+_TAG_CHECK = const(2)
+_TAG_SITE = const(3)
+_WEIGHT_RANGE = const(4)
+_NOT_STABLE = const(5)
+_OUT_OF_RANGE = const(6)
+_DUPLICATE_STEP = const(7)
+_TIME_FUTURE = const(8)
+_TIME_BEFORE_PROVISIONING = const(9)
+_TIME_NOT_SYNCED = const(10)
+_SEQ_GAP = const(11)
+_OPERATOR = const(12)
+_MASS_BALANCE = const(13)
+_STEP_UNKNOWN = const(14)
+_RULESET_MISMATCH = const(15)
+_TAG_STEP = const(16)
+
+_K_TAG_SYNTAX = const(0)
+_K_TAG_SITE = const(1)
+_K_WEIGHT_RANGE = const(2)
+_K_NOT_STABLE = const(3)
+_K_OUT_OF_RANGE = const(4)
+_K_DUPLICATE_STEP = const(5)
+_K_TIME_FUTURE = const(6)
+_K_TIME_BEFORE_PROVISIONING = const(7)
+_K_TIME_NOT_SYNCED = const(8)
+_K_SEQ_GAP = const(9)
+_K_OPERATOR = const(10)
+_K_MASS_BALANCE = const(11)
+_K_STEP_UNKNOWN = const(12)
+_K_RULESET_MISMATCH = const(13)
 
 
 def __getattr__(name):
@@ -36,13 +72,13 @@ class Finding:
 
     def __init__(self, reason, severity, entry, detail=None):
         self.reason = reason
-        self.rule_id = R.rule_id(reason)
+        self.rule_id = rule_id(reason)
         self.severity = severity
         self.entry = entry
         self.detail = detail
 
     def __repr__(self):
-        return "Finding(" + self.rule_id + ", " + R.VERDICT_NAMES[self.severity] + ", " + repr(self.detail) + ")"
+        return "Finding(%s, %s, %r)" % (self.rule_id, VERDICT_NAMES[self.severity], self.detail)
 
 
 class Verdict:
@@ -60,7 +96,7 @@ class Verdict:
                 reason = f.reason
         self.verdict = v
         self.reason = reason
-        self.rule_id = R.rule_id(reason)
+        self.rule_id = rule_id(reason)
         self.findings = findings
         self.tag_key = tag_key
         self.mineral = mineral
@@ -68,48 +104,53 @@ class Verdict:
 
     def byte(self):
         """The READING verdict byte: bits 0-1 verdict, bits 2-7 reason."""
-        return R.pack_verdict(self.verdict, self.reason)
+        return pack_verdict(self.verdict, self.reason)
 
     def __repr__(self):
-        return "Verdict(" + R.VERDICT_NAMES[self.verdict] + ", " + self.rule_id + ", " + repr(self.findings) + ")"
+        return "Verdict(%s, %s, %r)" % (VERDICT_NAMES[self.verdict], self.rule_id, self.findings)
 
 
 class MemoryRuleState:
-    """The station's bounded state (answers as twproto.rules.RuleState's methods): a ring of the last `capacity` recorded (tag, step, net) entries
-    (13 bytes of data each, preallocated arrays) plus the last sequence number. When the ring is full the oldest
-    entry is overwritten and forgotten: a duplicate or a weight gain involving an evicted entry
-    is no longer seen by the station, so it may accept what the bridge (which queries the full
-    database with the same rules) will flag. The bridge's verdict is authoritative."""
+    """The station's bounded state (answers as twproto.rules.RuleState's methods): a ring of the
+    last `capacity` recorded (tag, step, net) entries (12 bytes of data each, preallocated
+    arrays) plus the last sequence number. When the ring is full the oldest entry is overwritten
+    and forgotten: a duplicate or a weight gain involving an evicted entry is no longer seen by
+    the station, so it may accept what the bridge (which queries the full database with the same
+    rules) will flag. The bridge's verdict is authoritative."""
 
+    # Private attribute names reuse names the station already interns (each distinct name costs
+    # heap): _h the tag hashes (two 30-bit halves per entry, at 2i and 2i+1), _w step and net
+    # per entry (net << 4 | step: net is a signed 24-bit number of grams on the wire, so it fits
+    # the 32-bit slot), _n entries used, _next the slot written next (the oldest once full),
+    # _last the last sequence number, _at provisioned_at, _tag/_r the tag hashed last and its
+    # two halves (see _digest).
     def __init__(self, capacity=256, provisioned_at=None):
         if capacity < 1:
             raise ValueError("capacity >= 1")
         self.capacity = capacity
-        self._a = array("i", bytes(4 * capacity))
-        self._b = array("i", bytes(4 * capacity))
+        self._h = array("i", bytes(8 * capacity))
         self._w = array("i", bytes(4 * capacity))
-        self._s = bytearray(capacity)
-        self._n = 0  # entries used
-        self._next = 0  # slot written next (the oldest once full)
-        self._last_seq = None
-        self._prov = provisioned_at
-        self._hkey = None
-        self._hab = (0, 0)
+        self._n = 0
+        self._next = 0
+        self._last = None
+        self._at = provisioned_at
+        self._tag = None
+        self._r = (0, 0)
 
-    def record(self, reading, verdict):
-        """Feed a reading that was committed to the journal with its Verdict. The sequence number
-        always counts; tag, step and weight are remembered only if the verdict is not reject."""
-        s = reading.seq
-        if self._last_seq is None or s > self._last_seq:
-            self._last_seq = s
-        if verdict.verdict == R.REJECT:
+    def record(self, msg, verdict):
+        """Feed a reading (`msg`) that was committed to the journal with its Verdict. The sequence
+        number always counts; tag, step and weight are remembered only if the verdict is not
+        reject."""
+        s = msg.seq
+        if self._last is None or s > self._last:
+            self._last = s
+        if verdict.verdict == _REJECT:
             return
-        a, b = self._hash(verdict.tag_key)
+        a, b = self._digest(verdict.tag_key)
         i = self._next
-        self._a[i] = a
-        self._b[i] = b
-        self._s[i] = reading.step & 15
-        self._w[i] = reading.net_g
+        self._h[2 * i] = a
+        self._h[2 * i + 1] = b
+        self._w[i] = (msg.net_g << 4) | (msg.step & 15)
         self._next = (i + 1) % self.capacity
         if self._n < self.capacity:
             self._n += 1
@@ -117,137 +158,140 @@ class MemoryRuleState:
     def __len__(self):
         return self._n
 
-    def _hash(self, tag_key):
+    def _digest(self, tag_key):
         # evaluate() asks about the same tag several times per reading: hash it once.
         # Two 30-bit halves of SHA-256(tag_key): small ints on MicroPython (no long-int
         # allocation), and a false match needs a 60-bit collision.
-        if tag_key != self._hkey:
-            self._hkey = tag_key
+        if tag_key != self._tag:
+            self._tag = tag_key
             d = hashlib.sha256(tag_key.encode("utf-8")).digest()
-            self._hab = ((d[0] << 22) | (d[1] << 14) | (d[2] << 6) | (d[3] >> 2),
-                         (d[4] << 22) | (d[5] << 14) | (d[6] << 6) | (d[7] >> 2))
-        return self._hab
+            self._r = ((d[0] << 22) | (d[1] << 14) | (d[2] << 6) | (d[3] >> 2),
+                       (d[4] << 22) | (d[5] << 14) | (d[6] << 6) | (d[7] >> 2))
+        return self._r
 
     def seen_at_step(self, tag_key, step):
-        a, b = self._hash(tag_key)
+        a, b = self._digest(tag_key)
+        h = self._h
         for i in range(self._n):
-            if self._a[i] == a and self._b[i] == b and self._s[i] == step:
+            if h[2 * i] == a and h[2 * i + 1] == b and (self._w[i] & 15) == step:
                 return True
         return False
 
     def last_seq(self):
-        return self._last_seq
+        return self._last
 
     def earlier_weight(self, tag_key, step):
-        a, b = self._hash(tag_key)
+        a, b = self._digest(tag_key)
+        h = self._h
         best = -1
         w = None
         n = self._n
         start = self._next if n == self.capacity else 0
         for k in range(n):  # oldest to newest: a later record at the same step wins
             i = (start + k) % self.capacity
-            if self._a[i] == a and self._b[i] == b:
-                s = self._s[i]
+            if h[2 * i] == a and h[2 * i + 1] == b:
+                v = self._w[i]
+                s = v & 15
                 if best <= s < step:
                     best = s
-                    w = self._w[i]
+                    w = v >> 4
         return w
 
     def provisioned_at(self):
-        return self._prov
+        return self._at
 
 
-def evaluate(ruleset, reading, state=None, now=None):
-    """Evaluate `reading` (duck-typed twproto.messages.Reading) against a loaded RuleSet.
+def evaluate(ruleset, msg, state=None, now=None):
+    """Evaluate the reading `msg` (duck-typed twproto.messages.Reading) against a loaded RuleSet.
     `state` answers the stateful rules (None: they are skipped); `now` is the evaluator's Unix
     time for TIME-FUTURE (None: that rule is skipped). Returns a Verdict."""
-    step = reading.step
-    kind = reading.tag_kind
-    tag = reading.tag
+    step = msg.step
+    kind = msg.tag_kind
+    tag = msg.tag
     res0, _, key = identify(ruleset.formats, kind, tag)
     alloc = ruleset.allocation(key)
     mineral = alloc.mineral if alloc is not None else None
-    net = reading.net_g
-    t = reading.time
+    net = msg.net_g
+    t = msg.time
     found = []
     for r in ruleset.rules:
         if r.steps is not None and step not in r.steps:
             continue
-        k = r.kind
+        k = KINDS.index(r.kind)  # the kind's number (a validated rule set has only these kinds)
         code = 0
         detail = None
-        if k == "TAG-SYNTAX":
+        if k == _K_TAG_SYNTAX:
             res = res0 if r.all_formats else identify(r.formats, kind, tag)[0]
             if res != _TAG_OK:
-                code = R.TAG_CHECK if res == _TAG_BAD_CHECK else R.TAG_SYNTAX
-        elif k == "TAG-SITE":
+                code = _TAG_CHECK if res == _TAG_BAD_CHECK else _TAG_SYNTAX
+        elif k == _K_TAG_SITE:
             if alloc is None:
-                code = R.TAG_SITE
+                code = _TAG_SITE
             elif alloc.steps is not None and step not in alloc.steps:
-                code = R.TAG_STEP
-                detail = "allocated to " + alloc.origin + " for steps " + str(list(alloc.steps))
-        elif k == "WEIGHT-RANGE":
+                code = _TAG_STEP
+                detail = "allocated to %s for steps %s" % (alloc.origin, list(alloc.steps))
+        elif k == _K_WEIGHT_RANGE:
             for steps, mins, lo, hi in r.ranges:
                 if (steps is None or step in steps) and (mins is None or mineral in mins):
                     if not lo <= net <= hi:
-                        code = R.WEIGHT_RANGE
-                        detail = "net " + str(net) + " g not in " + str(lo) + ".." + str(hi) + " g"
+                        code = _WEIGHT_RANGE
+                        detail = "net %s g not in %s..%s g" % (net, lo, hi)
                     break
-        elif k == "NOT-STABLE":
-            if not reading.stable:
-                code = R.NOT_STABLE
-        elif k == "OUT-OF-RANGE":
-            if reading.out_of_range:
-                code = R.OUT_OF_RANGE
-        elif k == "TIME-NOT-SYNCED":
+        elif k == _K_NOT_STABLE:
+            if not msg.stable:
+                code = _NOT_STABLE
+        elif k == _K_OUT_OF_RANGE:
+            if msg.out_of_range:
+                code = _OUT_OF_RANGE
+        elif k == _K_TIME_NOT_SYNCED:
             if t is None:
-                code = R.TIME_NOT_SYNCED
-        elif k == "TIME-FUTURE":
+                code = _TIME_NOT_SYNCED
+        elif k == _K_TIME_FUTURE:
             if t is not None and now is not None and t > now + r.skew_s:
-                code = R.TIME_FUTURE
-                detail = "time " + str(t) + " > now " + str(now) + " + " + str(r.skew_s) + " s"
-        elif k == "STEP-UNKNOWN":
+                code = _TIME_FUTURE
+                detail = "time %s > now %s + %s s" % (t, now, r.skew_s)
+        elif k == _K_STEP_UNKNOWN:
             if step not in ruleset.steps:
-                code = R.STEP_UNKNOWN
-        elif k == "OPERATOR":
-            op = reading.operator
+                code = _STEP_UNKNOWN
+        elif k == _K_OPERATOR:
+            op = msg.operator
             if op not in r.operators:
-                code = R.OPERATOR
-                detail = "operator " + str(op) + " not listed"
+                code = _OPERATOR
+                detail = "operator %s not listed" % (op,)
             else:
                 steps = r.operators[op]
                 if steps is not None and step not in steps:
-                    code = R.OPERATOR
-                    detail = "operator " + str(op) + " not listed for step " + str(step)
-        elif k == "RULESET-MISMATCH":
-            if reading.ruleset_id != ruleset.id:
-                code = R.RULESET_MISMATCH
-                detail = "reading has %08x, rule set is %08x" % (reading.ruleset_id, ruleset.id)
-        elif k == "TIME-BEFORE-PROVISIONING":
+                    code = _OPERATOR
+                    detail = "operator %s not listed for step %s" % (op, step)
+        elif k == _K_RULESET_MISMATCH:
+            if msg.ruleset_id != ruleset.id:
+                code = _RULESET_MISMATCH
+                detail = "reading has %08x, rule set is %08x" % (msg.ruleset_id, ruleset.id)
+        elif k == _K_TIME_BEFORE_PROVISIONING:
             bound = r.not_before
             p = state.provisioned_at() if state is not None else None
             if p is not None and p > bound:
                 bound = p
             if t is not None and t + r.skew_s < bound:
-                code = R.TIME_BEFORE_PROVISIONING
-                detail = "time " + str(t) + " < " + str(bound) + " - " + str(r.skew_s) + " s"
+                code = _TIME_BEFORE_PROVISIONING
+                detail = "time %s < %s - %s s" % (t, bound, r.skew_s)
         elif state is None:
             continue  # stateful rules below need a state
-        elif k == "DUPLICATE-STEP":
+        elif k == _K_DUPLICATE_STEP:
             if state.seen_at_step(key, step):
-                code = R.DUPLICATE_STEP
-        elif k == "SEQ-GAP":
+                code = _DUPLICATE_STEP
+        elif k == _K_SEQ_GAP:
             last = state.last_seq()
-            if last is not None and reading.seq > last + 1 + r.max_gap:
-                code = R.SEQ_GAP
-                detail = str(reading.seq - last - 1) + " missing after seq " + str(last)
-        elif k == "MASS-BALANCE":
+            if last is not None and msg.seq > last + 1 + r.max_gap:
+                code = _SEQ_GAP
+                detail = "%s missing after seq %s" % (msg.seq - last - 1, last)
+        elif k == _K_MASS_BALANCE:
             prev = state.earlier_weight(key, step)
             if prev is not None and prev > 0:
                 allowed = r.tolerance_g + prev * r.tolerance_permille // 1000
                 if net - prev > allowed:
-                    code = R.MASS_BALANCE
-                    detail = "net " + str(net) + " g > earlier " + str(prev) + " g + " + str(allowed) + " g"
+                    code = _MASS_BALANCE
+                    detail = "net %s g > earlier %s g + %s g" % (net, prev, allowed)
         if code:
             found.append(Finding(code, r.severity, r.id, detail))
     return Verdict(found, key, mineral, ruleset.id)

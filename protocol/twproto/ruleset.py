@@ -98,13 +98,9 @@ class RuleSet:
 
     def canonical(self):
         """The canonical JSON text whose SHA-256 is `hash` (not after drop_document())."""
-        from twproto import canon
+        from twproto import rsload
 
-        if self.doc is None:
-            from twproto.errors import RuleSetError
-
-            raise RuleSetError("no_document", "dropped by drop_document()")
-        return canon.dumps(self.doc)
+        return rsload.canonical(self)
 
     def drop_document(self):
         """Free what only the host reads (the parsed document, the minerals' names): the
@@ -114,13 +110,13 @@ class RuleSet:
         self.minerals = tuple(sorted(self.minerals))
 
 
-def load(src):
+def load(data):
     """Load a rule set from JSON text (str/bytes) or an already-parsed dict. Validates everything
     first; raises RuleSetError (code bad_json, too_large, too_deep or bad_ruleset) naming the
     bad entry. Never returns a partly built rule set."""
     from twproto import rsload
 
-    return rsload.load(src)
+    return rsload.load(data)
 
 
 def load_file(path, cache=MICROPYTHON):
@@ -133,8 +129,8 @@ def load_file(path, cache=MICROPYTHON):
     with open(path, "rb") as f:
         # read(n) allocates n bytes at once: the file's size, or one byte over the limit
         data = f.read(min(stat(path)[6], _MAX_BYTES) + 1)
-    cache = cache and path.endswith(".json")
-    if cache:
+    src = None
+    if cache and path.endswith(".json"):
         from hashlib import sha256
 
         src = sha256(data).digest()
@@ -147,7 +143,4 @@ def load_file(path, cache=MICROPYTHON):
             pass
     from twproto import rsload
 
-    rs = rsload.load(data)
-    if cache:
-        rsload.save_compact(rs, path, src)
-    return rs
+    return rsload.load_file(data, path, src)

@@ -9,7 +9,8 @@ if TYPE_CHECKING:
 
 # The numbers are private copies (inlined: no interned names on the station, whose code uses
 # its own copies); the public MAX_TAG, KIND_*, OK, BAD_SYNTAX, BAD_CHECK and the host-only
-# mod37_2_check (and __all__) live in twproto.tagshost and are reached as tags.X (module __getattr__ below).
+# check-character functions, fallback_text, uid_problem (and __all__) live in
+# twproto.tagshost and are reached as tags.X (module __getattr__ below).
 # tests/protocol/test_tags.py checks the copies against them.
 _MAX_TAG = const(64)  # bytes, the READING limit (SPEC.md)
 _KIND_UID = const(0)
@@ -30,7 +31,6 @@ DIGITS = "0123456789"
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # value of a character = its index
 HEX = "0123456789ABCDEF"
 MOD37 = ALNUM + "*"
-_SPACE = " \t\r\n"
 
 
 def utf8_valid(b):
@@ -110,69 +110,56 @@ def mod37_2_valid(text):
     return p >= 0 and (38 - p) % 37 == c
 
 
-def _luhn_sum(vals, n):
-    # Rightmost body character gets factor 2, then 1, 2, ...; digits of the product summed in base n.
+def _check(code, n):
+    # The check character of `code` (TagError for a bad character or length) by scheme n: 10 Luhn
+    # (ISO/IEC 7812-1) over digits, 36 Luhn mod N over 0-9 A-Z (value = index), 3 GS1 mod 10
+    # (EAN/UPC/GTIN/SSCC) over digits. From the rightmost character the weights are 2, 1, 2, ...
+    # with the digits of each product summed in base n (Luhn), or 3, 1, 3, ... with the products
+    # summed (GS1). The public luhn_check, luhn36_check and gs1_check are in twproto.tagshost.
+    a = ALNUM if n == 36 else DIGITS
+    m = len(a)
+    vals = _values(code, a)
     total = 0
-    factor = 2
+    w = 3 if n == 3 else 2
     for i in range(len(vals) - 1, -1, -1):
-        a = vals[i] * factor
-        total += a // n + a % n
-        factor = 3 - factor
-    return (n - total % n) % n
+        p = vals[i] * w
+        total += p if n == 3 else p // m + p % m
+        w = (4 if n == 3 else 3) - w  # 3 <-> 1 (GS1), 2 <-> 1 (Luhn)
+    return a[(m - total % m) % m]
 
 
-def luhn_check(digits):
-    """Luhn (ISO/IEC 7812-1) check digit for a string of digits."""
-    return DIGITS[_luhn_sum(_values(digits, DIGITS), 10)]
-
-
-def _valid(check, text):
-    # Whether the last character of `text` is check(everything before it).
+def _valid(text, n):
+    # Whether the last character of `text` is _check(everything before it, n).
     _bound(text)
     if len(text) < 2:
         return False
     try:
-        return check(text[:-1]) == text[-1]
+        return _check(text[:-1], n) == text[-1]
     except TagError:
         return False
 
 
+# A format's `valid` is one of these (the station's compact rule set names it).
 def luhn_valid(text):
-    return _valid(luhn_check, text)
-
-
-def luhn36_check(code):
-    """Luhn mod N with N = 36 over 0-9 A-Z (character value = its index)."""
-    return ALNUM[_luhn_sum(_values(code, ALNUM), 36)]
+    return _valid(text, 10)
 
 
 def luhn36_valid(text):
-    return _valid(luhn36_check, text)
-
-
-def gs1_check(digits):
-    """GS1 mod-10 check digit (EAN/UPC/GTIN/SSCC): weights 3,1,3,... from the right."""
-    vals = _values(digits, DIGITS)
-    total = 0
-    w = 3
-    for i in range(len(vals) - 1, -1, -1):
-        total += vals[i] * w
-        w = 4 - w
-    return DIGITS[(10 - total % 10) % 10]
+    return _valid(text, 36)
 
 
 def gs1_valid(text):
-    return _valid(gs1_check, text)
+    return _valid(text, 3)
 
 
-def uid_problem(uid):
-    """None if `uid` (bytes) is a plausible ISO 14443-3 UID to identify a bag, else a short reason:
-    'length' (not 4, 7 or 10 bytes), 'blank' (all 0x00 or all 0xFF: a reader artefact),
-    'cascade' (0x88, the cascade tag, where a UID byte must not carry it), 'random' (4-byte UID
-    starting 0x08: a random ID that changes at every power-up, so it identifies nothing)."""
+def _uid(uid):
+    # 0 if `uid` (bytes) is a plausible ISO 14443-3 UID to identify a bag, else why not (the
+    # index in tagshost.uid_problem's reasons): 1 not 4, 7 or 10 bytes, 2 blank (all 0x00 or all
+    # 0xFF: a reader artefact), 3 0x88 (the cascade tag) where a UID byte must not carry it,
+    # 4 a 4-byte UID starting 0x08 (random: it changes at every power-up, so it identifies nothing).
     n = len(uid)
     if n not in (4, 7, 10):
-        return "length"
+        return 1
     zero = ff = True
     for b in uid:
         if b:
@@ -180,12 +167,12 @@ def uid_problem(uid):
         if b != 0xFF:
             ff = False
     if zero or ff:
-        return "blank"
+        return 2
     if uid[0] == 0x88 or (n == 7 and uid[3] == 0x88) or (n == 10 and uid[6] == 0x88):
-        return "cascade"
+        return 3
     if n == 4 and uid[0] == 0x08:
-        return "random"
-    return None
+        return 4
+    return 0
 
 
 def _hex(b):
@@ -206,22 +193,14 @@ def canonical(kind, tag):
         return _hex(tag)
     if not utf8_valid(tag):
         return None
-    s = bytes(tag).decode("utf-8")
+    s = str(bytes(tag), "utf-8")
     a = 0
     b = len(s)
-    while a < b and s[a] in _SPACE:
+    while a < b and s[a] in " \t\r\n":
         a += 1
-    while b > a and s[b - 1] in _SPACE:
+    while b > a and s[b - 1] in " \t\r\n":
         b -= 1
     return s[a:b] if b > a else None
-
-
-def fallback_text(kind, tag):
-    """A text usable as a state key for any tag, valid or not (never None)."""
-    t = canonical(kind, tag)
-    if t is None:
-        t = "?" + _hex(tag[:_MAX_TAG])
-    return t
 
 
 # --- tag-format spec (part of a rule set) ------------------------------------------------------
@@ -259,7 +238,7 @@ class TagFormat:
         if kind not in self.kinds:
             return _BAD_SYNTAX
         if self.uid:
-            if len(raw) not in self.uid_lengths or uid_problem(raw) is not None:
+            if len(raw) not in self.uid_lengths or _uid(raw):
                 return _BAD_SYNTAX
             if self.manufacturers is not None and len(raw) > 4 and raw[0] not in self.manufacturers:
                 return _BAD_SYNTAX
@@ -289,8 +268,8 @@ def identify(formats, kind, tag):
     tag's identity text: the matching format's code, else the canonical or fallback text."""
     text = canonical(kind, tag)
     if text is None:
-        return _BAD_SYNTAX, None, fallback_text(kind, tag)
-    if kind == _KIND_UID and uid_problem(tag) is not None:
+        return _BAD_SYNTAX, None, "?" + _hex(tag[:_MAX_TAG])  # tagshost.fallback_text
+    if kind == _KIND_UID and _uid(tag):
         return _BAD_SYNTAX, None, text
     best = _BAD_SYNTAX
     best_fmt = None

@@ -1,8 +1,9 @@
-# The host half of twproto.tags: its public numbers and the MOD 37-2 check-character function,
-# which the station never names (tags keeps private const() copies of the numbers, and a rule
-# set checks MOD 37-2 codes with tags.mod37_2_valid). Reached as tags.X (tags' module
-# __getattr__), so code keeps importing everything from twproto.tags.
-from twproto.tags import ALNUM, MOD37, _bound, _mod37_2_sum, _values
+# The host half of twproto.tags: its public numbers, the check-character functions,
+# fallback_text and uid_problem, which the station never names (tags keeps private const()
+# copies of the numbers, a rule set checks codes with tags' xxx_valid functions, identify()
+# builds the fallback key itself and asks tags._uid). Reached as tags.X (tags' module __getattr__), so code keeps importing
+# everything from twproto.tags.
+from twproto.tags import ALNUM, MOD37, _bound, _check, _hex, _mod37_2_sum, _uid, _values, canonical
 
 __all__ = (  # twproto.tags' public API
     "MAX_TAG", "KIND_UID", "KIND_NDEF_TEXT", "KIND_NDEF_URI", "KIND_QR", "KIND_BARCODE", "OK",
@@ -31,3 +32,34 @@ def mod37_2_check(code):
     if p < 0:
         _values(code, ALNUM)  # raises TagError naming the bad character
     return MOD37[(38 - p) % 37]
+
+
+def luhn_check(digits):
+    """Luhn (ISO/IEC 7812-1) check digit for a string of digits."""
+    return _check(digits, 10)
+
+
+def luhn36_check(code):
+    """Luhn mod N with N = 36 over 0-9 A-Z (character value = its index)."""
+    return _check(code, 36)
+
+
+def gs1_check(digits):
+    """GS1 mod-10 check digit (EAN/UPC/GTIN/SSCC): weights 3,1,3,... from the right."""
+    return _check(digits, 3)
+
+
+def fallback_text(kind, tag):
+    """A text usable as a state key for any tag, valid or not (never None)."""
+    t = canonical(kind, tag)
+    if t is None:
+        t = "?" + _hex(tag[:MAX_TAG])
+    return t
+
+
+def uid_problem(uid):
+    """None if `uid` (bytes) is a plausible ISO 14443-3 UID to identify a bag, else a short reason:
+    'length' (not 4, 7 or 10 bytes), 'blank' (all 0x00 or all 0xFF: a reader artefact),
+    'cascade' (0x88, the cascade tag, where a UID byte must not carry it), 'random' (4-byte UID
+    starting 0x08: a random ID that changes at every power-up, so it identifies nothing)."""
+    return (None, "length", "blank", "cascade", "random")[_uid(uid)]

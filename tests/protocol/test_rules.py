@@ -199,3 +199,37 @@ def test_host_half_reaches_through_rules_and_the_station_state_answers_the_same_
     assert not hasattr(rules, "no_such_name") and not hasattr(rules, "__path__")
     for name in ("seen_at_step", "last_seq", "earlier_weight", "provisioned_at"):
         assert callable(getattr(MemoryRuleState, name)), name
+
+
+def test_private_copies_match_the_reason_codes_and_the_rule_kinds():
+    # evaluate() uses private const() copies (inlined on the station): the reason codes must be
+    # reasons' numbers and the kind numbers the kinds' indexes in ruleset.KINDS.
+    codes = [n[1:] for n in vars(rules) if n.startswith("_") and n[1:2].isupper() and not n.startswith("_K_")
+             and not n.startswith("_TAG_OK") and not n.startswith("_TAG_BAD")]
+    assert len(codes) == 17
+    for name in codes:
+        assert getattr(rules, "_" + name) == getattr(reasons, name), name
+    kinds = [n for n in vars(rules) if n.startswith("_K_")]
+    assert len(kinds) == len(ruleset.KINDS) == 14
+    for i, kind in enumerate(ruleset.KINDS):
+        assert getattr(rules, "_K_" + kind.replace("-", "_")) == i, kind
+
+
+def test_station_state_keeps_negative_and_extreme_weights_with_their_step():
+    # MemoryRuleState packs net << 4 | step in one 32-bit slot: the wire's whole signed 24-bit
+    # range and every step come back unchanged.
+    class V:
+        verdict = 0
+        tag_key = "T"
+
+    class Rd:
+        def __init__(self, seq, step, net):
+            self.seq, self.step, self.net_g = seq, step, net
+
+    for net in (-(1 << 23), -1, 0, 1, (1 << 23) - 1):
+        for step in (0, 7, 14):
+            s = MemoryRuleState(4)
+            s.record(Rd(1, step, net), V())
+            assert s.earlier_weight("T", step + 1) == net
+            assert s.seen_at_step("T", step) and not s.seen_at_step("T", step + 1)
+            assert s.earlier_weight("T", step) is None and s.last_seq() == 1
