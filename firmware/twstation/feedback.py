@@ -1,5 +1,5 @@
 # Operator feedback: three LEDs (ok / bad / attention) and a buzzer, driven by patterns that run
-# without blocking. show() starts a pattern; tick(now_ms) from the station loop advances it.
+# without blocking. show() starts a pattern; tick(now) from the station loop advances it.
 #
 #   fb = Feedback(led_ok, led_bad, led_attn, buzzer)   # buzzer: Pin (active) or PWM (passive)
 #   fb.background(NOT_SYNCED)   # what to show when nothing else is (repeats)
@@ -34,10 +34,10 @@ _PATTERNS = const((
 
 class Feedback:
     def __init__(self, led_ok, led_bad, led_attn, buzzer=None, buzzer_freq=2700, active_low=False):
-        self._leds = (led_ok, led_bad, led_attn)
-        self._buzzer = buzzer
-        self._pwm = buzzer is not None and hasattr(buzzer, "duty_u16")
-        if self._pwm:
+        # _io: the output pins (ok, bad, attention, buzzer or None). Private names reuse names
+        # the app already interns (firmware/MEMORY.md): _io, _i, _next, _hold, _end.
+        self._io = (led_ok, led_bad, led_attn, buzzer)
+        if hasattr(buzzer, "duty_u16"):  # a PWM (passive buzzer)
             buzzer.freq(buzzer_freq)
         self._inv = 1 if active_low else 0
         self._bg = _OFF
@@ -45,21 +45,21 @@ class Feedback:
         self.buzzing = -1  # unknown: the first step writes the buzzer
         self.show(_OFF)  # every output off, held
 
-    def show(self, pattern, now_ms=None):
+    def show(self, pattern, now=None):
         self.pattern = pattern
         self._i = 1
-        self._step(ticks_ms() if now_ms is None else now_ms)
+        self._next(ticks_ms() if now is None else now)
 
-    def background(self, pattern, now_ms=None):
+    def background(self, pattern, now=None):
         """The pattern shown when no transient one runs (e.g. NOT_SYNCED until the bridge syncs)."""
         if pattern == self._bg:
             return
         running = self.pattern == self._bg
         self._bg = pattern
         if running:
-            self.show(pattern, now_ms)
+            self.show(pattern, now)
 
-    def _step(self, now):
+    def _next(self, now):  # the pattern's next step
         pats = _PATTERNS
         p = pats[self.pattern]
         i = self._i
@@ -73,13 +73,13 @@ class Feedback:
         leds = p[i]
         buzz = p[i + 1]
         inv = self._inv
-        pins = self._leds
+        pins = self._io
         pins[0].value((leds & 1 and 1) ^ inv)
         pins[1].value((leds & 2 and 1) ^ inv)
         pins[2].value((leds & 4 and 1) ^ inv)
-        b = self._buzzer
+        b = pins[3]
         if b is not None and buzz != self.buzzing:
-            if self._pwm:
+            if hasattr(b, "duty_u16"):
                 b.duty_u16(32768 if buzz else 0)
             else:
                 b.value(buzz)
@@ -90,9 +90,9 @@ class Feedback:
         self._end = ticks_add(now, ms)
         self._i = i + 3
 
-    def tick(self, now_ms=None):
+    def tick(self, now=None):
         if self._hold:
             return
-        now = ticks_ms() if now_ms is None else now_ms
+        now = ticks_ms() if now is None else now
         if ticks_diff(now, self._end) >= 0:
-            self._step(now)
+            self._next(now)

@@ -60,37 +60,36 @@ class HX711:
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
-    def reset(self, window=True):
+    def reset(self):
         """Power-cycle the chip into a known state (channel A gain 128, settling): PD_SCK high
-        > 60 us, then low. window=False (after a glitched read) does NOT restart the stall
-        window, so a chip that keeps failing reads still ends in a DriverTimeout."""
+        > 60 us, then low. Restarts the stall window."""
         self._sck(1)
         sleep_us(_PD_HOLD_US)
-        self.power_up(window)
+        self.power_up()
 
     def power_down(self):
         """PD_SCK high: the chip sleeps 60 us later (~1 uA). Call power_up() to wake it."""
         self._sck(0)
         self._sck(1)
-        self.powered = False
+        self._discard = -1  # powered down (no separate flag: one attribute name less)
 
-    def power_up(self, window=True):
+    def power_up(self):
         self._sck(0)
-        self.powered = True
-        # The chip wakes at gain 128: the first sample is at 128 whatever we ask for next.
+        # _discard: samples still to drop (>= 0 while powered). The chip wakes at gain 128:
+        # the first sample is at 128 whatever we ask for next.
         self._discard = 0 if self._pulses == 25 else 1
-        if window:
-            self._t0 = ticks_ms()
+        self._t0 = ticks_ms()
 
     def set_gain(self, gain):
         pulses = _pulses(gain)
         if gain != self.gain:
             self.gain = gain
             self._pulses = pulses
-            self._discard = 1  # the next read still carries the old gain's conversion
+            if self._discard >= 0:  # powered
+                self._discard = 1  # the next read still carries the old gain's conversion
 
     def ready(self):
-        return self.powered and not self._dout()
+        return self._discard >= 0 and not self._dout()
 
     # -- reads ---------------------------------------------------------------------------------
     def _sample(self):
@@ -121,7 +120,11 @@ class HX711:
         self.last_high_us = worst
         if worst > _HIGH_MAX_US or not dout():
             self.glitches += 1
-            self.reset(False)
+            # the reset does NOT restart the stall window: a chip that keeps failing reads
+            # still ends in a DriverTimeout
+            w = self._t0
+            self.reset()
+            self._t0 = w
             return None
         self._t0 = ticks_ms()
         if raw == _SAT_HI or raw == _SAT_LO:
@@ -136,7 +139,7 @@ class HX711:
         return raw
     def poll(self):
         """Non-blocking: a new sample (int), or None. Raises DriverTimeout on a stall."""
-        if not self.powered:
+        if self._discard < 0:  # powered down
             return None
         if not self._dout():
             v = self._sample()
@@ -150,7 +153,7 @@ class HX711:
 
     def read_raw(self, timeout_ms=0):
         """Blocking read of one valid sample, within timeout_ms (default: stall_ms)."""
-        if not self.powered:
+        if self._discard < 0:  # powered down
             self.power_up()
         start = ticks_ms()
         limit = timeout_ms or self.stall_ms

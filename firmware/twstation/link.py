@@ -36,10 +36,12 @@ class Link:
     def __init__(self, stream, mac, clock, urandom=None):
         # urandom(n) -> n random bytes: os.urandom (the ESP32's hardware RNG) unless given.
         # No weak fallback: a predictable nonce would let old bridge frames be replayed.
-        self._urandom = urandom if urandom is not None else os.urandom
+        # Attribute names reuse names the app already interns (firmware/MEMORY.md): urandom,
+        # mac and clock as the arguments, _s the stream.
+        self.urandom = urandom if urandom is not None else os.urandom
         self._s = stream
-        self._mac = mac
-        self._clock = clock
+        self.mac = mac
+        self.clock = clock
         self.tx = bytearray(MAX_FRAME)
         self._rx = Rx()
         self.nonce = bytearray(_NONCE_LEN)
@@ -50,16 +52,16 @@ class Link:
 
     def new_nonce(self):
         """Fresh random session nonce (for a new HELLO). Bridge frames must carry a MAC over it."""
-        self.nonce[0:_NONCE_LEN] = self._urandom(_NONCE_LEN)
+        self.nonce[0:_NONCE_LEN] = self.urandom(_NONCE_LEN)
 
     def seal(self, t, body_len):
         """Frame and sign the body packed at self.tx[3:3+body_len] without sending; return the
         frame length (a READING is journaled before it is sent)."""
-        return encode(self.tx, t, body_len, self._mac, _DIR_STATION, None)
+        return encode(self.tx, t, body_len, self.mac, _DIR_STATION, None)
 
     def send(self, t, body_len):
         """Frame, sign and write the body already packed at self.tx[3:3+body_len]."""
-        return self.send_frame(self.tx, encode(self.tx, t, body_len, self._mac, _DIR_STATION))
+        return self.send_frame(self.tx, encode(self.tx, t, body_len, self.mac, _DIR_STATION))
 
     def send_frame(self, frame, n=-1):
         """Write an already complete frame (a journaled READING being resent), or its first n
@@ -85,7 +87,7 @@ class Link:
         dec = self._rx
         r = dec.poll()
         if r == _NEED_MORE:
-            now = self._clock.ticks_ms()
+            now = self.clock.ticks_ms()
             n = self._s.any()
             if not n:
                 if dec.pending() and ticks_diff(now, self._t0) > _IDLE_MS:
@@ -115,7 +117,7 @@ class Link:
         if r != _FRAME or f is None:  # an error (counted by the decoder) or more bytes needed
             return None
         try:
-            verify(f, self._mac, _DIR_BRIDGE, self.nonce)
+            verify(f, self.mac, _DIR_BRIDGE, self.nonce)
         except ProtocolError as e:
             if e.code == "bad_mac":
                 self.bad_mac += 1
@@ -133,25 +135,26 @@ class UsbStream:
         import sys
         import select
 
-        self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
-        self._p = select.poll()
-        self._p.register(sys.stdin, select.POLLIN)
-        self._one = bytearray(1)
+        # names the app already interns: _rx stdin, _w stdout, _s the poll object, _buf 1 byte
+        self._rx = sys.stdin.buffer
+        self._w = sys.stdout.buffer
+        self._s = select.poll()
+        self._s.register(sys.stdin, select.POLLIN)
+        self._buf = bytearray(1)
 
     def any(self):
-        return 1 if self._p.poll(0) else 0
+        return 1 if self._s.poll(0) else 0
 
     def readinto(self, buf):
         # One byte per ready poll: stdin.read(n) would wait for all n bytes.
         n = 0
-        one = self._one
-        while n < len(buf) and self._p.poll(0):
-            if not self._in.readinto(one):
+        one = self._buf
+        while n < len(buf) and self._s.poll(0):
+            if not self._rx.readinto(one):
                 break
             buf[n] = one[0]
             n += 1
         return n
 
     def write(self, buf):
-        return self._out.write(buf)
+        return self._w.write(buf)

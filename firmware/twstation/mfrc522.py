@@ -16,14 +16,14 @@
 # container + NDEF TLV) four pages at a time, then HLTA. Each poll() does at most one of those
 # steps: it starts a command, or reads the chip's IRQ flags to see whether the last one is done
 # (the chip's timer ends a command nobody answers). A tag is reported once per presentation; it
-# is GONE after `gone_after` scans without an answer. A collision anywhere gives MULTIPLE, never
+# is GONE after _GONE_AFTER scans without an answer. A collision anywhere gives MULTIPLE, never
 # one of the UIDs. After MULTIPLE or an error the field is switched off for 5 ms so every card
 # restarts from IDLE. CRC_A is computed here (crc_a) rather than by the chip's coprocessor;
 # twstation.rfdiag cross-checks the two (technician tool, not loaded by the station).
 from micropython import const
 
 from twproto.port import sleep_ms, ticks_add, ticks_diff, ticks_ms
-from twstation import ndef
+from twstation.ndef import find_message, parse_record, value
 from twstation.errors import DriverError
 
 # registers
@@ -95,6 +95,7 @@ _CHIP_MS = const(30)  # the timer ends every command after 5 ms; 30 ms means the
 _RF_OFF_MS = const(5)
 _RF_GUARD_MS = const(5)
 _MEM_MAX = const(144)  # CC + up to 140 bytes of data area read (9 READs of 16 bytes)
+_GONE_AFTER = const(2)  # scans without an answer before the reported tag is GONE
 
 
 def crc_a(buf, n, start=0):
@@ -114,23 +115,27 @@ def crc_a(buf, n, start=0):
 
 
 class MFRC522:
-    def __init__(self, spi, cs, rst=None, scan_ms=100, gone_after=2):
+    def __init__(self, spi, cs, rst=None, scan_ms=100):
         self._spi = spi
         self._cs = cs
         self._rst = rst
         self.scan_ms = scan_ms
-        self.gone_after = gone_after
-        self._b2 = bytearray(2)
+        # Private attribute names reuse names the app already interns (firmware/MEMORY.md):
+        # _w the 2-byte register buffer, _s the scan state (_ST_*), _end the UID bytes selected
+        # so far (in _buf), _i scans without an answer while a tag is present, _hold the last
+        # result while it was MULTIPLE or ERROR (a MULTIPLE is reported once), _over() how the
+        # running command stands (_OK, _BUSY, ...).
+        self._w = bytearray(2)
         # SPI transfer buffer: address byte + 64 FIFO bytes + end marker. A frame to send is
         # built in place at io[1:] (no separate TX buffer, no copy).
         self._io = bytearray(66)
         self._rx = bytearray(64)
         self._mem = bytearray(_MEM_MAX)
         self._n = 0  # bytes of tag memory read into _mem (the next READ is page 3 + _n/4)
-        # UID being selected: each cascade level's 4 bytes (CLn) land at _uid_n; a cascade tag
+        # UID being selected: each cascade level's 4 bytes (CLn) land at _end; a cascade tag
         # 0x88 is then shifted out. Max 10 bytes (3 + 3 + 4).
         self._buf = bytearray(10)
-        self._uid_n = 0
+        self._end = 0
         self._present = b""  # UID of the tag reported and still in the field
         self.uid = b""
         self.sak = 0
@@ -146,17 +151,17 @@ class MFRC522:
         self.init()
 
     # -- register access -------------------------------------------------------------------------
-    def _wreg(self, reg, val):
-        b = self._b2
-        b[0] = (reg << 1) & 0x7E
+    def _wreg(self, n, val):  # register n := val
+        b = self._w
+        b[0] = (n << 1) & 0x7E
         b[1] = val
         self._cs.value(0)
         self._spi.write(b)
         self._cs.value(1)
 
-    def _rreg(self, reg):
-        b = self._b2
-        b[0] = 0x80 | (reg << 1)
+    def _rreg(self, n):  # register n's value
+        b = self._w
+        b[0] = 0x80 | (n << 1)
         b[1] = 0
         self._cs.value(0)
         self._spi.write_readinto(b, b)
@@ -189,10 +194,10 @@ class MFRC522:
         self._wreg(_ModeReg, 0x3D)  # CRC preset 0x6363
         self._wreg(_RFCfgReg, 0x70)  # receiver gain 48 dB
         self.antenna(1)
-        self._st = _ST_IDLE
+        self._s = _ST_IDLE
         self._next = ticks_add(ticks_ms(), _RF_GUARD_MS)
-        self._misses = 0
-        self._last = _NONE
+        self._i = 0
+        self._hold = _NONE
 
     def antenna(self, on):
         """Field on (TX1 and TX2 drivers) or off (every card in the field loses power)."""
@@ -203,7 +208,7 @@ class MFRC522:
         else:
             self._wreg(_TxControlReg, v & 0xFC)
 
-    def _start(self, n, st, crc=1, last_bits=0):
+    def _start(self, n, st, crc=1, b=0):  # b: valid bits of the last byte (0: all 8)
         """Send the frame built at io[1:1+n] (with its CRC_A appended when crc) and enter state
         st. HLTA is only transmitted (a halted card does not answer); the rest is transceived."""
         io = self._io
@@ -219,17 +224,17 @@ class MFRC522:
         self._cs.value(0)
         self._spi.write(memoryview(io)[: n + 1])
         self._cs.value(1)
-        self._wreg(_BitFramingReg, last_bits)
+        self._wreg(_BitFramingReg, b)
         if st == _ST_HALT:
             self._wreg(_CommandReg, _TRANSMIT)
         else:
             self._wreg(_CommandReg, _TRANSCEIVE)
-            self._wreg(_BitFramingReg, 0x80 | last_bits)  # StartSend
+            self._wreg(_BitFramingReg, 0x80 | b)  # StartSend
         self._t0 = ticks_ms()
-        self._st = st
+        self._s = st
         return _NONE
 
-    def _check(self):
+    def _over(self):
         irq = self._rreg(_ComIrqReg)
         if irq == 0xFF:
             return _DEAD  # MISO stuck high: no chip answering
@@ -266,14 +271,14 @@ class MFRC522:
 
     # -- the scan state machine ------------------------------------------------------------------
     def poll(self):
-        st = self._st
+        st = self._s
         io = self._io
         if st == _ST_IDLE or st == _ST_RF_OFF:
             if ticks_diff(ticks_ms(), self._next) < 0:
                 return _NONE
             if st == _ST_RF_OFF:
                 self.antenna(1)
-                self._st = _ST_IDLE
+                self._s = _ST_IDLE
                 self._next = ticks_add(ticks_ms(), _RF_GUARD_MS)
                 return _NONE
             self.scans += 1
@@ -283,9 +288,9 @@ class MFRC522:
             irq = self._rreg(_ComIrqReg)
             if irq & 0x10 or ticks_diff(ticks_ms(), self._t0) > _CHIP_MS:
                 self._wreg(_CommandReg, _IDLE)
-                self._st = _ST_IDLE
+                self._s = _ST_IDLE
             return _NONE
-        r = self._check()
+        r = self._over()
         if r == _BUSY:
             return _NONE
         if r == _DEAD:
@@ -294,20 +299,20 @@ class MFRC522:
             return self._fail(0)
         if st == _ST_WUPA:
             if r == _NOANS:  # no card: the present one may have left
-                self._st = _ST_IDLE
+                self._s = _ST_IDLE
                 self._next = ticks_add(ticks_ms(), self.scan_ms)
-                self._last = _NONE
+                self._hold = _NONE
                 if self._present:
-                    self._misses += 1
-                    if self._misses >= self.gone_after:
+                    self._i += 1
+                    if self._i >= _GONE_AFTER:
                         self._present = b""
-                        self._misses = 0
+                        self._i = 0
                         return _GONE
                 return _NONE
             if r != _OK or self._len != 2:
                 return self._fail(_ERR_PROTOCOL)
             self.atqa = self._rx[0] | (self._rx[1] << 8)
-            self._uid_n = 0
+            self._end = 0
             io[1] = _SEL_CL1  # ANTICOLLISION, cascade level 1
             io[2] = 0x20
             return self._start(2, _ST_ANTICOLL, 0)
@@ -321,7 +326,7 @@ class MFRC522:
             if n != 5 or rx[0] ^ rx[1] ^ rx[2] ^ rx[3] != rx[4]:
                 return self._fail(_ERR_PROTOCOL)
             u = self._buf
-            k = self._uid_n
+            k = self._end
             io[1] = _SEL_CL1 + 2 * (k // 3)  # SELECT with CLn + BCC (cascade level k // 3)
             io[2] = 0x70
             for i in range(5):
@@ -336,21 +341,21 @@ class MFRC522:
                 return self._fail(_ERR_CRC)
             sak = rx[0]
             u = self._buf
-            k = self._uid_n
+            k = self._end
             if sak & 0x04:  # UID not complete: CLn holds the cascade tag 0x88 + 3 UID bytes
                 if u[k] != 0x88 or k >= 6:
                     return self._fail(_ERR_PROTOCOL)
                 for i in range(3):
                     u[k + i] = u[k + 1 + i]
                 k += 3
-                self._uid_n = k
+                self._end = k
                 io[1] = _SEL_CL1 + 2 * (k // 3)  # ANTICOLLISION, next cascade level
                 io[2] = 0x20
                 return self._start(2, _ST_ANTICOLL, 0)
             n = k + 4
-            self._uid_n = n
+            self._end = n
             self.sak = sak
-            self._misses = 0
+            self._i = 0
             if u[:n] == self._present:
                 return self._done(-1)  # still the tag reported already
             if sak == 0x00:  # Type 2 (Ultralight / NTAG): read CC and the data area
@@ -374,15 +379,15 @@ class MFRC522:
         if mem[0] != 0xE1:  # capability container: NDEF magic number
             return self._done(_KIND_NONE)
         area = 4 + mem[2] * 8  # CC byte 2: data area size / 8, after the 4 CC bytes
-        status, off, length = ndef.find_message(mem, 4, min(have, area))
+        status, off, length = find_message(mem, 4, min(have, area))
         # ndef statuses: 0 found, 1 absent, 2 need more bytes, 3 bad
         if status == 2 and have < area and have + 16 <= _MEM_MAX:
             io[1] = _READ
             io[2] = 3 + have // 4  # the next 4 pages
             return self._start(2, _ST_READ)
         if status == 0:
-            kind, voff, vlen, prefix = ndef.parse_record(mem, off, length)
-            self.value = ndef.value(mem, kind, voff, vlen, prefix)
+            kind, voff, vlen, prefix = parse_record(mem, off, length)
+            self.value = value(mem, kind, voff, vlen, prefix)
             return self._done(kind)
         return self._done(_KIND_BAD if status != 1 else _KIND_NONE)
 
@@ -391,7 +396,7 @@ class MFRC522:
         # then send HLTA and wait scan_ms for the next scan.
         r = _NONE
         if kind >= 0:
-            n = self._uid_n
+            n = self._end
             if kind != _KIND_TEXT and kind != _KIND_URI:
                 self.value = None
             self.ndef_kind = kind
@@ -403,24 +408,24 @@ class MFRC522:
         io[2] = 0
         self._start(2, _ST_HALT)
         self._next = ticks_add(ticks_ms(), self.scan_ms)
-        self._last = _NONE  # a clean scan ends a MULTIPLE episode
+        self._hold = _NONE  # a clean scan ends a MULTIPLE episode
         return r
 
-    def _fail(self, err):
+    def _fail(self, code):
         # A collision (err 0: MULTIPLE) or an error: field off for _RF_OFF_MS so every card
         # restarts from IDLE.
         self._wreg(_CommandReg, _IDLE)
         self.antenna(0)
-        self._st = _ST_RF_OFF
+        self._s = _ST_RF_OFF
         self._next = ticks_add(ticks_ms(), _RF_OFF_MS)
-        if err:
+        if code:
             self.errors += 1
-            self.error = err
-            self._last = _ERROR
+            self.error = code
+            self._hold = _ERROR
             return _ERROR
         self._present = b""
         self.multiples += 1
-        if self._last == _MULTIPLE:
+        if self._hold == _MULTIPLE:
             return _NONE  # still the same two tags: reported already
-        self._last = _MULTIPLE
+        self._hold = _MULTIPLE
         return _MULTIPLE

@@ -5,7 +5,7 @@
 #
 # Lines are assembled in a fixed buffer. A line longer than max_line is dropped whole (counted in
 # `overlong`); a line with control characters or invalid UTF-8, or a partial line that stays
-# unterminated for line_timeout_ms (wrong terminator, noise, baud mismatch) is dropped (counted in
+# unterminated for 300 ms (_LINE_MS: wrong terminator, noise, baud mismatch) is dropped (counted in
 # `garbage`). The station turns counter changes into EVENTs. poll() reads at most one chunk of
 # 64 bytes per call, so one call is bounded however much arrives.
 #
@@ -20,6 +20,7 @@ from twproto.port import ticks_diff, ticks_ms
 from twstation.errors import ConfigError
 
 _CHUNK = const(64)
+_LINE_MS = const(300)  # a partial line left unterminated this long is dropped as garbage
 
 
 def crc_gm65(buf, start, n):
@@ -36,7 +37,7 @@ def crc_gm65(buf, start, n):
 
 
 class Scanner:
-    def __init__(self, uart, terminator=b"\r", max_line=64, line_timeout_ms=300):
+    def __init__(self, uart, terminator=b"\r", max_line=64):
         if len(terminator) not in (1, 2):
             raise ConfigError("scanner terminator must be 1 or 2 bytes (e.g. CR or CR LF)")
         if not 1 <= max_line <= 256:
@@ -45,10 +46,12 @@ class Scanner:
         self._term = terminator[-1]
         self._pre = terminator[0] if len(terminator) == 2 else -1
         self.max_line = max_line
-        self.line_timeout_ms = line_timeout_ms
-        self._line = bytearray(max_line)
-        self._chunk = bytearray(_CHUNK)
-        self._pos = 0
+        # Private attribute names reuse names the app already interns (firmware/MEMORY.md):
+        # _buf the line being assembled, _rx the chunk read from the UART, _i/_end the read
+        # position and end in _rx, _len bytes of a module reply frame collected.
+        self._buf = bytearray(max_line)
+        self._rx = bytearray(_CHUNK)
+        self._i = 0
         self._end = 0
         self._reply = bytearray(7)
         self.lines = 0
@@ -57,43 +60,43 @@ class Scanner:
         self.replies = 0
         self.reply_errors = 0
         self.reply_data = 0
-        self._reset_line()
+        self.reset()
         self._t0 = ticks_ms()
 
-    def _reset_line(self):
+    def reset(self):
+        """Forget the partial line (and a partial module reply)."""
         self._n = 0
         self._drop = 0  # 1: bad byte (garbage), 2: past max_line (overlong)
-        self._cont = 0  # UTF-8 continuation bytes still expected
-        self._pre_seen = False
-        self._rn = 0  # > 0 while a module reply frame is being collected
+        self._cont = 0  # UTF-8 continuation bytes still expected; -1: the CR of CR LF seen
+        self._len = 0  # > 0 while a module reply frame is being collected
 
     def poll(self):
         """One complete valid line (bytes), or None. Never waits; reads at most one chunk."""
         fresh = False
         while True:
-            if self._pos >= self._end:
+            if self._i >= self._end:
                 if fresh:
                     return None
                 fresh = True
-                n = self._io.readinto(self._chunk)
+                n = self._io.readinto(self._rx)
                 if not n:
-                    stale = ticks_diff(ticks_ms(), self._t0) > self.line_timeout_ms
-                    if (self._n or self._rn) and stale:
+                    stale = ticks_diff(ticks_ms(), self._t0) > _LINE_MS
+                    if (self._n or self._len) and stale:
                         self.garbage += 1  # a partial line nobody terminated
-                        self._reset_line()
+                        self.reset()
                     return None
-                self._pos = 0
+                self._i = 0
                 self._end = n
                 self._t0 = ticks_ms()
-            c = self._chunk[self._pos]
-            self._pos += 1
-            if self._rn:  # collecting a module reply frame
+            c = self._rx[self._i]
+            self._i += 1
+            if self._len:  # collecting a module reply frame
                 r = self._reply
-                r[self._rn] = c
-                self._rn += 1
-                if self._rn != 2 or c == 0x00:
-                    if self._rn == 7:
-                        self._rn = 0
+                r[self._len] = c
+                self._len += 1
+                if self._len != 2 or c == 0x00:
+                    if self._len == 7:
+                        self._len = 0
                         if r[3] == 1 and crc_gm65(r, 2, 3) == (r[5] << 8) | r[6]:
                             self.replies += 1
                             self.reply_data = r[4] if r[2] == 0 else -1
@@ -101,45 +104,45 @@ class Scanner:
                             self.reply_errors += 1
                     continue
                 # not a reply after all: 0x02 then text is garbage; c is a line byte below
-                self._rn = 0
-                self._line[0] = 0x02
+                self._len = 0
+                self._buf[0] = 0x02
                 self._n = 1
                 self._drop = 1
             if c == self._term:
                 n = self._n
-                if self._pre_seen:
+                if self._cont < 0:
                     n -= 1  # the CR of CR LF
                 drop = self._drop
                 if drop == 2:
                     self.overlong += 1
-                elif drop or self._cont:
+                elif drop or self._cont > 0:
                     self.garbage += 1
                 elif n > 0:
                     self.lines += 1
-                    line = bytes(self._line[:n])
-                    self._reset_line()
+                    line = bytes(self._buf[:n])
+                    self.reset()
                     return line
-                self._reset_line()
+                self.reset()
                 continue
             if self._n == 0 and c == 0x02 and not self._drop:
                 self._reply[0] = c  # start of a module reply frame (02 00 ...)
-                self._rn = 1
+                self._len = 1
                 continue
             if self._drop == 2:
                 continue
             if self._n >= self.max_line:
                 self._drop = 2
                 continue
-            self._line[self._n] = c
+            self._buf[self._n] = c
             self._n += 1
-            if self._pre_seen:
+            if self._cont < 0:
                 self._drop = 1  # CR in the middle of a CR LF line
-            if self._cont:
+            if self._cont > 0:
                 if c & 0xC0 != 0x80:
                     self._drop = 1
                 self._cont -= 1
             elif c == self._pre:
-                self._pre_seen = True
+                self._cont = -1
             elif c < 0x20 or c == 0x7F:
                 self._drop = 1
             elif c >= 0x80:

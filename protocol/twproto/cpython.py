@@ -3,6 +3,8 @@
 # loaded into the heap for nothing (an .mpy loads every function it contains, run or not).
 import time as _time
 from binascii import crc_hqx  # type: ignore[attr-defined]  # C, CRC-16/CCITT-FALSE
+# C; twproto.mac's constant-time compare on CPython
+from hmac import compare_digest as _compare  # type: ignore[import-not-found]  # noqa: F401
 
 _TICKS_PERIOD = 1 << 30  # same semantics as MicroPython: 30-bit wrapping like the ESP32 port
 _TICKS_HALF = _TICKS_PERIOD >> 1

@@ -29,10 +29,11 @@ _NEED_MORE = const(0)
 _FRAME = const(1)
 _ERROR = const(2)
 # Every type, and the types each side may send (SPEC 4). NACK is the only unauthenticated type
-# and may go either way. bytes: `t in` works on both platforms and costs a few bytes.
-_TYPES = b"\x01\x02\x10\x11\x12\x20\x21\x22\x30\x31"
-_FROM_STATION = b"\x01\x10\x12\x20\x21\x22\x31"
-_FROM_BRIDGE = b"\x02\x11\x12\x30"
+# and may go either way. bytes: `t in` works on both platforms and costs a few bytes; const():
+# inlined where used (no global, no interned name on the station; framehost reads them on CPython).
+_TYPES = const(b"\x01\x02\x10\x11\x12\x20\x21\x22\x30\x31")
+_FROM_STATION = const(b"\x01\x10\x12\x20\x21\x22\x31")
+_FROM_BRIDGE = const(b"\x02\x11\x12\x30")
 _HAS_FIND = hasattr(bytearray, "find")
 
 
@@ -107,7 +108,7 @@ class Rx:
         # At least two frames; a host may choose more (fewer, larger copies), still fixed.
         self.capacity = capacity if capacity > 2 * max_frame else 2 * max_frame
         self._buf = bytearray(self.capacity)
-        self._mv = memoryview(self._buf)
+        self._rx = memoryview(self._buf)  # names the app already interns: _rx, _hold
         self._start = 0
         self._end = 0
         self.frame = None
@@ -115,7 +116,7 @@ class Rx:
         self.dropped = 0
         self.errors = 0
         self.frames = 0
-        self._hunting = False
+        self._hold = False  # True while a run of garbage is dropped (one ERROR per run)
 
     def pending(self):
         """Bytes held but not yet decoded."""
@@ -126,7 +127,7 @@ class Rx:
         if s:
             n = self._end - s
             if n:
-                self._mv[0:n] = self._mv[s : s + n]
+                self._rx[0:n] = self._rx[s : s + n]
             self._start = 0
             self._end = n
 
@@ -134,7 +135,7 @@ class Rx:
         """Writable memoryview of the free tail (for uart.readinto); then call commit(n)."""
         if self._end == self.capacity:
             self._compact()
-        return self._mv[self._end : self.capacity]
+        return self._rx[self._end : self.capacity]
 
     def commit(self, n):
         self._end += n
@@ -180,12 +181,12 @@ class Rx:
                 i = s + 1
                 while i < end and buf[i] != _SOF:
                     i += 1
-            if not self._hunting:
-                self._hunting = True
+            if not self._hold:
+                self._hold = True
                 return self._fail("bad_version" if b & 0xF0 == 0xA0 else "bad_sof", i - s)
             self._start = i
             self.dropped += i - s
-        self._hunting = False
+        self._hold = False
         avail = end - s
         if avail < 2:
             return _NEED_MORE
@@ -207,7 +208,7 @@ class Rx:
         e = s + total - 2
         if buf[e] | (buf[e + 1] << 8) != crc16(buf, s, e):
             return self._fail("bad_crc", 1)
-        self.frame = self._mv[s : s + total]
+        self.frame = self._rx[s : s + total]
         self._start = s + total
         self.frames += 1
         return _FRAME

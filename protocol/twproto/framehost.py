@@ -33,8 +33,10 @@ TYPE_NAMES = {
     T_STATUS: "STATUS", T_LIVE: "LIVE", T_EVENT: "EVENT", T_COMMAND: "COMMAND", T_RESULT: "RESULT",
 }
 # Types each side may send. NACK is the only unauthenticated type and may go either way.
-STATION_TYPES = tuple(_F._FROM_STATION)
-BRIDGE_TYPES = tuple(_F._FROM_BRIDGE)
+# (frame.py's private const copies _FROM_STATION / _FROM_BRIDGE are not module attributes on
+# MicroPython; tests/protocol/test_frame_split.py checks these equal them.)
+STATION_TYPES = (T_HELLO, T_READING, T_NACK, T_STATUS, T_LIVE, T_EVENT, T_RESULT)
+BRIDGE_TYPES = (T_WELCOME, T_ACK, T_NACK, T_COMMAND)
 
 # Decoder.poll() outcomes.
 NEED_MORE = 0
@@ -109,9 +111,9 @@ class Decoder(Rx):
         if n:
             e = self._end
             if n == len(data):
-                self._mv[e : e + n] = data
+                self._rx[e : e + n] = data
             else:
-                self._mv[e : e + n] = memoryview(data)[0:n]
+                self._rx[e : e + n] = memoryview(data)[0:n]
             self._end = e + n
         return n
 

@@ -6,7 +6,7 @@
 import hashlib
 
 from twproto.errors import MacError
-from twproto.port import const
+from twproto.port import MICROPYTHON, const
 
 # Private copies (inlined: no interned names on the station). The public DIR_STATION,
 # DIR_BRIDGE, MAC_LEN, KEY_LEN and NONCE_LEN live in twproto.framehost and are reached as
@@ -26,11 +26,9 @@ def __getattr__(name):
     return getattr(framehost, name)
 
 
-try:
-    from hmac import compare_digest as _compare  # type: ignore[import-not-found]  # CPython, C
-except ImportError:  # MicroPython
+if MICROPYTHON:
 
-    def _compare(a, b):
+    def _compare(a, b):  # constant time
         if len(a) != len(b):
             return False
         r = 0
@@ -38,8 +36,8 @@ except ImportError:  # MicroPython
             r |= a[i] ^ b[i]
         return r == 0
 
-
-_COPY = hasattr(hashlib.sha256(), "copy")
+else:  # CPython: hmac.compare_digest (C), imported there so its names stay off the station
+    from twproto.cpython import _compare  # type: ignore[assignment,no-redef]
 
 
 class Mac:
@@ -54,13 +52,17 @@ class Mac:
             k = key[i] if i < _KEY_LEN else 0
             ipad[i] = k ^ 0x36
             opad[i] = k ^ 0x5C
-        self._ipad = bytes(ipad)
-        self._opad = bytes(opad)
-        if _COPY:
-            self._inner = hashlib.sha256(self._ipad)
-            self._outer = hashlib.sha256(self._opad)
+        # MicroPython: the key^ipad / key^opad blocks; CPython: the hash states after them (one
+        # pair of names for both: each distinct name costs station RAM, firmware/MEMORY.md)
+        self._inner = bytes(ipad)
+        self._outer = bytes(opad)
+        if not MICROPYTHON:
+            self._inner = hashlib.sha256(self._inner)  # type: ignore[assignment]
+            self._outer = hashlib.sha256(self._outer)  # type: ignore[assignment]
 
-    def _digest(self, direction, nonce, data):
+    def sign_into(self, buf, direction, nonce, data):
+        """Write the 16-byte MAC into buf[0:16] (a memoryview/bytearray); no slice copies.
+        (Hosts wanting it as bytes: twproto.framehost.sign.)"""
         if direction == _DIR_STATION:
             d = b"S"
         elif direction == _DIR_BRIDGE:
@@ -69,26 +71,21 @@ class Mac:
                 raise MacError("bad_nonce", "bridge frames need the 8-byte session nonce")
         else:
             raise MacError("bad_direction")
-        if _COPY:
-            h = self._inner.copy()  # type: ignore[attr-defined]
+        if MICROPYTHON:  # no sha256().copy()
+            h = hashlib.sha256(self._inner)
         else:
-            h = hashlib.sha256(self._ipad)
+            h = self._inner.copy()  # type: ignore[attr-defined]
         h.update(d)
         if direction == _DIR_BRIDGE:
             h.update(nonce)
         h.update(data)
         inner = h.digest()
-        if _COPY:
-            h = self._outer.copy()  # type: ignore[attr-defined]
+        if MICROPYTHON:
+            h = hashlib.sha256(self._outer)
         else:
-            h = hashlib.sha256(self._opad)
+            h = self._outer.copy()  # type: ignore[attr-defined]
         h.update(inner)
-        return h.digest()
-
-    def sign_into(self, buf, direction, nonce, data):
-        """Write the 16-byte MAC into buf[0:16] (a memoryview/bytearray); no slice copies.
-        (Hosts wanting it as bytes: twproto.framehost.sign.)"""
-        full = self._digest(direction, nonce, data)
+        full = h.digest()
         for i in range(_MAC_LEN):
             buf[i] = full[i]
 
@@ -98,4 +95,6 @@ class Mac:
             return False
         if direction == _DIR_BRIDGE and (nonce is None or len(nonce) != _NONCE_LEN):
             return False
-        return _compare(self._digest(direction, nonce, data)[:_MAC_LEN], mac)
+        want = bytearray(_MAC_LEN)
+        self.sign_into(want, direction, nonce, data)
+        return _compare(want, mac)

@@ -6,16 +6,17 @@
 # pack_verdict() (the station imports it). The EN/FR texts and the host-side helpers
 # (message, hint, verdict_text, code_of, unpack_verdict, TABLE, __all__) live in
 # twproto.reasontext and are reached here on first use (module __getattr__), so they never take
-# room in the station's heap.
+# room in the station's heap. ACCEPT, WARN, NONE and MAX_CODE are private here (inlined, no
+# interned name on the station) and public in reasontext (tests check the copies).
 from twproto.port import const
 
-ACCEPT = const(0)
-WARN = const(1)
+_ACCEPT = const(0)
+_WARN = const(1)
 REJECT = const(2)
 
 VERDICT_NAMES = ("accept", "warn", "reject")
 
-NONE = const(0)
+_NONE = const(0)
 TAG_SYNTAX = const(1)
 TAG_CHECK = const(2)
 TAG_SITE = const(3)
@@ -33,7 +34,7 @@ STEP_UNKNOWN = const(14)
 RULESET_MISMATCH = const(15)
 TAG_STEP = const(16)
 
-MAX_CODE = const(63)
+_MAX_CODE = const(63)
 
 # Rule ID of each code (index = code).
 RULE_IDS = (
@@ -48,7 +49,7 @@ def __getattr__(name):
     if name == "__all__" or name[:1] != "_":
         from twproto import reasontext
 
-        if name in reasontext.HOST_NAMES:
+        if name == "__all__" or name in reasontext.__all__:  # reasontext.HOST_NAMES
             v = getattr(reasontext, name)
             globals()[name] = v
             return v
@@ -60,11 +61,11 @@ def rule_id(code):
     for c in range(len(RULE_IDS)):
         if c == code:  # equality, not isinstance: any value equal to a known code finds it
             return RULE_IDS[c]
-    return "UNKNOWN-" + str(code)
+    return "UNKNOWN-%d" % code  # a literal of >= 10 chars: not interned
 
 
 def pack_verdict(verdict, reason):
     """The READING verdict byte: bits 0-1 verdict, bits 2-7 reason code."""
-    if not 0 <= verdict <= 2 or not 0 <= reason <= MAX_CODE:
+    if not 0 <= verdict <= 2 or not 0 <= reason <= _MAX_CODE:
         raise ValueError("verdict 0..2 and reason 0..63")
     return verdict | (reason << 2)

@@ -118,8 +118,15 @@ TEXT = (
 )
 
 
-# The names twproto.reasons serves from here.
-HOST_NAMES = ("__all__", "TABLE", "message", "hint", "verdict_text", "code_of", "unpack_verdict")
+# Public here, private const copies in twproto.reasons (tests/protocol/test_frame_split.py).
+ACCEPT = 0
+WARN = 1
+NONE = 0
+MAX_CODE = 63
+
+# The names twproto.reasons serves from here (all in __all__, which reasons checks).
+HOST_NAMES = ("__all__", "TABLE", "message", "hint", "verdict_text", "code_of", "unpack_verdict",
+              "ACCEPT", "WARN", "NONE", "MAX_CODE")
 
 __all__ = (
     "ACCEPT", "WARN", "REJECT", "TABLE", "MAX_CODE", "VERDICT_NAMES", "rule_id", "code_of",

@@ -254,7 +254,7 @@ def test_antenna_off_means_no_answer(rig, clock):
     model, drv = rig
     model.add_card(Card.ntag(UID7, ndef_text("X")))
     drv.antenna(0)
-    drv._st = rfm._ST_IDLE  # keep scanning with the field off
+    drv._s = rfm._ST_IDLE  # keep scanning with the field off
     res = []
     for _ in range(200):
         r = drv.poll()

@@ -29,6 +29,8 @@ def test_private_copies_match_the_protocol():
     assert set(F._FROM_STATION) == {F.T_HELLO, F.T_READING, F.T_NACK, F.T_STATUS, F.T_LIVE,
                                     F.T_EVENT, F.T_RESULT}
     assert set(F._FROM_BRIDGE) == {F.T_WELCOME, F.T_ACK, F.T_NACK, F.T_COMMAND}
+    assert (tuple(F._FROM_STATION), tuple(F._FROM_BRIDGE)) == (framehost.STATION_TYPES,
+                                                              framehost.BRIDGE_TYPES)
 
 
 def test_link_inlines_the_same_numbers():
@@ -76,3 +78,18 @@ def test_reasons_host_half_reaches_through_and_station_half_is_local():
     for bad in ("no_such_name", "_private", "__path__"):
         assert not hasattr(reasons, bad), bad
     assert not hasattr(F, "__path__")
+
+
+def test_reasons_private_copies_match_the_public_numbers():
+    from twproto import reasons, reasontext
+
+    assert (reasons._ACCEPT, reasons._WARN, reasons.REJECT) == (0, 1, 2)
+    assert reasons.VERDICT_NAMES[reasons._ACCEPT] == "accept"
+    assert reasons.VERDICT_NAMES[reasons._WARN] == "warn"
+    assert reasons._NONE == reasontext.NONE == 0 and reasons.RULE_IDS[reasons._NONE] == "NONE"
+    assert reasons._MAX_CODE == reasontext.MAX_CODE == 63
+    assert (reasons.ACCEPT, reasons.WARN) == (reasontext.ACCEPT, reasontext.WARN) == (0, 1)
+    assert reasons.pack_verdict(2, 63) == 0xFE
+    from twproto.reasons import MAX_CODE, NONE  # from-import reaches through too
+
+    assert (MAX_CODE, NONE) == (63, 0)
