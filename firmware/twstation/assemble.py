@@ -14,6 +14,7 @@ RECORD = 63  # journal bytes of a typical READING (journal.TYPICAL_RECORD)
 # Private copies of station.py's numbers station() needs (tests/protocol/test_bodies_numbers.py
 # checks the protocol's against twproto.messages; _IDLE against station.STATE_NAMES).
 _IDLE = const(0)
+_BODY = const(3)  # frame: offset of the body
 _MAX_FRAME = const(253)
 _T_READING = const(0x10)
 _SF_READER_FAULT = const(0x80)
@@ -192,7 +193,8 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     st.ruleset = ruleset
     st.rule_state = rules_mod.MemoryRuleState(rule_capacity)
     now = st.clock.ticks_ms()
-    st._at = [now] * 10  # deadlines and last-seen ticks (_AT_*)
+    # deadlines and last-seen ticks (_AT_*), then the last LIVE's net (None: none sent) and flags
+    st._at = [now] * 10 + [None, 0]
     st.uptime_ms = 0
     st.state = _IDLE
     st.running = True
@@ -203,16 +205,11 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     st._sync_up = 0
     # binding
     st._tag = None  # (kind, bytes) held
-    st._tag_loaded = False  # the held tag's bag is (or was) on the platform
     st._net = 0  # captured stable net weight
-    st._stable_cap = False
-    st._weighed = False  # the load on the platform settled once (a bag was weighed)
-    st._last_tag = None  # last bound tag, for repeat suppression
-    st._conflict = False
+    st._last = None  # last bound tag, for repeat suppression
     # reading in progress
-    st._r = M.Reading()
+    st.reading = M.Reading()
     st._verdict = None
-    st._cur_seq = 0
     st._bridge_verdict = None
     st.last_result = None  # (seq or None, station verdict byte, bridge verdict byte or None)
     # journal head: sequence and chain survive reboot
@@ -223,35 +220,31 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     # session and backlog
     st.session = False
     st._inflight = []  # seqs sent, not yet acknowledged (oldest first, <= send_window)
-    st._win = 0  # readings in flight allowed: min(config, WELCOME.window)
+    st.window = 0  # readings in flight allowed: min(config, WELCOME.window)
     st._skip = []  # seqs the bridge refused this session (NACK bad_mac/malformed/conflict)
     st._backoff = 0
-    st._last_cmd = 0
-    st._last_res = bytearray(_MAX_FRAME)  # the RESULT frame of _last_cmd (SPEC 9 retries)
-    st._last_res_n = 0
+    st.cmd_id = 0  # the last command run
+    st._buf = bytearray(_MAX_FRAME)  # its RESULT frame (SPEC 9 retries), st._n bytes long
+    st._n = 0
     st._events = []  # (code, severity, detail, uptime) while no session
     st._ev_last = {}
     st._bg = 0
-    st._scan_bad = 0
-    st._live_net = None
-    st._live_flags = 0
+    st.garbage = 0  # scanner lines dropped (its garbage + overlong counts)
     # the station's own faults, kept as the HELLO/STATUS flag bits they raise:
-    # _SF_SCALE_FAULT (HX711 silent), _SF_READER_FAULT, _SF_ZERO_OUT_OF_RANGE (boot zero)
+    # _SF_SCALE_FAULT (HX711 silent), _SF_READER_FAULT, _SF_ZERO_OUT_OF_RANGE (boot zero);
+    # the bits above 0xFF are its private booleans (station.py _B_*), all false at boot
     st._sf = 0
-    st._hx_timeouts = 0
-    st._raw = 0
-    st._over = False
-    st._fill_warned = False
+    st.timeouts = 0  # HX711 stalls
+    st.raw = 0
     st._rs_push = None  # (tmp path, expected length, sha256 obj, expected digest, received)
     st._reboot_at = None
-    st._zero_checked = False
     # Readings not yet acknowledged are still in the journal: feed them to the rule state so
     # a duplicate weighed before the reboot is still seen.
     for fr in journal.pending():
         if fr[2] != _T_READING:
             continue
         try:
-            r = M.reading_frame(fr)
+            r = M.unpack_reading(memoryview(fr)[_BODY : _BODY + fr[1]])
         except Exception:
             continue
         if ruleset is not None:

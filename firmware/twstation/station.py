@@ -145,7 +145,6 @@ _BACKOFF_MAX_MS = const(60000)
 _TIME_MIN = const(1700000000)  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
 _EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
 _ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
-RULESET_FILE = "ruleset.json"
 
 # Deadlines and last-seen ticks, one preallocated list self._at indexed by these (one attribute
 # instead of ten: each attribute name is an interned string kept in the heap for good).
@@ -159,6 +158,21 @@ _AT_SAMPLE = const(6)  # last HX711 sample
 _AT_TAG_SEEN = const(7)  # last time the last bound tag was seen (repeat suppression)
 _AT_CONFLICT = const(8)  # last time two tags were seen at once
 _AT_TICKS = const(9)  # ticks of the previous step (uptime)
+# ... and two values of the last LIVE sent (not ticks; assemble.station sets them None and 0)
+_AT_LIVE_NET = const(10)  # its net weight (None: no LIVE sent yet)
+_AT_LIVE_FLAGS = const(11)  # its flags
+
+# The station's own booleans share the int self._sf with its own faults: bits 0-7 are the
+# HELLO/STATUS flag bits the station raises itself (_SF_SCALE_FAULT, _SF_READER_FAULT,
+# _SF_ZERO_OUT_OF_RANGE; _flags() adds the others), the bits above are private state (one
+# attribute instead of seven: each attribute name is an interned string kept for good).
+_B_TAG_LOADED = const(0x100)  # the held tag's bag is (or was) on the platform
+_B_STABLE_CAP = const(0x200)  # the captured weight was stable (else recorded NOT-STABLE)
+_B_WEIGHED = const(0x400)  # the load on the platform settled once (a bag was weighed)
+_B_CONFLICT = const(0x800)  # two tags seen: nothing binds until none is seen for bind_ms
+_B_OVER = const(0x1000)  # the scale was out of range at the last sample (EVENT on the edge)
+_B_FILL_WARNED = const(0x2000)  # EVENT journal_nearly_full sent (again once it drained)
+_B_ZERO_CHECKED = const(0x4000)  # the boot zero was compared with the stored one
 
 
 def _u32(b):
@@ -197,15 +211,10 @@ class Station:
         _sync_unix: Any
         _sync_up: int
         _tag: Any
-        _tag_loaded: bool
         _net: int
-        _stable_cap: bool
-        _weighed: bool
-        _last_tag: Any
-        _conflict: bool
-        _r: M.Reading
+        _last: Any  # the last bound tag (repeat suppression)
+        reading: M.Reading  # the reading in progress
         _verdict: Any
-        _cur_seq: int
         _bridge_verdict: Any
         last_result: Any
         last_error: Any
@@ -214,26 +223,21 @@ class Station:
         boot_first_seq: int
         session: bool
         _inflight: list
-        _win: int
+        window: int  # readings in flight allowed
         _skip: list
         _backoff: int
-        _last_cmd: int
-        _last_res: bytearray
-        _last_res_n: int
+        cmd_id: int  # the last command run
+        _buf: bytearray  # its RESULT frame (SPEC 9 retries)
+        _n: int  # that frame's length (0: none)
         _events: list
         _ev_last: dict
         _bg: int
-        _scan_bad: int
-        _live_net: Any
-        _live_flags: int
+        garbage: int  # scanner lines dropped so far
         _sf: int
-        _hx_timeouts: int
-        _raw: int
-        _over: bool
-        _fill_warned: bool
+        timeouts: int  # HX711 stalls (STATUS hx711_timeouts)
+        raw: int  # the last HX711 conversion
         _rs_push: Any
         _reboot_at: Any
-        _zero_checked: bool
     # ------------------------------------------------------------------ time
     def unix_time(self):
         """Unix seconds if synced, else None."""
@@ -241,10 +245,11 @@ class Station:
             return None
         return self._sync_unix + (self.uptime_ms - self._sync_up) // 1000
 
-    def set_time(self, unix_s, ms=0):
-        if unix_s < _TIME_MIN:
+    def set_time(self, t, ms=0):
+        """Sync to Unix seconds t (+ ms); a time before _TIME_MIN is refused (False)."""
+        if t < _TIME_MIN:
             return False
-        self._sync_unix = unix_s
+        self._sync_unix = t
         self._sync_up = self.uptime_ms - ms
         return True
 
@@ -291,26 +296,32 @@ class Station:
         # hx711.poll(): a new conversion (int) or None; DriverTimeout when DOUT stayed high past
         # its stall window (unplugged, no power). Either way the loop goes on.
         sc = self.scale
+        stall = False
         try:
             raw = self.hx711.poll()
         except DriverError:
             raw = None
-            self._hx_stall()
+            stall = True
         if raw is not None:
-            self._raw = raw
+            self.raw = raw
             sc.add_sample(raw)
             self._at[_AT_SAMPLE] = now
             self._sf &= ~_SF_SCALE_FAULT
         elif not self._sf & _SF_SCALE_FAULT and ticks_diff(now, self._at[_AT_SAMPLE]) > _SAMPLE_MS:
-            self._hx_stall()
+            stall = True
+        if stall:  # counted each time; the fault flag and its EVENT once until a sample comes
+            self.timeouts += 1
+            if not self._sf & _SF_SCALE_FAULT:
+                self._sf |= _SF_SCALE_FAULT
+                self.event(_EV_HX711_NOT_READY, _SEV_ERROR, self.timeouts)
         if self._at[_AT_SAMPLE] == now:
-            if not self._zero_checked:
+            if not self._sf & _B_ZERO_CHECKED:
                 # Once the empty scale is first stable after boot, compare it with the stored
                 # zero. Never silently re-zero: an out-of-range zero is reported (EVENT, STATUS
                 # flag) and left for the operator (ZERO command) or the technician (calibration).
                 c = sc.boot_check()
                 if c != 3:  # BOOT_PENDING: not settled yet
-                    self._zero_checked = True
+                    self._sf |= _B_ZERO_CHECKED
                     if c == 2:  # BOOT_OUT_OF_RANGE
                         self._sf |= _SF_ZERO_OUT_OF_RANGE
                         bz = sc.boot_zero
@@ -320,17 +331,13 @@ class Station:
                 # range at boot was a load lying on it (a bag left there through a power cut),
                 # not drift. The event stays on record; the flag clears. Real drift never does.
                 self._sf &= ~_SF_ZERO_OUT_OF_RANGE
-        over = sc.out_of_range
-        if over and not self._over:
-            net = sc.net_g
-            self.event(_EV_OVERLOAD if net > 0 else _EV_UNDERLOAD, _SEV_WARNING, net)
-        self._over = over
-
-    def _hx_stall(self):
-        self._hx_timeouts += 1
-        if not self._sf & _SF_SCALE_FAULT:
-            self._sf |= _SF_SCALE_FAULT
-            self.event(_EV_HX711_NOT_READY, _SEV_ERROR, self._hx_timeouts)
+        if sc.out_of_range:
+            if not self._sf & _B_OVER:
+                self._sf |= _B_OVER
+                net = sc.net_g
+                self.event(_EV_OVERLOAD if net > 0 else _EV_UNDERLOAD, _SEV_WARNING, net)
+        else:
+            self._sf &= ~_B_OVER
 
     def _loaded(self):
         return self.scale.net_g >= self.config.empty_g
@@ -358,8 +365,8 @@ class Station:
                 self._multi(now)
                 return None
             elif res == 4:
-                if self._last_tag is not None and self._last_tag[0] != _TAG_QR_TEXT:
-                    self._last_tag = None  # the tag left the field: it may be presented again
+                if self._last is not None and self._last[0] != _TAG_QR_TEXT:
+                    self._last = None  # the tag left the field: it may be presented again
             elif res == 3 and rf.error == 4:  # ERR_CHIP: the reader itself failed (SPI, power)
                 self._sf |= _SF_READER_FAULT
                 self.event(_EV_READER_FAULT, _SEV_ERROR, rf.error)
@@ -380,27 +387,28 @@ class Station:
                     got = (_TAG_QR_TEXT, bytes(line))
                 else:
                     self.event(_EV_SCANNER_GARBAGE, _SEV_WARNING, n)
-                    self._show(_P_ATTENTION, now)
+                    self.show(_P_ATTENTION, now)
             bad = getattr(sc, "garbage", 0) + getattr(sc, "overlong", 0)
-            if bad != self._scan_bad:  # the driver dropped a line (noise, baud, too long)
-                self._scan_bad = bad
+            if bad != self.garbage:  # the driver dropped a line (noise, baud, too long)
+                self.garbage = bad
                 self.event(_EV_SCANNER_GARBAGE, _SEV_WARNING, bad)
-                self._show(_P_ATTENTION, now)
+                self.show(_P_ATTENTION, now)
         if got is None:
-            if self._conflict and ticks_diff(now, self._at[_AT_CONFLICT]) > self.config.bind_ms:
-                self._conflict = False
+            if self._sf & _B_CONFLICT \
+                    and ticks_diff(now, self._at[_AT_CONFLICT]) > self.config.bind_ms:
+                self._sf &= ~_B_CONFLICT
             return None
-        if self._conflict:
+        if self._sf & _B_CONFLICT:
             self._at[_AT_CONFLICT] = now
             return None
         return got
 
     def _multi(self, now):
-        self._conflict = True
+        self._sf |= _B_CONFLICT
         self._at[_AT_CONFLICT] = now
         self._tag = None
         self.event(_EV_MULTIPLE_TAGS, _SEV_WARNING, 0)
-        self._show(_P_ATTENTION, now)
+        self.show(_P_ATTENTION, now)
         if self.state in (_TAG, _STABLE):
             self.state = _WEIGHING if self._loaded() else _IDLE
 
@@ -408,7 +416,7 @@ class Station:
     def _advance(self, now, tag):
         s = self.state
         cfg = self.config
-        if tag is not None and self._last_tag is not None and tag == self._last_tag:
+        if tag is not None and self._last is not None and tag == self._last:
             # a re-read of the tag just weighed (seen continuously since) is no new tag
             fresh = ticks_diff(now, self._at[_AT_TAG_SEEN]) < _REPEAT_MS
             self._at[_AT_TAG_SEEN] = now
@@ -419,7 +427,7 @@ class Station:
             # No readings in maintenance mode or on an uncalibrated scale; tags are shown as
             # "attention" and dropped.
             if tag is not None:
-                self._show(_P_ATTENTION, now)
+                self.show(_P_ATTENTION, now)
             self._tag = None
             self.state = _WEIGHING if self._loaded() else _IDLE
             return
@@ -434,23 +442,23 @@ class Station:
             elif not self._loaded():
                 # bag removed before any tag was read: nothing to bind, nothing recorded; if it
                 # had settled (it was weighed), tell the operator its tag was never read
-                if self._weighed:
-                    self._show(_P_ATTENTION, now)
-                self._weighed = False
+                if self._sf & _B_WEIGHED:
+                    self.show(_P_ATTENTION, now)
+                self._sf &= ~_B_WEIGHED
                 self.state = _IDLE
             elif self._stable():
-                self._weighed = True
+                self._sf |= _B_WEIGHED
                 self._net = self.scale.net_g
                 self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
                 self.state = _STABLE
         elif s == _STABLE:
             if tag is not None:
                 self._tag = tag
-                self._stable_cap = True
+                self._sf |= _B_STABLE_CAP
                 self.state = _VALIDATE
             elif not self._loaded():
-                self._show(_P_ATTENTION, now)  # bag removed before its tag was read
-                self._weighed = False
+                self.show(_P_ATTENTION, now)  # bag removed before its tag was read
+                self._sf &= ~_B_WEIGHED
                 self.state = _IDLE
             elif not self._stable():
                 self.state = _WEIGHING  # moved again: the captured weight no longer holds
@@ -462,44 +470,44 @@ class Station:
             loaded = self._loaded()
             if tag is not None and tag != self._tag:
                 self._multi(now)  # two different tags for one weighing: bind neither
-            elif self._tag_loaded and not loaded:
+            elif self._sf & _B_TAG_LOADED and not loaded:
                 # the bag this tag was for left the platform before it settled: drop the tag
                 # (never bind it to whatever bag comes next), tell the operator, record nothing
                 self._tag = None
-                self._tag_loaded = False
-                self._show(_P_ATTENTION, now)
+                self._sf &= ~_B_TAG_LOADED
+                self.show(_P_ATTENTION, now)
                 self.event(_EV_MOTION_TIMEOUT, _SEV_INFO, 1)
                 self.state = _IDLE
-            elif loaded and not self._tag_loaded:
+            elif loaded and not self._sf & _B_TAG_LOADED:
                 # tag first: its bag has arrived; the binding window runs from now, so a bag
                 # that lands swinging gets the whole window to settle
-                self._tag_loaded = True
+                self._sf |= _B_TAG_LOADED
                 self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
             elif loaded and self._stable():
                 self._net = self.scale.net_g
-                self._stable_cap = True
+                self._sf |= _B_STABLE_CAP
                 self.state = _VALIDATE
             elif ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 if self._loaded():
                     # load on but never settled: record it unstable (rejected NOT-STABLE)
                     self._net = self.scale.net_g
-                    self._stable_cap = False
+                    self._sf &= ~_B_STABLE_CAP
                     self.state = _VALIDATE
                 else:
                     self._tag = None  # a tag with no bag: dropped
-                    self._show(_P_ATTENTION, now)
+                    self.show(_P_ATTENTION, now)
                     self.event(_EV_MOTION_TIMEOUT, _SEV_INFO, 0)
                     self.state = _IDLE
         elif s == _VALIDATE:
             if self.journal.full:
                 self._refuse_full(now)
             else:
-                self._validate()
+                self.validate()
                 self.state = _SIGN
         elif s == _SIGN:
             # Sign and journal in ONE step: the signed frame is in the link's TX buffer, which
             # every other frame (LIVE, STATUS, EVENT, RESULT) reuses between two steps.
-            self._commit(now)
+            self.commit(now)
         elif s == _SEND:
             self._pump(now)
             self._at[_AT_DEADLINE] = ticks_add(now, _ACK_WAIT_MS)
@@ -509,7 +517,7 @@ class Station:
             if bv is not None or not self.session or ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 # feedback: the station's verdict, or the bridge's when it is worse (the bridge
                 # knows the full history)
-                r = self._r
+                r = self.reading
                 v = r.verdict
                 if bv is not None and (bv & 3) > v:
                     v = bv & 3
@@ -521,22 +529,25 @@ class Station:
                 self.state = _REMOVE
         elif s == _REMOVE:
             if tag is not None:
-                self._show(_P_ATTENTION, now)  # a new tag before the bag left: remove it first
+                self.show(_P_ATTENTION, now)  # a new tag before the bag left: remove it first
             if not self._loaded():
-                self._weighed = False
+                self._sf &= ~_B_WEIGHED
                 self.state = _IDLE
 
     def _hold(self, tag, now):
         self._tag = tag
-        self._tag_loaded = self._loaded()  # a bag is already there (weight first) or not yet
+        if self._loaded():  # a bag is already there (weight first) or not yet
+            self._sf |= _B_TAG_LOADED
+        else:
+            self._sf &= ~_B_TAG_LOADED
         self._at[_AT_DEADLINE] = ticks_add(now, self.config.bind_ms)
         self.state = _TAG
 
     def _done(self, pattern, now):
         """Show the outcome of a bound reading (recorded or refused) and go to FEEDBACK; the tag
         is remembered so that its repeats are ignored."""
-        self._show(pattern, now)
-        self._last_tag = self._tag
+        self.show(pattern, now)
+        self._last = self._tag
         self._at[_AT_TAG_SEEN] = now
         self._tag = None
         self._at[_AT_DEADLINE] = ticks_add(now, self.config.feedback_ms)
@@ -547,15 +558,15 @@ class Station:
         self.last_result = (None, _REJECT, None)
         self._done(_P_REJECTED, now)
 
-    def _validate(self):
+    def validate(self):
         cfg = self.config
-        r = self._r
+        r = self.reading
         sc = self.scale
         r.seq = self.seq + 1
         # status bits from the scale (out of range, centre of zero, preset tare); the stable bit
         # is the captured one (a reading bound on a deadline while moving carries no stable bit)
         flags = sc.reading_flags() & (_F_OUT_OF_RANGE | _F_ZERO_TRACKED | _F_PRESET_TARE)
-        if self._stable_cap:
+        if self._sf & _B_STABLE_CAP:
             flags |= _F_STABLE
         r.flags = flags
         r.step = cfg.step
@@ -584,7 +595,7 @@ class Station:
             verdict, reason = v.verdict, v.reason
         # Station guards that hold whatever the rule set says: an unsettled or out-of-range
         # weight is never accepted.
-        if not self._stable_cap and verdict != _REJECT:
+        if not self._sf & _B_STABLE_CAP and verdict != _REJECT:
             verdict, reason = _REJECT, 5  # NOT-STABLE
         elif flags & _F_OUT_OF_RANGE and verdict != _REJECT:
             verdict, reason = _REJECT, 6  # OUT-OF-RANGE
@@ -592,10 +603,10 @@ class Station:
         r.reason = reason
         self._verdict = v
 
-    def _commit(self, now):
+    def commit(self, now):
         # SIGN: pack the READING into the link's TX buffer and MAC it; JOURNAL: append it
         lk = self.link
-        r = self._r
+        r = self.reading
         n = lk.seal(_T_READING, M.pack_reading(lk.tx, _BODY, r))
         self.state = _JOURNAL
         try:
@@ -608,14 +619,13 @@ class Station:
         self.seq = r.seq
         mac_off = _BODY + lk.tx[1]
         self.prev = _u32(lk.tx[mac_off : mac_off + 4])
-        self._cur_seq = r.seq
         self._bridge_verdict = None
         if self._verdict is not None:
             self.rule_state.record(r, self._verdict)
         self._check_fill()
         self.state = _SEND
 
-    def _show(self, pattern, now):
+    def show(self, pattern, now):
         fb = self.feedback
         if fb is not None:
             fb.show(pattern, now)
@@ -626,11 +636,11 @@ class Station:
         if j.full:
             self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, j.fill_pct())
         elif j.nearly_full:
-            if not self._fill_warned:
-                self._fill_warned = True
+            if not self._sf & _B_FILL_WARNED:
+                self._sf |= _B_FILL_WARNED
                 self.event(_EV_JOURNAL_NEARLY_FULL, _SEV_WARNING, j.fill_pct())
         else:
-            self._fill_warned = False
+            self._sf &= ~_B_FILL_WARNED
 
     # ------------------------------------------------------------------ events
     def event(self, code, severity, detail):
@@ -645,14 +655,11 @@ class Station:
             detail = 0
         up = self.uptime_ms & 0xFFFFFFFF
         if self.session:
-            self._send_event(code, severity, detail, up)
+            self.link.send(_T_EVENT, M.pack_event(self.link.tx, _BODY, code, severity, detail, up))
         else:
             if len(self._events) >= _EVENT_QUEUE:
                 self._events.pop(0)
             self._events.append((code, severity, detail, up))
-
-    def _send_event(self, code, severity, detail, up):
-        self.link.send(_T_EVENT, M.pack_event(self.link.tx, _BODY, code, severity, detail, up))
 
     # ------------------------------------------------------------------ link: receive
     def _service_link(self, now):
@@ -670,10 +677,11 @@ class Station:
                 self._on_frame(f, now)
             except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
                 self._nack(f[2], 0, _NACK_MALFORMED)
-                self._last_error = e
+                self.last_error = e
 
-    def _nack(self, ref_type, ref_seq, reason):
-        n = M.pack_fixed(self.link.tx, _BODY, _T_NACK, (ref_type, ref_seq, reason))
+    def _nack(self, t, seq, reason):
+        """NACK the frame of type t (its seq, or 0) for `reason`."""
+        n = M.pack_fixed(self.link.tx, _BODY, _T_NACK, (t, seq, reason))
         self.link.send(_T_NACK, n)
 
     def _on_frame(self, f, now):
@@ -685,7 +693,7 @@ class Station:
             if w_flags & _WF_TIME_VALID and w_time >= _TIME_MIN:
                 self.set_time(w_time, w_ms)
             self.session = True
-            self._win = min(self.config.send_window, w_window)  # 0: hold readings for now
+            self.window = min(self.config.send_window, w_window)  # 0: hold readings for now
             self._skip = []
             self._backoff = 0
             self._inflight = []
@@ -693,7 +701,7 @@ class Station:
             q = self._events  # the events queued while there was no session, oldest first
             self._events = []
             for code, sev, detail, up in q:
-                self._send_event(code, sev, detail, up)
+                self.link.send(_T_EVENT, M.pack_event(self.link.tx, _BODY, code, sev, detail, up))
             self._send_status(now)
         elif t == _T_ACK:
             # The link already checked the MAC over our session nonce: a forged ACK never gets
@@ -704,13 +712,33 @@ class Station:
                 self.journal.ack(seq)
                 if seq in self._inflight:
                     self._inflight.remove(seq)
-                if seq == self._cur_seq:
+                if seq == self.seq:
                     self._bridge_verdict = v
             self._check_fill()
             self._backoff = 0
             self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
         elif t == _T_COMMAND:
-            self._on_command(M.unpack_command(body), now)
+            # SPEC 9: a higher cmd_id runs; the same id gets the remembered RESULT again (a
+            # bridge retry after a lost RESULT); a lower one is stale and does nothing.
+            # self.cmd_id is the last command run, self._buf[0:self._n] its RESULT frame.
+            cmd_id, op, args = M.unpack_command(body)
+            lk = self.link
+            if cmd_id == self.cmd_id and self._n:
+                lk.send_frame(memoryview(self._buf)[0 : self._n])
+                return
+            if cmd_id <= self.cmd_id:
+                lk.send(_T_RESULT, M.pack_fixed(lk.tx, _BODY, _T_RESULT,
+                                                (cmd_id, _RS_STALE_COMMAND, 0)))
+                return
+            self.cmd_id = cmd_id
+            from twstation import commands
+
+            st, val, detail = commands.execute(self, op, args, now)
+            forget()  # the command code (and a pushed rule set's validation) leaves the heap
+            n = lk.send(_T_RESULT, M.pack_fixed(lk.tx, _BODY, _T_RESULT, (cmd_id, st, val),
+                                                detail))
+            self._buf[0:n] = memoryview(lk.tx)[0:n]
+            self._n = n
         elif t == _T_NACK:
             # NACKs are unauthenticated: advisory only, they never delete or change a reading.
             ref_type, s, r = M.unpack_fixed(_T_NACK, body)
@@ -733,9 +761,30 @@ class Station:
     def _service_session(self, now):
         cfg = self.config
         if not self.session:
-            if ticks_diff(now, self._at[_AT_HELLO]) >= 0:
-                self._send_hello()
-                self._at[_AT_HELLO] = ticks_add(now, cfg.hello_ms)
+            if ticks_diff(now, self._at[_AT_HELLO]) < 0:
+                return
+            # HELLO, with a new session nonce, every hello_ms until a WELCOME
+            lk = self.link
+            lk.new_nonce()
+            self.cmd_id = 0  # command ids count afresh per session (the nonce binds them)
+            self._n = 0
+            rs = self.ruleset
+            try:
+                rv = int(rs.version)
+                rv = rv if 0 <= rv <= 0xFFFF else 0
+            except (AttributeError, ValueError, TypeError):  # no rule set, or a non-numeric version
+                rv = 0
+            j = self.journal
+            v = (  # HELLO fields in layout order (twproto.bodies.LAYOUTS)
+                self.config.device_id, FIRMWARE_VERSION[0], FIRMWARE_VERSION[1],
+                FIRMWARE_VERSION[2], 1, 1,  # ..., proto_min, proto_max
+                rs.id if rs is not None else 0, rv, _u32(self.config.hash),
+                self.seq, min(j.backlog(), 0xFFFF), min(j.fill_pct(), 100), self.boot,
+                self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self._flags(),
+                bytes(lk.nonce), self.prev,
+            )
+            lk.send(_T_HELLO, M.pack_fixed(lk.tx, _BODY, _T_HELLO, v))
+            self._at[_AT_HELLO] = ticks_add(now, cfg.hello_ms)
             return
         if ticks_diff(now, self._at[_AT_RX]) > _SESSION_IDLE_MS:
             self._lose_session(now)  # the bridge went quiet: start a new session
@@ -761,7 +810,7 @@ class Station:
         """Send journaled readings in order while the window has room."""
         if not self.session:
             return
-        win = self._win
+        win = self.window
         inflight = self._inflight
         if len(inflight) >= win:
             return
@@ -778,7 +827,7 @@ class Station:
 
     def _flags(self):
         """HELLO/STATUS flags."""
-        f = self._sf
+        f = self._sf & 0xFF  # the station's own faults (the bits above are private state)
         if self._sync_unix is not None:
             f |= _SF_TIME_SYNCED
         if self.maintenance:
@@ -790,28 +839,6 @@ class Station:
         if self.ruleset is None:
             f |= _SF_NO_RULESET
         return f
-
-    def _send_hello(self):
-        lk = self.link
-        lk.new_nonce()
-        self._last_cmd = 0  # command ids count afresh per session (the nonce binds them)
-        self._last_res_n = 0
-        rs = self.ruleset
-        try:
-            rv = int(rs.version)
-            rv = rv if 0 <= rv <= 0xFFFF else 0
-        except (AttributeError, ValueError, TypeError):  # no rule set, or a non-numeric version
-            rv = 0
-        j = self.journal
-        v = (  # HELLO fields in layout order (twproto.bodies.LAYOUTS)
-            self.config.device_id, FIRMWARE_VERSION[0], FIRMWARE_VERSION[1], FIRMWARE_VERSION[2],
-            1, 1,  # proto_min, proto_max
-            rs.id if rs is not None else 0, rv, _u32(self.config.hash),
-            self.seq, min(j.backlog(), 0xFFFF), min(j.fill_pct(), 100), self.boot,
-            self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self._flags(), bytes(lk.nonce),
-            self.prev,
-        )
-        lk.send(_T_HELLO, M.pack_fixed(lk.tx, _BODY, _T_HELLO, v))
 
     def _send_status(self, now):
         self._at[_AT_STATUS] = ticks_add(now, self.config.status_ms)
@@ -826,8 +853,8 @@ class Station:
         cal = sc.cal
         cpk = (1000 * cal.den) // cal.num if cal.num else 0
         v = (  # STATUS fields in layout order (twproto.bodies.LAYOUTS)
-            _i32(self._raw), _i32(sc.zero_counts), _i32(abs(cpk)), 0, sc.sps & 0xFF, self._flags(),
-            self._hx_timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
+            _i32(self.raw), _i32(sc.zero_counts), _i32(abs(cpk)), 0, sc.sps & 0xFF, self._flags(),
+            self.timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
             heap & 0xFFFFFFFF, self.uptime_ms & 0xFFFFFFFF, self.boot, cal.cal_id & 0xFFFF,
         )
         self.link.send(_T_STATUS, M.pack_fixed(self.link.tx, _BODY, _T_STATUS, v))
@@ -841,11 +868,13 @@ class Station:
         sc = self.scale
         net = sc.net_g
         flags = sc.reading_flags()
-        if self._live_net is not None and abs(net - self._live_net) < self.config.division_g \
-                and flags == self._live_flags:
+        at = self._at
+        last = at[_AT_LIVE_NET]
+        if last is not None and abs(net - last) < self.config.division_g \
+                and flags == at[_AT_LIVE_FLAGS]:
             return
-        self._live_net = net
-        self._live_flags = flags
+        at[_AT_LIVE_NET] = net
+        at[_AT_LIVE_FLAGS] = flags
         self._at[_AT_LIVE] = ticks_add(now, self.config.live_ms)
         tare = sc.tare_g
         n = M.pack_live(self.link.tx, _BODY, net if -0x800000 <= net <= 0x7FFFFF else 0,
@@ -854,37 +883,14 @@ class Station:
         self.link.send(_T_LIVE, n)
 
     # ------------------------------------------------------------------ commands
-    def _on_command(self, c, now):
-        # c = (cmd_id, op, args). SPEC 9: higher cmd_id runs; the same id gets the remembered
-        # RESULT again (a bridge retry after a lost RESULT); a lower one is stale and does nothing.
-        cmd_id = c[0]
-        if cmd_id == self._last_cmd and self._last_res_n:
-            self.link.send_frame(memoryview(self._last_res)[0 : self._last_res_n])
-            return
-        if cmd_id <= self._last_cmd:
-            self._result(cmd_id, _RS_STALE_COMMAND, 0)
-            return
-        self._last_cmd = cmd_id
-        from twstation import commands
-
-        st, val, detail = commands.execute(self, c[1], c[2], now)
-        forget()  # the command code (and a pushed rule set's validation) is not kept in the heap
-        n = self._result(cmd_id, st, val, detail)
-        self._last_res[0:n] = memoryview(self.link.tx)[0:n]
-        self._last_res_n = n
-
-    def _result(self, cmd_id, status, value, detail=b""):
-        return self.link.send(_T_RESULT, M.pack_fixed(self.link.tx, _BODY, _T_RESULT,
-                                                      (cmd_id, status, value), detail))
-
     def zero_cleared(self):
         """A new zero was set (ZERO command or calibration): the boot zero fault is over."""
         self._sf &= ~_SF_ZERO_OUT_OF_RANGE
-        self._zero_checked = True
+        self._sf |= _B_ZERO_CHECKED
 
     def ruleset_path(self):
         r = self.root
-        return ("" if not r or r == "/" else r.rstrip("/")) + "/" + RULESET_FILE
+        return ("" if not r or r == "/" else r.rstrip("/")) + "/ruleset.json"
 
 
 def _i32(v):

@@ -39,20 +39,18 @@ _NET_MAX = const(0x7FFFFF)
 # Divisions e: READING/LIVE flags bits 0-2 index this tuple.
 E_CODES = (1, 2, 5, 10, 20, 50, 100, 200)
 
-# The fixed-layout bodies: type -> (struct format, field names separated by spaces, trailing byte
-# string (name, min, max) or None). READING, LIVE, ACK and COMMAND have layouts of their own below;
-# EVENT's (the station packs it with pack_event, never unpacks it) is in twproto.messages.
+# The fixed-layout bodies: type -> (struct format, trailing byte string (name, min, max) or
+# None). The field names (the host's message classes and their error texts need them, the
+# station never reads them) are in twproto.messages.FIELDS, keyed by the same types; the HELLO
+# checks beyond the struct ranges too (the station packs HELLO from values it bounds itself).
+# READING, LIVE, ACK and COMMAND have layouts of their own below; EVENT's (the station packs it
+# with pack_event, never unpacks it) is in twproto.messages.
 LAYOUTS = {
-    _T_HELLO: ("<IBBBBBIHIIHBHIIB8sI",
-               "device_id fw_major fw_minor fw_patch proto_min proto_max ruleset_id "
-               "ruleset_version config_hash last_seq backlog journal_pct boot boot_first_seq "
-               "uptime_ms flags nonce chain_head", None),
-    _T_WELCOME: ("<IHBIBB", "time ms proto ruleset_id flags window", None),
-    _T_NACK: ("<BIB", "ref_type ref_seq reason", None),
-    _T_STATUS: ("<iiiHBBHHHHIIHH",
-                "raw zero_raw counts_per_kg noise_rms rate_hz flags hx711_timeouts spikes "
-                "journal_used journal_capacity free_heap uptime_ms boot cal_id", None),
-    _T_RESULT: ("<HBi", "cmd_id status value", ("detail", 0, _MAX_BODY - 7)),
+    _T_HELLO: ("<IBBBBBIHIIHBHIIB8sI", None),
+    _T_WELCOME: ("<IHBIBB", None),  # time ms proto ruleset_id flags window
+    _T_NACK: ("<BIB", None),
+    _T_STATUS: ("<iiiHBBHHHHIIHH", None),
+    _T_RESULT: ("<HBi", ("detail", 0, _MAX_BODY - 7)),
 }
 
 # COMMAND ops (private copies of twproto.messages OP_*).
@@ -108,60 +106,48 @@ def struct_range(code):
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
-def check_range(name, v, lo, hi):
+def check_range(name, v, a, b):
+    """v must be an int with a <= v <= b, else MessageError bad_field `name`."""
     # bool is an int subclass on CPython; MicroPython struct would silently truncate, so check.
-    if not isinstance(v, int) or v < lo or v > hi:
+    if not isinstance(v, int) or v < a or v > b:
         raise MessageError("bad_field", name)
 
 
-def bytes_len(name, v, lo, hi, short="bad_field", long="bad_field"):
+def bytes_len(name, v, a, b):
+    """The length of byte string v, which must be a..b long, else MessageError bad_field."""
     if isinstance(v, int) or isinstance(v, str):
         raise MessageError("bad_field", name)
     n = len(v)
-    if n < lo:
-        raise MessageError(short, name)
-    if n > hi:
-        raise MessageError(long, name)
+    if n < a or n > b:
+        raise MessageError("bad_field", name)
     return n
 
 
-def check_size(n, size, tail):
-    """A body of n bytes: `size` fixed bytes, then a tail (name, min, max) or nothing."""
+def check_size(n, size, t):
+    """A body of n bytes: `size` fixed bytes, then a tail t = (name, min, max) or nothing."""
     if n < size:
         raise MessageError("truncated")
-    if tail is None:
+    if t is None:
         if n != size:
             raise MessageError("bad_length")
-    elif n - size < tail[1] or n - size > tail[2]:
-        raise MessageError("bad_length", tail[0])
+    elif n - size < t[1] or n - size > t[2]:
+        raise MessageError("bad_length", t[0])
 
 
-def pack_tail(buf, off, tail, value):
-    """Copy a trailing byte string bounded by tail = (name, min, max); return its length."""
-    n = bytes_len(tail[0], value, tail[1], tail[2])
+def pack_tail(buf, off, t, value):
+    """Copy a trailing byte string bounded by t = (name, min, max); return its length."""
+    n = bytes_len(t[0], value, t[1], t[2])
     for i in range(n):  # a plain index loop: MicroPython runs it without allocating (a slice would)
         buf[off + i] = value[i]
     return n
 
 
-def check_values(t, v):
-    """Semantic checks of a fixed body beyond its struct ranges, on pack and unpack alike;
-    `v` holds the values in layout order."""
-    if t == _T_HELLO:
-        if v[4] > v[5]:
-            raise MessageError("bad_field", "proto_min")
-        if v[11] > 100:
-            raise MessageError("bad_field", "journal_pct")
-    elif t == _T_WELCOME:
-        if v[1] > 999:
-            raise MessageError("bad_field", "ms")
-
-
-def pack_fixed(buf, off, t, values, tail=b""):
+def pack_fixed(buf, off, t, values, data=b""):
     """Pack the fixed body of type t (LAYOUTS) from `values` (layout order) at buf[off:], then
-    its trailing bytes; range-checks every field. Returns the body length."""
-    fmt, spaced, tl = LAYOUTS[t]
-    names = spaced.split()
+    its trailing bytes `data`; range-checks every field (a bad one: MessageError bad_field
+    "field N", N its index in the layout; twproto.messages checks first with the field names).
+    Returns the body length."""
+    fmt, tl = LAYOUTS[t]
     i = 0
     p = 1
     while p < len(fmt):  # one struct code per field; "8s" / "32s" are fixed byte strings
@@ -171,31 +157,34 @@ def pack_fixed(buf, off, t, values, tail=b""):
         v = values[i]
         if fmt[q] == "s":
             n = int(fmt[p:q])
-            bytes_len(names[i], v, n, n)
+            ok = not (isinstance(v, int) or isinstance(v, str)) and len(v) == n
         else:
-            lo, hi = struct_range(fmt[q])
-            check_range(names[i], v, lo, hi)
+            a, b = struct_range(fmt[q])
+            ok = isinstance(v, int) and a <= v <= b
+        if not ok:
+            raise MessageError("bad_field", "field %d" % i)
         i += 1
         p = q + 1
-    check_values(t, values)
     struct.pack_into(fmt, buf, off, *values)
     n = struct.calcsize(fmt)
     if tl is not None:
-        n += pack_tail(buf, off + n, tl, tail)
+        n += pack_tail(buf, off + n, tl, data)
     return n
 
 
-def unpack_fixed(t, mv):
+def unpack_fixed(t, buf):
     """The values (a tuple in layout order, then the trailing bytes if the type has a tail) of a
-    fixed body of type t; strict length and field checks (MessageError)."""
-    fmt, _, tl = LAYOUTS[t]
+    fixed body of type t (`buf` a memoryview of it); strict length and field checks
+    (MessageError; the HELLO checks beyond the struct ranges are the host's, in messages)."""
+    fmt, tl = LAYOUTS[t]
     size = struct.calcsize(fmt)
-    n = len(mv)
+    n = len(buf)
     check_size(n, size, tl)
-    v = struct.unpack_from(fmt, mv, 0)
-    check_values(t, v)
+    v = struct.unpack_from(fmt, buf, 0)
+    if t == _T_WELCOME and v[1] > 999:
+        raise MessageError("bad_field", "ms")
     if tl is not None:
-        v = v + (bytes(mv[size:n]),)
+        v = v + (bytes(buf[size:n]),)
     return v
 
 
@@ -209,8 +198,9 @@ def pack_event(buf, off, code, severity, detail, uptime_ms):
     return 10
 
 
-def pack_live(buf, off, net, tare_g, flags, tag_state):
+def pack_live(buf, off, net_g, tare_g, flags, tag_state):
     """LIVE body at buf[off:] (7 bytes: net i24, tare u16, flags, tag state); allocation-free."""
+    net = net_g
     check_range("net_g", net, _NET_MIN, _NET_MAX)
     check_range("tare_g", tare_g, 0, 0xFFFF)
     check_range("flags", flags, 0, 0xFF)
@@ -219,8 +209,9 @@ def pack_live(buf, off, net, tare_g, flags, tag_state):
     return 7
 
 
-def unpack_ack(mv):
-    """The (seq, verdict byte) entries of an ACK body, in order."""
+def unpack_ack(buf):
+    """The (seq, verdict byte) entries of an ACK body (`buf` a memoryview of it), in order."""
+    mv = buf
     n = len(mv)
     if n < 1:
         raise MessageError("truncated")
@@ -249,9 +240,11 @@ def check_args(op, args):
         raise MessageError("bad_field", "ms")
 
 
-def unpack_command(mv):
-    """(cmd_id, op, args dict) of a COMMAND body. An op this version does not know decodes with
-    args {'data': rest of body}, so the station can answer RESULT unsupported for that cmd_id."""
+def unpack_command(buf):
+    """(cmd_id, op, args dict) of a COMMAND body (`buf` a memoryview of it). An op this version
+    does not know decodes with args {'data': rest of body}, so the station can answer RESULT
+    unsupported for that cmd_id."""
+    mv = buf
     n = len(mv)
     if n < 3:
         raise MessageError("truncated")
@@ -321,7 +314,13 @@ class Reading:
 def pack_reading(buf, off, r):
     """Write r's READING body at buf[off:]; return its length. Allocation-free."""
     tag = r.tag
-    nt = bytes_len("tag", tag, 1, _TAG_MAX, "tag_empty", "tag_too_long")
+    if isinstance(tag, int) or isinstance(tag, str):
+        raise MessageError("bad_field", "tag")
+    nt = len(tag)
+    if nt < 1:
+        raise MessageError("tag_empty", "tag")
+    if nt > _TAG_MAX:
+        raise MessageError("tag_too_long", "tag")
     check_range("seq", r.seq, 1, 0xFFFFFFFF)
     check_range("flags", r.flags, 0, 0xFF)
     check_range("step", r.step, 0, 15)
@@ -363,9 +362,10 @@ def pack_reading(buf, off, r):
     return n + nt
 
 
-def unpack_reading(mv, cls=Reading):
-    """Parse a READING body (memoryview) into a `cls` (Reading's constructor arguments);
-    strict bounds and field checks (MessageError)."""
+def unpack_reading(buf, cls=Reading):
+    """Parse a READING body (`buf` a memoryview of it) into a `cls` (Reading's constructor
+    arguments); strict bounds and field checks (MessageError)."""
+    mv = buf
     n = len(mv)
     if n < 5:
         raise MessageError("truncated")
@@ -396,15 +396,6 @@ def unpack_reading(mv, cls=Reading):
     return cls(seq, flags & _F_STATUS_MASK, sk >> 4, sk & 0x0F, v & 3, v >> 2, t, boot, ms,
                (hi << 16) | lo, tare, E_CODES[flags & _F_E_MASK], op, cal, rs, prev,
                bytes(mv[fixed:n]))
-
-
-def reading_frame(frame):
-    """The Reading in a decoded READING frame (no MAC check: the station's own journal), with
-    .mac set to the frame's MAC."""
-    end = _BODY + frame[1]
-    r = unpack_reading(memoryview(frame)[_BODY:end])
-    r.mac = bytes(frame[end : end + 16])
-    return r
 
 
 def __getattr__(name):

@@ -280,20 +280,44 @@ class _Fixed(Message):
 
     def check(self):
         """Semantic checks shared by pack and unpack (ranges beyond the struct's own)."""
-        _b.check_values(self.TYPE, tuple(getattr(self, s[0]) for s in self.SPEC))
+        check_values(self.TYPE, tuple(getattr(self, s[0]) for s in self.SPEC))
 
     def pack(self, buf, off=BODY):
         vals = tuple(getattr(self, s[0]) for s in self.SPEC)
+        # every field's range with its name first (bodies.pack_fixed, the station's, checks
+        # again but names a bad field only by its index)
+        for (name, code), v in zip(self.SPEC, vals):
+            if code[-1] == "s":
+                _b.bytes_len(name, v, int(code[:-1]), int(code[:-1]))
+            else:
+                lo, hi = _b.struct_range(code)
+                _b.check_range(name, v, lo, hi)
+        check_values(self.TYPE, vals)
         tail = getattr(self, self.TAIL[0]) if self.TAIL is not None else b""
         return _b.pack_fixed(buf, off, self.TYPE, vals, tail)
 
     @classmethod
     def unpack(cls, mv):
         vals = _b.unpack_fixed(cls.TYPE, mv)
+        check_values(cls.TYPE, vals)  # bodies.unpack_fixed checks WELCOME's, not HELLO's
         m = cls()
         for i in range(len(vals)):
             setattr(m, cls.NAMES[i], vals[i])
         return m
+
+
+def check_values(t, v):
+    """Semantic checks of a fixed body beyond its struct ranges, on pack and unpack alike;
+    `v` holds the values in layout order. (bodies.unpack_fixed makes the WELCOME check for the
+    station, which packs its HELLO from values it bounds itself.)"""
+    if t == T_HELLO:
+        if v[4] > v[5]:
+            raise MessageError("bad_field", "proto_min")
+        if v[11] > 100:
+            raise MessageError("bad_field", "journal_pct")
+    elif t == T_WELCOME:
+        if v[1] > 999:
+            raise MessageError("bad_field", "ms")
 
 
 def _table(cls):
@@ -307,10 +331,25 @@ def _table(cls):
     return cls
 
 
-# Every fixed layout: the station's (twproto.bodies.LAYOUTS) and EVENT, which the station only
-# packs (bodies.pack_event) and so does not keep in its heap.
-LAYOUTS = dict(_b.LAYOUTS)
-LAYOUTS[T_EVENT] = ("<BBiI", "code severity detail uptime_ms", None)
+# The field names of every fixed layout, in layout order (the station's bodies.LAYOUTS has only
+# the struct formats and tails: it never reads the names).
+FIELDS = {
+    T_HELLO: "device_id fw_major fw_minor fw_patch proto_min proto_max ruleset_id "
+             "ruleset_version config_hash last_seq backlog journal_pct boot boot_first_seq "
+             "uptime_ms flags nonce chain_head",
+    T_WELCOME: "time ms proto ruleset_id flags window",
+    T_NACK: "ref_type ref_seq reason",
+    T_STATUS: "raw zero_raw counts_per_kg noise_rms rate_hz flags hx711_timeouts spikes "
+              "journal_used journal_capacity free_heap uptime_ms boot cal_id",
+    T_RESULT: "cmd_id status value",
+    T_EVENT: "code severity detail uptime_ms",
+}
+
+# Every fixed layout as type -> (struct format, field names, tail (name, min, max) or None): the
+# station's (twproto.bodies.LAYOUTS with the names above) and EVENT, which the station only packs
+# (bodies.pack_event) and so does not keep in its heap.
+LAYOUTS = {t: (fmt, FIELDS[t], tail) for t, (fmt, tail) in _b.LAYOUTS.items()}
+LAYOUTS[T_EVENT] = ("<BBiI", FIELDS[T_EVENT], None)
 
 
 class Hello(_Fixed):
@@ -583,3 +622,12 @@ def decode_frame(frame, mac=None, direction=None, nonce=None):
         msg.mac = bytes(frame[end : end + 16])
         return t, msg
     return t, unpack(t, frame[BODY:end])
+
+
+def reading_frame(frame):
+    """The Reading in a decoded READING frame (no MAC check: e.g. the station's own journal),
+    with .mac set to the frame's MAC."""
+    end = BODY + frame[1]
+    r = unpack_reading(memoryview(frame)[BODY:end])
+    r.mac = bytes(frame[end : end + 16])
+    return r

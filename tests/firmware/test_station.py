@@ -501,11 +501,19 @@ def test_ctrl_c_inside_partial_frame_is_data_until_line_idles():
 
 def test_assemble_state_copy_and_timer_slots(rig):
     # assemble.station() starts the state machine with its private copy of IDLE; the ten
-    # deadline/last-seen slots of Station._at are distinct indices inside the list
+    # deadline/last-seen slots of Station._at and the last LIVE's net and flags are distinct
+    # indices inside the list; the private booleans in _sf are distinct bits above the
+    # HELLO/STATUS flag byte
     from twstation import assemble
 
     assert S.STATE_NAMES[assemble._IDLE] == "idle"
     slots = [v for k, v in vars(S).items() if k.startswith("_AT_")]
-    assert sorted(slots) == list(range(10))
+    assert sorted(slots) == list(range(12))
+    bits = [v for k, v in vars(S).items() if k.startswith("_B_")]
+    assert len(bits) == 7 and all(b > 0xFF and b & (b - 1) == 0 for b in bits)
+    assert len(set(bits)) == 7
     r = rig()
-    assert len(r.st._at) == 10 and r.st.dev is r.st and r.st.feedback is r.st.dev.feedback
+    assert len(r.st._at) == 12 and r.st.dev is r.st and r.st.feedback is r.st.dev.feedback
+    assert r.st._at[S._AT_LIVE_NET] is None  # no LIVE sent yet
+    r.st._sf |= sum(bits)
+    assert r.st._flags() & ~0xFF == 0  # HELLO/STATUS never carry the private bits
