@@ -6,37 +6,22 @@
 # pack_verdict() (the station imports it). The EN/FR texts and the host-side helpers
 # (message, hint, verdict_text, code_of, unpack_verdict, TABLE, __all__) live in
 # twproto.reasontext and are reached here on first use (module __getattr__), so they never take
-# room in the station's heap. ACCEPT, WARN, NONE and MAX_CODE are private here (inlined, no
-# interned name on the station) and public in reasontext (tests check the copies).
+# room in the station's heap. So do the public numbers (ACCEPT, WARN, REJECT, NONE, TAG_SYNTAX
+# ... TAG_STEP, MAX_CODE): no resident module names them (rules and tags keep private const
+# copies), and each public name would be an interned name and a dict entry on the station.
+# tests/protocol/test_frame_split.py checks the numbers against RULE_IDS and VERDICT_NAMES.
 from twproto.port import const
 
 _ACCEPT = const(0)
 _WARN = const(1)
-REJECT = const(2)
+_REJECT = const(2)
 
-VERDICT_NAMES = ("accept", "warn", "reject")
+VERDICT_NAMES = ("accept", "warn", "reject")  # index = verdict (ACCEPT, WARN, REJECT)
 
 _NONE = const(0)
-TAG_SYNTAX = const(1)
-TAG_CHECK = const(2)
-TAG_SITE = const(3)
-WEIGHT_RANGE = const(4)
-NOT_STABLE = const(5)
-OUT_OF_RANGE = const(6)
-DUPLICATE_STEP = const(7)
-TIME_FUTURE = const(8)
-TIME_BEFORE_PROVISIONING = const(9)
-TIME_NOT_SYNCED = const(10)
-SEQ_GAP = const(11)
-OPERATOR = const(12)
-MASS_BALANCE = const(13)
-STEP_UNKNOWN = const(14)
-RULESET_MISMATCH = const(15)
-TAG_STEP = const(16)
-
 _MAX_CODE = const(63)
 
-# Rule ID of each code (index = code).
+# Rule ID of each code (index = code: NONE 0, TAG_SYNTAX 1, ... TAG_STEP 16; RULES.md).
 RULE_IDS = (
     "NONE", "TAG-SYNTAX", "TAG-CHECK", "TAG-SITE", "WEIGHT-RANGE", "NOT-STABLE", "OUT-OF-RANGE",
     "DUPLICATE-STEP", "TIME-FUTURE", "TIME-BEFORE-PROVISIONING", "TIME-NOT-SYNCED", "SEQ-GAP",
@@ -61,11 +46,11 @@ def rule_id(code):
     for c in range(len(RULE_IDS)):
         if c == code:  # equality, not isinstance: any value equal to a known code finds it
             return RULE_IDS[c]
-    return "UNKNOWN-%d" % code  # a literal of >= 10 chars: not interned
+    return "UNKNOWN-%1d" % code  # %1d = %d; a literal of 11 chars is not interned
 
 
 def pack_verdict(verdict, reason):
     """The READING verdict byte: bits 0-1 verdict, bits 2-7 reason code."""
-    if not 0 <= verdict <= 2 or not 0 <= reason <= _MAX_CODE:
+    if not 0 <= verdict <= _REJECT or not 0 <= reason <= _MAX_CODE:
         raise ValueError("verdict 0..2 and reason 0..63")
     return verdict | (reason << 2)

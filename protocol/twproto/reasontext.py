@@ -118,15 +118,36 @@ TEXT = (
 )
 
 
-# Public here, private const copies in twproto.reasons (tests/protocol/test_frame_split.py).
+# The public numbers, served as twproto.reasons.X (tests/protocol/test_frame_split.py checks
+# them against reasons.RULE_IDS / VERDICT_NAMES and reasons' private copies).
 ACCEPT = 0
 WARN = 1
+REJECT = 2
 NONE = 0
+TAG_SYNTAX = 1
+TAG_CHECK = 2
+TAG_SITE = 3
+WEIGHT_RANGE = 4
+NOT_STABLE = 5
+OUT_OF_RANGE = 6
+DUPLICATE_STEP = 7
+TIME_FUTURE = 8
+TIME_BEFORE_PROVISIONING = 9
+TIME_NOT_SYNCED = 10
+SEQ_GAP = 11
+OPERATOR = 12
+MASS_BALANCE = 13
+STEP_UNKNOWN = 14
+RULESET_MISMATCH = 15
+TAG_STEP = 16
 MAX_CODE = 63
 
 # The names twproto.reasons serves from here (all in __all__, which reasons checks).
 HOST_NAMES = ("__all__", "TABLE", "message", "hint", "verdict_text", "code_of", "unpack_verdict",
-              "ACCEPT", "WARN", "NONE", "MAX_CODE")
+              "ACCEPT", "WARN", "REJECT", "NONE", "MAX_CODE", "TAG_SYNTAX", "TAG_CHECK", "TAG_SITE",
+              "WEIGHT_RANGE", "NOT_STABLE", "OUT_OF_RANGE", "DUPLICATE_STEP", "TIME_FUTURE",
+              "TIME_BEFORE_PROVISIONING", "TIME_NOT_SYNCED", "SEQ_GAP", "OPERATOR", "MASS_BALANCE",
+              "STEP_UNKNOWN", "RULESET_MISMATCH", "TAG_STEP")
 
 __all__ = (
     "ACCEPT", "WARN", "REJECT", "TABLE", "MAX_CODE", "VERDICT_NAMES", "rule_id", "code_of",

@@ -83,7 +83,16 @@ def test_reasons_host_half_reaches_through_and_station_half_is_local():
 def test_reasons_private_copies_match_the_public_numbers():
     from twproto import reasons, reasontext
 
-    assert (reasons._ACCEPT, reasons._WARN, reasons.REJECT) == (0, 1, 2)
+    assert (reasons._ACCEPT, reasons._WARN, reasons._REJECT) == (0, 1, 2) == (
+        reasons.ACCEPT, reasons.WARN, reasons.REJECT)
+    assert reasons.VERDICT_NAMES[reasons._REJECT] == "reject"
+    # every public reason code (served from reasontext) is its rule ID's index in RULE_IDS
+    codes = [n for n in reasontext.__all__ if n not in ("ACCEPT", "WARN", "REJECT", "MAX_CODE")
+             and isinstance(getattr(reasons, n), int)]
+    assert len(codes) == len(reasons.RULE_IDS) == 17
+    for n in codes:
+        assert reasons.RULE_IDS[getattr(reasons, n)] == n.replace("_", "-"), n
+        assert getattr(reasons, n) is getattr(reasontext, n)
     assert reasons.VERDICT_NAMES[reasons._ACCEPT] == "accept"
     assert reasons.VERDICT_NAMES[reasons._WARN] == "warn"
     assert reasons._NONE == reasontext.NONE == 0 and reasons.RULE_IDS[reasons._NONE] == "NONE"
