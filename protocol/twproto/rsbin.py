@@ -25,7 +25,7 @@ def load(path, src):
         raise ValueError
     with open(path, "rb") as f:
         b = f.read(n)  # read(n) allocates n bytes at once: never ask for more than the file
-    if b[:4] != b"TWR1" or b[4:36] != src or sha256(b[:-32]).digest() != b[-32:]:
+    if b[:4] != b"TWR2" or b[4:36] != src or sha256(b[:-32]).digest() != b[-32:]:
         raise ValueError
     h = b[36:68]
     version, site, steps, minerals, fs, al, rl = json.loads(b[68:-32])

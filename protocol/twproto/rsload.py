@@ -200,8 +200,8 @@ def tag_format(f, spec, path):
                     + str(MAX_TAG - len(f.strip)) + " (prefix and check included)")
     if c == "gs1" and (lo != hi or lo not in GS1_LENGTHS):
         raise _fail(path + ".length", "gs1 needs a fixed length of 8, 12, 13, 14, 17 or 18")
-    f.min_len = lo
-    f.max_len = hi
+    f.lo = lo
+    f.hi = hi
 
 
 def allocation(a, d, path, minerals, steps):
@@ -449,7 +449,7 @@ def compact(rs, src):
         if "operators" in d:
             d["operators"] = [[k, d["operators"][k]] for k in sorted(d["operators"])]
         body[6].append(d)
-    b = b"TWR1" + src + rs.hash + _json(body).encode()
+    b = b"TWR2" + src + rs.hash + _json(body).encode()
     return b + hashlib.sha256(b).digest()
 
 

@@ -9,6 +9,7 @@
 # at the next boots while it matches the JSON file's SHA-256: then neither the JSON parser nor
 # the validation is imported at boot.
 from twproto.port import MICROPYTHON, const
+from twproto.reasons import RULE_IDS
 
 __all__ = (
     "FORMAT",
@@ -22,23 +23,12 @@ __all__ = (
 
 FORMAT = "tagweigh-ruleset/1"
 
-# Rule kinds: the rule ID of the main reason each kind emits (see reasons.py).
-KINDS = (
-    "TAG-SYNTAX",  # also emits TAG-CHECK
-    "TAG-SITE",  # also emits TAG-STEP
-    "WEIGHT-RANGE",
-    "NOT-STABLE",
-    "OUT-OF-RANGE",
-    "DUPLICATE-STEP",
-    "TIME-FUTURE",
-    "TIME-BEFORE-PROVISIONING",
-    "TIME-NOT-SYNCED",
-    "SEQ-GAP",
-    "OPERATOR",
-    "MASS-BALANCE",
-    "STEP-UNKNOWN",
-    "RULESET-MISMATCH",
-)
+# Rule kinds: the rule ID of the main reason each kind emits (see reasons.py), in this order:
+# TAG-SYNTAX (also emits TAG-CHECK), TAG-SITE (also emits TAG-STEP), WEIGHT-RANGE, NOT-STABLE,
+# OUT-OF-RANGE, DUPLICATE-STEP, TIME-FUTURE, TIME-BEFORE-PROVISIONING, TIME-NOT-SYNCED, SEQ-GAP,
+# OPERATOR, MASS-BALANCE, STEP-UNKNOWN, RULESET-MISMATCH: reason codes 1 and 3..15, taken from
+# reasons.RULE_IDS so the station holds these strings once (tests pin the tuple).
+KINDS = RULE_IDS[1:2] + RULE_IDS[3:16]
 
 _MAX_BYTES = const(16384)  # canon.MAX_BYTES (a test checks they are equal)
 

@@ -67,27 +67,19 @@ def utf8_valid(b):
 
 
 
-def _bound(s):
+def _over(s):
+    # Refuse a text longer than MAX_TAG before any work (named _over, a name the station already
+    # interns).
     if len(s) > _MAX_TAG:
-        raise TagError("tag_too_long", "more than " + str(_MAX_TAG) + " characters")
-
-
-def _values(code, alphabet):
-    _bound(code)
-    out = []
-    for c in code:
-        v = alphabet.find(c)
-        if v < 0:
-            raise TagError("bad_char", repr(c) + " not allowed")
-        out.append(v)
-    return out
+        raise TagError("tag_too_long", "more than %d characters" % _MAX_TAG)
 
 
 # ISO/IEC 7064 MOD 37-2: pure system, modulus 37, radix 2, one check character from 0-9 A-Z *.
 # Detects every single substitution and every transposition of adjacent characters.
-def _mod37_2_sum(code, n):
-    # The running value over code[:n]; -1 if a character is not 0-9 A-Z. One pass, no list: this
-    # runs for every bag on the station and in the bridge's hot path.
+def _sum(code, n):
+    # The running MOD 37-2 value over code[:n]; -1 if a character is not 0-9 A-Z. One pass, no
+    # list: this runs for every bag on the station and in the bridge's hot path. (Named _sum, a
+    # name the station already interns.)
     p = 0
     find = ALNUM.find
     for i in range(n):
@@ -99,14 +91,14 @@ def _mod37_2_sum(code, n):
 
 
 def mod37_2_valid(text):
-    _bound(text)
+    _over(text)
     n = len(text) - 1
     if n < 1:
         return False
     c = MOD37.find(text[n])
     if c < 0:
         return False
-    p = _mod37_2_sum(text, n)
+    p = _sum(text, n)
     return p >= 0 and (38 - p) % 37 == c
 
 
@@ -118,7 +110,13 @@ def _check(code, n):
     # summed (GS1). The public luhn_check, luhn36_check and gs1_check are in twproto.tagshost.
     a = ALNUM if n == 36 else DIGITS
     m = len(a)
-    vals = _values(code, a)
+    _over(code)
+    vals = []
+    for c in code:
+        v = a.find(c)
+        if v < 0:
+            raise TagError("bad_char", repr(c) + " not allowed")
+        vals.append(v)
     total = 0
     w = 3 if n == 3 else 2
     for i in range(len(vals) - 1, -1, -1):
@@ -130,7 +128,7 @@ def _check(code, n):
 
 def _valid(text, n):
     # Whether the last character of `text` is _check(everything before it, n).
-    _bound(text)
+    _over(text)
     if len(text) < 2:
         return False
     try:
@@ -206,8 +204,8 @@ def canonical(kind, tag):
 # --- tag-format spec (part of a rule set) ------------------------------------------------------
 class TagFormat:
     """One entry of a rule set's `tag_formats`. Text formats: the value (after removing `strip`)
-    is the tag's code: it starts with `prefix`, has `length` characters (int or [min, max])
-    drawn from `alphabet`, and if `check` is not 'none' its last character is the check
+    is the tag's code: it starts with `prefix`, has lo..hi characters (the spec's `length`: int
+    or [min, max]) drawn from `alphabet`, and if `check` is not 'none' its last character is the check
     character of everything before it (prefix included). UID formats: `uid_lengths` (subset of
     4, 7, 10) and optionally `manufacturers` (allowed first bytes). Built and validated by
     twproto.rsload.tag_format, or from the station's compact copy (twproto.ruleset)."""
@@ -222,8 +220,8 @@ class TagFormat:
     alphabet: str
     valid: "Callable[[str], bool] | None"  # the scheme's xxx_valid, None without a check char
     check_chars: "str | None"
-    min_len: int
-    max_len: int
+    lo: int  # code length bounds (names the station already interns)
+    hi: int
 
     def code(self, text):
         """The tag's code (text without `strip`), or None if `strip` does not match."""
@@ -244,7 +242,7 @@ class TagFormat:
                 return _BAD_SYNTAX
             return _OK
         code = self.code(text)
-        if code is None or not self.min_len <= len(code) <= self.max_len:
+        if code is None or not self.lo <= len(code) <= self.hi:
             return _BAD_SYNTAX
         if not code.startswith(self.prefix):
             return _BAD_SYNTAX

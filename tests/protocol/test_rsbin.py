@@ -174,6 +174,29 @@ def test_provisioned_example_is_read_without_validation(tmp_path, monkeypatch):
     assert dump(got) == dump(rs)
 
 
+def test_a_previous_layout_copy_is_stale_and_rewritten(tmp_path):
+    # TWR1 stored a text format's length bounds as min_len/max_len (now lo/hi): such a copy,
+    # intact otherwise, is refused, the JSON validated again and the copy rewritten as TWR2.
+    src = EXAMPLE.read_bytes()
+    rs = ruleset.load(src)
+    b = rsload.compact(rs, hashlib.sha256(src).digest())
+    assert b[:4] == b"TWR2" and b'"lo":' in b and b"min_len" not in b
+    old = b"TWR1" + b[4:-32].replace(b'"hi":', b'"max_len":').replace(b'"lo":', b'"min_len":')
+    old += hashlib.sha256(old).digest()
+    (tmp_path / "ruleset.json").write_bytes(src)
+    (tmp_path / "ruleset.bin").write_bytes(old)
+    try:
+        rsbin.load(str(tmp_path / "ruleset.bin"), hashlib.sha256(src).digest())
+        raise AssertionError("a TWR1 copy was accepted")
+    except ValueError:
+        pass
+    got = ruleset.load_file(str(tmp_path / "ruleset.json"), True)
+    assert (tmp_path / "ruleset.bin").read_bytes() == b
+    got.drop_document()
+    rs.drop_document()
+    assert dump(got) == dump(rs)
+
+
 def test_host_load_file_writes_nothing_by_default(tmp_path):
     (tmp_path / "ruleset.json").write_bytes(EXAMPLE.read_bytes())
     ruleset.load_file(str(tmp_path / "ruleset.json"))

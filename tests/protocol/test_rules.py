@@ -233,3 +233,14 @@ def test_station_state_keeps_negative_and_extreme_weights_with_their_step():
             assert s.earlier_weight("T", step + 1) == net
             assert s.seen_at_step("T", step) and not s.seen_at_step("T", step + 1)
             assert s.earlier_weight("T", step) is None and s.last_seq() == 1
+
+
+def test_rule_kinds_are_pinned():
+    # ruleset.KINDS is taken from reasons.RULE_IDS: the order is part of the engine (evaluate()'s
+    # kind numbers) and the kinds are the rule set format's names.
+    assert ruleset.KINDS == (
+        "TAG-SYNTAX", "TAG-SITE", "WEIGHT-RANGE", "NOT-STABLE", "OUT-OF-RANGE", "DUPLICATE-STEP",
+        "TIME-FUTURE", "TIME-BEFORE-PROVISIONING", "TIME-NOT-SYNCED", "SEQ-GAP", "OPERATOR",
+        "MASS-BALANCE", "STEP-UNKNOWN", "RULESET-MISMATCH",
+    )
+    assert all(k is reasons.RULE_IDS[reasons.RULE_IDS.index(k)] for k in ruleset.KINDS)
