@@ -63,7 +63,7 @@
 from array import array
 
 from twproto.port import const
-from twstation.calib import Calibration, CalibrationError, DIVISIONS, _round_div
+from twstation.calib import CalibrationError, DIVISIONS, _round_div
 
 # Status codes of zero(), tare(), tare_preset(), cal_zero(), and CalibrationError.code. Private
 # (inlined by mpy-cross: a public module constant costs a dict entry and an interned name on the
@@ -113,60 +113,71 @@ _LONG_MAX = const(20000)  # samples in the long average (4 min at 80 SPS): its s
 _NOMINAL_COUNTS_PER_G = const(43)  # 100 kg 2 mV/V cell, HX711 gain 128 (see tagweigh.hw.loadcell)
 
 
-def _samples(ms, sps, least):
+def _samples(ms, sps, lo):
     n = (ms * sps + 500) // 1000
-    return n if n > least else least
+    return n if n > lo else lo
 
 
 class Scale:
-    """Scale(cal, sps=10, zero=None, store=None, motion_ms=200, hold_ms=80, avg_ms=500,
-             band_e10=10, hold_max_ms=400, calibrated=True)
+    """Scale(cal, sps=10, zero=None, store=None, calibrated=True, tune=None)
 
     Feed every conversion to add_sample(raw); read stable, gross_g, net_g, tare_g, overload...
     `zero` is the stored zero reference (counts); None = the calibration offset. `store` is a
-    CalStore (or None) that zero() and cal_span() persist to. band_e10 is the motion band in
-    tenths of e; the hold grows from hold_ms up to hold_max_ms while a slow swing keeps coming
-    back, and falls back on the next large movement. calibrated=False marks a stand-in
-    calibration (calib.nominal()) until cal_span() succeeds."""
+    CalStore (or None) that zero() and cal_span() persist to. calibrated=False marks a stand-in
+    calibration (calib.nominal()) until cal_span() succeeds. `tune` overrides the per-rate
+    filter tuning (tests, experiments): (prefilter k, motion window m, hold h, band in tenths
+    of e, slow-swing hold or 0), in samples; the hold grows from h up to 400 ms while a slow
+    swing keeps coming back, and falls back on the next large movement.
 
-    def __init__(self, cal, sps=10, zero=None, store=None, motion_ms=None, hold_ms=None,
-                 avg_ms=500, band_e10=None, hold_max_ms=400, calibrated=True, pre_ms=None):
+    Private state (names shared with other station modules where one fits: every distinct
+    name costs heap on the ESP32): _buf the sample ring, _len its length, _i its next write
+    position, _n the samples in it; _pre the prefilter length k, _f its sum; _w the motion
+    window (prefilter sums), _m its length, _next its next write position, _fill the sums in
+    it, _wsum their sum; _live and _sum the running average (count 0 = motion); _done, _start
+    and _s the long average (count, base, sum of deviations from the base); _cont consecutive
+    quiet windows; _h the hold, _hold its current value, _hmax its cap, _hslow the slow-swing
+    hold; _valid the calibration is a real one (`calibrated`); _track the zero tracking's
+    consecutive eligible samples."""
+
+    def __init__(self, cal, sps=10, zero=None, store=None, calibrated=True, tune=None):
         if sps < 1 or sps > 320:
             raise CalibrationError("scale: sps must be 1..320")
         # per-rate tuning, in samples: (prefilter k, motion window m, hold h, band in tenths of
-        # e), measured with bench/settle.py on the modelled cell (see the header); other rates
-        # fall back to 200 ms / 80 ms / 1 e without a prefilter
-        # and (80 SPS only) the shape test and the slow-swing hold, 200 ms
-        if sps == 80:
+        # e, slow-swing hold (80 SPS: 200 ms; 0 = no shape test and no slow-swing detector)),
+        # measured with bench/settle.py on the modelled cell (see the header); other rates fall
+        # back to 200 ms / 80 ms / 1 e without a prefilter
+        if tune is not None:
+            t = tune
+        elif sps == 80:
             t = (4, 12, 0, 7, 16)
         elif sps == 10:
             t = (1, 3, 1, 10, 0)
         else:
             t = (1, _samples(200, sps, 3), _samples(80, sps, 0), 10, 0)
-        k = t[0] if pre_ms is None else _samples(pre_ms, sps, 1)
-        m = t[1] if motion_ms is None else _samples(motion_ms, sps, 3)
-        self._k_pre = k
+        k = t[0]
+        m = t[1]
+        self._pre = k
         self._m = m
-        self._h = t[2] if hold_ms is None else _samples(hold_ms, sps, 0)
-        self._hmax = _samples(hold_max_ms, sps, self._h)
+        self._h = t[2]
+        self._hmax = _samples(400, sps, t[2])
         self._hslow = t[4]  # 0: no shape test and no slow-swing detector
         self._n3 = m // 3  # the shape test's first and last thirds of the window (samples)
-        n = _samples(avg_ms, sps, m)
+        n = _samples(500, sps, m)  # the average: up to 500 ms
         if n <= k:
             n = k + 1  # the prefilter reads the sample k back from the ring
         if n > _MAX_WINDOW or k * m > _MAX_PRE_WINDOW:
             raise CalibrationError("scale: averaging window too long for this rate")
         self._len = n
-        self._ring = array("i", bytes(4 * n))
-        self._fring = array("i", bytes(4 * m))  # the motion window: prefilter sums (k samples each)
+        self._buf = array("i", bytes(4 * n))
+        self._w = array("i", bytes(4 * m))  # the motion window: prefilter sums (k samples each)
         self.sps = sps
-        self._band_e10 = t[3] if band_e10 is None else band_e10
+        self._band_e10 = t[3]
         self.store = store
         self.tare_g = 0
         self.preset_tare = False
         self._cal_zero_c = None
         self.boot_zero = None
-        self._calibrated = calibrated
+        self._valid = calibrated
         self.set_calibration(cal, zero)
         self.reset()
 
@@ -177,15 +188,15 @@ class Scale:
         self.zero_counts = cal.offset if zero is None else zero
         ec = cal.counts_per_e()
         self._ec = ec
-        if not self._calibrated:
+        if not self._valid:
             # a stand-in calibration may be far off: judge motion with the nominal sensitivity
             # of a 100 kg 2 mV/V cell so that cal_zero/cal_span can see a stable load
             ec = cal.e_g * _NOMINAL_COUNTS_PER_G
-        self._band = (ec * self._band_e10 + 5) // 10 * self._k_pre  # in prefilter sums
+        self._band = (ec * self._band_e10 + 5) // 10 * self._pre  # in prefilter sums
         # the shape test's threshold: 0.05 e between the means of a third and the middle, in
-        # prefilter sums times the thirds' lengths (see _turning)
+        # prefilter sums times the thirds' lengths (see the shape test in add_sample)
         n3 = self._n3
-        self._bend = ec * self._k_pre * n3 * (self._m - 2 * n3) // 20
+        self._bend = ec * self._pre * n3 * (self._m - 2 * n3) // 20
         self._drift = ec >> 1  # the drift guard's limit: half a division
         self._sgn = 1 if (cal.num > 0) == (cal.den > 0) else -1
         cap_c = cal.capacity_g * ec // cal.e_g
@@ -200,16 +211,16 @@ class Scale:
         """Forget all samples (after a calibration change or a driver restart)."""
         self._n = 0  # samples in the ring (capped at its length)
         self._i = 0  # next write position
-        self._fsum = 0  # sum of the last k samples (the prefilter)
-        self._fn = 0  # prefilter sums in the motion window (capped at m)
-        self._fi = 0  # next write position in the motion window
-        self._k = 0  # samples in the running average (0 = no valid average: motion)
+        self._f = 0  # sum of the last k samples (the prefilter)
+        self._fill = 0  # prefilter sums in the motion window (capped at m)
+        self._next = 0  # next write position in the motion window
+        self._live = 0  # samples in the running average (0 = no valid average: motion)
         self._sum = 0
-        self._lk = 0  # the long average: every quiet sample since the last motion (calibration)
-        self._lsum = 0
-        self._lbase = 0
+        self._done = 0  # the long average: every quiet sample since the last motion (calibration)
+        self._s = 0
+        self._start = 0
         self._wsum = 0  # sum of the motion window
-        self._quiet = 0  # consecutive quiet windows
+        self._cont = 0  # consecutive quiet windows
         self._hold = self._h  # quiet windows needed for stable (grows while a slow swing lasts)
         # the slow-swing detector: turning points of the prefiltered signal (hysteresis 1 band)
         self._dir = 0  # +1 rising, -1 falling, 0 not started
@@ -228,29 +239,29 @@ class Scale:
 
     @property
     def calibrated(self):
-        return self._calibrated
+        return self._valid
 
     @calibrated.setter
     def calibrated(self, v):
-        self._calibrated = bool(v)
+        self._valid = bool(v)
         self.set_calibration(self.cal, self.zero_counts)
 
     # -- the per-sample path: integers only, no allocation -------------------------------------------
 
     def add_sample(self, raw):
-        ring = self._ring
+        ring = self._buf
         n = self._len
         i = self._i
-        k = self._k_pre
+        k = self._pre
         old = ring[i]  # the sample leaving the L-sample average window
         ring[i] = raw
-        fs = self._fsum + raw
+        fs = self._f + raw
         if self._n >= k:  # drop the sample leaving the prefilter
             j = i - k
             if j < 0:
                 j += n
             fs -= ring[j]
-        self._fsum = fs
+        self._f = fs
         i += 1
         if i == n:
             i = 0
@@ -263,16 +274,16 @@ class Scale:
             self.stable = False
             return
         m = self._m
-        fr = self._fring
-        fi = self._fi
+        fr = self._w
+        fi = self._next
         fr[fi] = fs
         fi += 1
         if fi == m:
             fi = 0
-        self._fi = fi
-        if self._fn < m:
-            self._fn += 1
-            if self._fn < m:
+        self._next = fi
+        if self._fill < m:
+            self._fill += 1
+            if self._fill < m:
                 self.motion = True
                 self.stable = False
                 return
@@ -291,40 +302,60 @@ class Scale:
         pp = hi - lo
         turn = False
         if pp <= self._band and self._hslow and not self.stable:
-            turn = self._turning(fr, fi, m, ws)
+            # The shape test: is the quiet window a turning point? Its first and last thirds
+            # are then on the same side of its middle third; at an arrival (a load coming to
+            # rest, monotonic) they are on opposite sides. Means compared as sums times the
+            # other part's length (integers).
+            n3 = self._n3
+            a = b = 0
+            j = fi  # the oldest prefilter sum
+            for q in range(m - n3):
+                if q < n3:
+                    a += fr[j]
+                else:
+                    b += fr[j]
+                j += 1
+                if j == m:
+                    j = 0
+            c = ws - a - b
+            n2 = m - 2 * n3
+            d1 = a * n2 - b * n3
+            d3 = c * n2 - b * n3
+            t = self._bend
+            turn = (d1 > t and d3 > t) or (d1 < -t and d3 < -t)
         if pp > self._band or turn:
             if pp > self._band << 3:
                 self._hold = self._h  # a new load: start fast again
-            elif self._quiet and not turn:
+            elif self._cont and not turn:
                 # quiet, then moving again: a slow swing turning around. Wait longer next time.
                 h = self._hold * 2 + 1
                 self._hold = h if h < self._hmax else self._hmax
             self.motion = True
-            self._k = 0
-            self._lk = 0
-            self._quiet = 0
+            self._live = 0
+            self._done = 0
+            self._cont = 0
             self._track = 0
         else:
             self.motion = False
-            c = self._k
+            c = self._live
             if c == 0:
                 self._restart()
             else:
                 if c < n:
-                    self._k = c + 1
+                    self._live = c + 1
                     self._sum += raw
                 else:
                     self._sum += raw - old
-                if self._lk < _LONG_MAX:
-                    self._lk += 1
-                    self._lsum += raw - self._lbase
+                if self._done < _LONG_MAX:
+                    self._done += 1
+                    self._s += raw - self._start
                 # drift guard: window mean vs running average
-                d = ws // (m * k) - self._sum // self._k
+                d = ws // (m * k) - self._sum // self._live
                 if d > self._drift or -d > self._drift:
                     self._restart()
-                    self._quiet = 0
-            self._quiet += 1
-        c = self._k
+                    self._cont = 0
+            self._cont += 1
+        c = self._live
         mean = self._sum // c if c else ws // (m * k)
         load = (mean - self.zero_counts) * self._sgn
         self.overload = load > self._over
@@ -332,35 +363,33 @@ class Scale:
         h = self._hold
         if self._slow and h < self._hslow:
             h = self._hslow
-        st = (not self.motion) and self._quiet > h
+        st = (not self.motion) and self._cont > h
         self.stable = st
         if st and self.tare_g == 0:
-            self._zero_track(load)
+            # zero tracking: within +-0.5 e of zero for a second, the zero moves by the load
+            # (at most 0.5 e), never further than the zero-setting range from the calibration's
+            half = self._ec >> 1
+            if load > half or load < -half:
+                self._track = 0
+            elif self._track + 1 < self.sps:  # at most one step per second
+                self._track += 1
+            else:
+                self._track = 0
+                step = load * self._sgn  # counts to move the zero by
+                if step > half:
+                    step = half
+                elif step < -half:
+                    step = -half
+                z = self.zero_counts + step
+                lim = self._zrange
+                off = self.cal.offset
+                if z - off > lim:
+                    z = off + lim
+                elif off - z > lim:
+                    z = off - lim
+                self.zero_counts = z
         else:
             self._track = 0
-
-    def _turning(self, fr, fi, m, ws):
-        # The shape test: is the quiet window a turning point? Its first and last thirds are
-        # then on the same side of its middle third; at an arrival (a load coming to rest,
-        # monotonic) they are on opposite sides. Means compared as sums times the other part's
-        # length (integers).
-        n3 = self._n3
-        a = b = 0
-        j = fi  # the oldest prefilter sum
-        for q in range(m - n3):
-            if q < n3:
-                a += fr[j]
-            else:
-                b += fr[j]
-            j += 1
-            if j == m:
-                j = 0
-        c = ws - a - b
-        n2 = m - 2 * n3
-        d1 = a * n2 - b * n3
-        d3 = c * n2 - b * n3
-        t = self._bend
-        return (d1 > t and d3 > t) or (d1 < -t and d3 < -t)
 
     def _swing(self, fs):
         # Turning points of the prefiltered signal, confirmed once it has come back by more than
@@ -403,10 +432,10 @@ class Scale:
         # (older samples of the window may still carry the end of the movement), else the
         # window's m. The long one restarts too, kept as deviations from their mean so that
         # its sum stays a small int however long it runs.
-        r = self._k_pre
+        r = self._pre
         if r == 1:
             r = self._m
-        ring = self._ring
+        ring = self._buf
         n = self._len
         j = self._i
         s = 0
@@ -415,49 +444,19 @@ class Scale:
             if j < 0:
                 j = n - 1
             s += ring[j]
-        self._k = r
+        self._live = r
         self._sum = s
         b = s // r
-        self._lbase = b
-        self._lsum = s - r * b
-        self._lk = r
-
-    def _zero_track(self, load):
-        half = self._ec >> 1
-        if load > half or load < -half:
-            self._track = 0
-            return
-        self._track += 1
-        if self._track < self.sps:  # at most one step per second
-            return
-        self._track = 0
-        step = load * self._sgn  # counts to move the zero by
-        if step > half:
-            step = half
-        elif step < -half:
-            step = -half
-        z = self.zero_counts + step
-        lim = self._zrange
-        off = self.cal.offset
-        if z - off > lim:
-            z = off + lim
-        elif off - z > lim:
-            z = off - lim
-        self.zero_counts = z
+        self._start = b
+        self._s = s - r * b
+        self._done = r
 
     # -- weights (computed on demand; may allocate) --------------------------------------------------
 
     def _sum_k(self):
-        if self._k:
-            return self._sum, self._k
-        return self._wsum, self._m * self._k_pre
-
-    def _long_sum_k(self):
-        """Sum and count of every sample since the load stopped moving (up to _LONG_MAX): the
-        most precise value for calibration, checks and zero setting."""
-        if self._lk:
-            return self._lbase * self._lk + self._lsum, self._lk
-        return self._sum_k()
+        if self._live:
+            return self._sum, self._live
+        return self._wsum, self._m * self._pre
 
     @property
     def gross_g(self):
@@ -473,7 +472,11 @@ class Scale:
     def gross_fine_g(self):
         """Gross to the gram (not rounded to e), from the long average: for calibration checks
         and diagnostics only."""
-        s, k = self._long_sum_k()
+        k = self._done  # the long average: every sample since the load stopped moving (up to
+        if k:  # _LONG_MAX), the most precise value (twstation.calwork uses the same sum)
+            s = self._start * k + self._s
+        else:
+            s, k = self._sum_k()
         cal = self.cal
         return _round_div((s - k * self.zero_counts) * cal.num, k * cal.den)
 
@@ -512,54 +515,22 @@ class Scale:
 
     # -- operator actions ----------------------------------------------------------------------------
 
-    def _gate(self):
-        if not self.stable:
-            return _E_MOTION if self._fn >= self._m else _E_NOT_READY
-        if self.overload or self.underload:
-            return _E_OVERLOAD
-        return _OK
+    # The operator's and the technician's actions run on a command only: their code is in the
+    # cold module twstation.calwork (see _cold); these methods keep their names and signatures.
 
     def zero(self):
         """Zero setting (semi-automatic): stable, no tare, and the new zero within +-2 % of Max of
         the calibration zero. Persists the zero reference. Returns a status code."""
-        st = self._gate()
-        if st != _OK and st != _E_OVERLOAD:
-            return st
-        if self.tare_g:
-            return _E_TARE
-        s, k = self._long_sum_k()
-        z = _round_div(s, k)
-        d = z - self.cal.offset
-        if d > self._zrange or -d > self._zrange:
-            return _E_RANGE
-        self.zero_counts = z
-        self._track = 0
-        if self.store is not None:
-            self.store.save(self.cal, z)
-        return _OK
+        return _cold("zero", self)
 
     def tare(self):
         """Tare the stable gross weight (must be above zero and in range)."""
-        st = self._gate()
-        if st != _OK:
-            return st
-        g = self.gross_g
-        if g <= 0 or g > self.capacity_g:
-            return _E_RANGE
-        self.tare_g = g
-        self.preset_tare = False
-        return _OK
+        return _cold("tare", self)
 
     def tare_preset(self, grams):
         """Preset tare: a known container weight, rounded to e; allowed in motion (no reading is
         taken). 0 < grams <= Max."""
-        e = self.e_g
-        g = _round_div(grams, e) * e
-        if g <= 0 or g > self.capacity_g:
-            return _E_RANGE
-        self.tare_g = g
-        self.preset_tare = True
-        return _OK
+        return _cold("tare_preset", self, grams)
 
     def clear_tare(self):
         self.tare_g = 0
@@ -589,58 +560,21 @@ class Scale:
 
     def zero_at_boot_ok(self):
         """True/False once stable, None before: the simple form of boot_check()."""
-        c = self.boot_check()
-        if c == _BOOT_PENDING:
-            return None
-        return c == _BOOT_OK
+        return _cold("zero_at_boot_ok", self)
 
     # -- calibration ---------------------------------------------------------------------------------
 
     def cal_zero(self):
         """Step 1 of a calibration: capture the empty scale (stable; every sample since it stopped
-        moving is averaged, so wait a few seconds). Returns a status code."""
-        if not self.stable:
-            return _E_MOTION if self._fn >= self._m else _E_NOT_READY
-        self._cal_zero_c = self._long_sum_k()
-        return _OK
+        moving is averaged, so wait a few seconds) in `_cal_zero_c` (sum, count). Returns a
+        status code."""
+        return _cold("cal_zero", self)
 
     def cal_span(self, ref_mass_g, time=0, operator=0, e_g=None, capacity_g=None, cal_id=None):
         """Step 2: the reference mass is on the scale (stable). Builds, applies and persists a new
         Calibration (cal_id = previous + 1 unless given) and returns it; the zero reference becomes
         the captured empty value and any tare is cleared. Raises CalibrationError(code)."""
-        if not self.stable:
-            raise CalibrationError("calibration: scale not stable", _E_MOTION)
-        if self._cal_zero_c is None:
-            raise CalibrationError("calibration: capture zero first", _E_NOT_READY)
-        e = self.e_g if e_g is None else e_g
-        cap = self.capacity_g if capacity_g is None else capacity_g
-        if ref_mass_g * 10 < cap or ref_mass_g > cap:
-            raise CalibrationError("calibration: reference mass must be 10..100 % of Max", _E_REF)
-        zs, zk = self._cal_zero_c
-        s, k = self._long_sum_k()
-        # grams = (raw - offset) * num / den with mean counts: span = s/k - zs/zk
-        den = s * zk - zs * k
-        num = ref_mass_g * k * zk
-        g = _gcd(num, den)
-        num //= g
-        den //= g
-        offset = _round_div(zs, zk)
-        span = _round_div(den * ref_mass_g, num)  # counts the reference mass added
-        if span < 0:
-            span = -span
-        if span * e < 10 * ref_mass_g:
-            raise CalibrationError("calibration: fewer than 10 counts per division", _E_SPAN)
-        if cal_id is None:
-            cal_id = (self.cal.cal_id + 1) & 0xFFFF
-        cal = Calibration(cal_id, offset, num, den, e, cap, ref_mass_g, time, operator)
-        self.tare_g = 0
-        self.preset_tare = False
-        self._cal_zero_c = None
-        self._calibrated = True
-        self.set_calibration(cal, offset)
-        if self.store is not None:
-            self.store.save(cal, offset)
-        return cal
+        return _cold("cal_span", self, ref_mass_g, time, operator, e_g, capacity_g, cal_id)
 
     def check(self, mass_g):
         """Error in grams (exact to 1 g) of the stable indication for a known mass, or None in
@@ -650,11 +584,12 @@ class Scale:
         return self.gross_fine_g() - mass_g
 
 
-def _gcd(a, b):
-    if a < 0:
-        a = -a
-    if b < 0:
-        b = -b
-    while b:
-        a, b = b, a % b
-    return a if a else 1
+def _cold(op, *a):
+    # Run twstation.calwork's function `op` and forget the module again (twstation.forget: a
+    # no-op on CPython), so that the rarely run code does not stay in the station's heap.
+    from twstation import calwork, forget
+
+    try:
+        return getattr(calwork, op)(*a)
+    finally:
+        forget(("twstation.calwork",))

@@ -168,3 +168,31 @@ def test_reading_flags_use_the_protocol_bits():
     sc.stable = True
     sc.tare_preset(500)
     assert sc.reading_flags() & S.F_STABLE and sc.reading_flags() & S.F_PRESET
+
+
+def test_calwork_private_codes_match_the_scale_codes():
+    # twstation.calwork (the cold operator/calibration code) keeps private const copies of the
+    # status codes: they must be the scale's public numbers
+    import re
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parents[2] / "firmware" / "twstation" / "calwork.py").read_text()
+    found = dict(re.findall(r"^_(\w+) = const\((\d+)\)", src, re.M))
+    assert len(found) == 10
+    for name, v in found.items():
+        assert getattr(S, name) == int(v), name
+
+
+def test_cold_actions_run_through_calwork_and_keep_their_results():
+    # zero/tare/tare_preset/cal_zero go through the cold module and act on the scale as before
+    sc = S.Scale(Calibration(1, 1000, 1, 43, 10, 60_000), sps=10)
+    assert sc.zero() == S.E_NOT_READY and sc.tare() == S.E_NOT_READY
+    for _ in range(40):
+        sc.add_sample(1000 + 43 * 500)
+    assert sc.stable and sc.tare() == S.OK and sc.tare_g == 500 and not sc.preset_tare
+    assert sc.zero() == S.E_TARE
+    assert sc.tare_preset(1234) == S.OK and sc.tare_g == 1230 and sc.preset_tare
+    assert sc.tare_preset(0) == S.E_RANGE
+    assert sc.cal_zero() == S.OK
+    z = sc._cal_zero_c  # (sum, count) of the long average, read by the CAL_ZERO command
+    assert z[1] > 0 and z[0] == z[1] * (1000 + 43 * 500)

@@ -94,7 +94,7 @@ def test_a_stable_load_stays_stable_whatever_its_shape():
     for _ in range(SPS):
         _feed(sc, m)
     assert sc.stable
-    lk = sc._lk
+    lk = sc._done
     for i in range(2 * SPS):  # a 1 g ripple: turning points every few samples, inside the band
         assert _feed(sc, m + math.sin(2 * math.pi * 3 * i / SPS))
-    assert sc._lk == lk + 2 * SPS
+    assert sc._done == lk + 2 * SPS

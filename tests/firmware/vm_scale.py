@@ -87,7 +87,7 @@ def test_prefilter_lets_a_quiet_load_through_a_tight_band():
         if sc.stable:
             assert sc.gross_g == 12000
     assert seen > 80, seen
-    raw = S.Scale(_cal(), sps=80, pre_ms=10)  # the same band without the prefilter
+    raw = S.Scale(_cal(), sps=80, tune=(1, 12, 0, 7, 16))  # the same band without the prefilter
     feed(raw, g, 12000, 320)
     assert not raw.stable and raw.tare() == S.E_MOTION
     sc = S.Scale(_cal(), sps=10)
