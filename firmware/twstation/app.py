@@ -12,16 +12,17 @@ _LOOP_MS = const(2)  # pause between steps: the HX711 gives a sample every 100 m
 _MAX_FAILS = const(20)  # consecutive failing steps before the loop gives up (to the REPL)
 
 
-def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=None):
-    """A ready Station (twstation.assemble.build). Raises StationError (ConfigError,
-    CalibrationError, JournalCorrupt...) with a one-line message when the flash holds something
-    the station cannot trust."""
+def build(*args, **kw):
+    """A ready Station: twstation.assemble.build(root="/", board=None, stream=None, clock=None,
+    reboot=None, urandom=None) (the argument names live there, not in the station's heap).
+    Raises StationError (ConfigError, CalibrationError, JournalCorrupt...) with a one-line
+    message when the flash holds something the station cannot trust."""
     from twstation import assemble
 
-    return assemble.build(root, board, stream, clock, reboot, urandom)
+    return assemble.build(*args, **kw)
 
 
-def loop(st, pause=sleep_ms, pause_ms=_LOOP_MS):
+def loop(st):
     """Step the station until it stops. A step that raises is counted and skipped (the fault
     shows in STATUS); _MAX_FAILS in a row re-raise, so a broken station does not spin silently."""
     fails = 0
@@ -35,14 +36,15 @@ def loop(st, pause=sleep_ms, pause_ms=_LOOP_MS):
             st.last_error = e
             if fails >= _MAX_FAILS:
                 raise
-        pause(pause_ms)
+        sleep_ms(_LOOP_MS)
 
 
-def selftest(root="/", board=None, clock=None):
-    """Self-test without the station loop (REPL tooling): builds the parts, returns the dict."""
+def selftest(*args):
+    """Self-test without the station loop (REPL tooling): twstation.assemble.selftest(root="/",
+    board=None, clock=None) builds the parts and returns the dict."""
     from twstation import assemble, forget
 
-    r = assemble.selftest(root, board, clock)
+    r = assemble.selftest(*args)
     forget()
     return r
 

@@ -11,6 +11,11 @@ from twstation.errors import DriverError, StationError
 JOURNAL_SEGMENTS = 8
 RECORD = 63  # journal bytes of a typical READING (journal.TYPICAL_RECORD)
 
+# The names of the station's reading states (station.py _IDLE..._REMOVE), for tools and tests:
+# station.STATE_NAMES reaches this through station's module __getattr__.
+STATE_NAMES = ("idle", "weighing", "stable", "tag", "validate", "sign", "journal", "send",
+               "await_ack", "feedback", "remove")
+
 # Private copies of station.py's numbers station() needs (tests/protocol/test_bodies_numbers.py
 # checks the protocol's against twproto.messages; _IDLE against station.STATE_NAMES).
 _IDLE = const(0)
@@ -159,7 +164,7 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     the station's rule-set file (none if missing or invalid: SF_NO_RULESET)."""
     from twproto import bodies as M
     from twproto import port
-    from twproto import rules as rules_mod
+    from twproto import rules
     from twstation.station import Station, _u32
 
     st = Station()
@@ -191,7 +196,7 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
         else:
             ruleset.drop_document()  # ~4 KB the station never reads
     st.ruleset = ruleset
-    st.rule_state = rules_mod.MemoryRuleState(rule_capacity)
+    st.rule_state = rules.MemoryRuleState(rule_capacity)
     now = st.clock.ticks_ms()
     # deadlines and last-seen ticks (_AT_*), then the last LIVE's net (None: none sent) and flags
     st._at = [now] * 10 + [None, 0]
@@ -201,15 +206,14 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     st.maintenance = False
     st.operator = config.operator
     # time: synced when the bridge told us (WELCOME with time, or SET_TIME)
-    st._sync_unix = None
-    st._sync_up = 0
+    st._t0 = None  # (Unix seconds, uptime_ms) at the last sync
     # binding
     st._tag = None  # (kind, bytes) held
-    st._net = 0  # captured stable net weight
+    st.net_g = 0  # captured stable net weight
     st._last = None  # last bound tag, for repeat suppression
     # reading in progress
     st.reading = M.Reading()
-    st._verdict = None
+    st.verdict = None  # the rule set's Verdict on it
     st._bridge_verdict = None
     st.last_result = None  # (seq or None, station verdict byte, bridge verdict byte or None)
     # journal head: sequence and chain survive reboot
@@ -248,7 +252,7 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
         except Exception:
             continue
         if ruleset is not None:
-            st.rule_state.record(r, rules_mod.evaluate(ruleset, r, None, None))
+            st.rule_state.record(r, rules.evaluate(ruleset, r, None, None))
     # boot events (queued until the first session)
     st.event(_EV_BOOT, _SEV_INFO, boot)
     if "rfid" in devices.faults:

@@ -62,13 +62,15 @@ _EV_CALIBRATION_CHANGED = const(14)
 _EV_CONFIG_CHANGED = const(16)
 _EV_RULESET_CHANGED = const(17)
 _SEV_INFO = const(0)
+_SF_ZERO_OUT_OF_RANGE = const(0x04)  # HELLO/STATUS flag the station raises for a bad boot zero
+_B_ZERO_CHECKED = const(0x4000)  # station.py's private bit: the boot zero was compared (a copy)
 _REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
 
 
 def execute(st, op, a, now):
     """Run COMMAND `op` with its decoded args dict `a` (twproto.bodies.unpack_command)."""
     if op in (_OP_TARE, _OP_ZERO):
-        if not st._stable():
+        if not st.stable():
             return _RS_REFUSED_MOTION, 0, b""
         return _scale_call(st, op, a)
     if op == _OP_TARE_PRESET:  # a known container weight: allowed in motion (scale.py)
@@ -76,7 +78,7 @@ def execute(st, op, a, now):
     if op in (_OP_CAL_ZERO, _OP_CAL_SPAN, _OP_CAL_CHECK, _OP_CAL_COMMIT):
         if not st.maintenance:
             return _RS_NOT_IN_MAINTENANCE, 0, b""
-        if op != _OP_CAL_COMMIT and not st._stable():
+        if op != _OP_CAL_COMMIT and not st.stable():
             return _RS_REFUSED_MOTION, 0, b""
         return _scale_call(st, op, a)
     if op in (_OP_SET_CONFIG, _OP_RULESET_BEGIN, _OP_RULESET_CHUNK, _OP_RULESET_END) \
@@ -136,7 +138,7 @@ def _scale_call(st, op, a):
     if op == _OP_ZERO:
         c = sc.zero()
         if c == 0:
-            st.zero_cleared()
+            _zero_cleared(st)
         return _rs(c), _i32(sc.zero_counts), b""
     if op == _OP_TARE_PRESET:
         c = sc.tare_preset(a["tare_g"])
@@ -151,7 +153,7 @@ def _scale_call(st, op, a):
             cal = sc.cal_span(a["mass_g"], t if t is not None else 0, st.operator)
         except StationError as e:
             return _rs(getattr(e, "code", 5)), 0, str(e).encode()[:80]
-        st.zero_cleared()
+        _zero_cleared(st)
         return _RS_OK, _i32(abs(1000 * cal.den // cal.num)), b""  # counts per kg
     if op == _OP_CAL_CHECK:
         err = sc.check(a["mass_g"])
@@ -175,6 +177,11 @@ def _scale_call(st, op, a):
     sc.calibrated = True
     st.event(_EV_CALIBRATION_CHANGED, _SEV_INFO, a["cal_id"])
     return _RS_OK, a["cal_id"], b""
+
+
+def _zero_cleared(st):
+    """A new zero was set (ZERO command or calibration): the station's boot zero fault is over."""
+    st._sf = st._sf & ~_SF_ZERO_OUT_OF_RANGE | _B_ZERO_CHECKED
 
 
 def _i32(v):

@@ -36,7 +36,7 @@
 #   uncalibrated scale    no readings (no /scale.json): HELLO/STATUS flag it, tags get attention
 from twproto.port import const, ticks_add, ticks_diff
 from twproto import bodies as M
-from twproto import rules as rules_mod
+from twproto import rules
 from twstation import FIRMWARE_VERSION, forget
 from twstation.errors import DriverError, StationError
 
@@ -112,7 +112,9 @@ _SEV_ERROR = const(2)
 _SEV_CRITICAL = const(3)
 _RS_STALE_COMMAND = const(6)
 
-# Reading states (self.state; STATE_NAMES[state] is its name for tools and tests).
+# Reading states (self.state). Their names for tools and tests, STATE_NAMES[state], are in
+# twstation.assemble (not kept in the station's heap), reached as station.STATE_NAMES through
+# the module __getattr__ at the end.
 _IDLE = const(0)
 _WEIGHING = const(1)
 _STABLE = const(2)
@@ -124,8 +126,6 @@ _SEND = const(7)
 _AWAIT_ACK = const(8)
 _FEEDBACK = const(9)
 _REMOVE = const(10)
-STATE_NAMES = ("idle", "weighing", "stable", "tag", "validate", "sign", "journal", "send",
-               "await_ack", "feedback", "remove")
 
 # Feedback patterns: the numbers of twstation.feedback (ACCEPTED, REJECTED, ATTENTION, NOT_SYNCED,
 # IDLE). NOT_SYNCED / IDLE are background patterns: "not synced" while there is no session or
@@ -208,13 +208,12 @@ class Station:
         running: bool
         maintenance: bool
         operator: int
-        _sync_unix: Any
-        _sync_up: int
+        _t0: Any  # (Unix seconds, uptime_ms) when the time was last set; None: not synced
         _tag: Any
-        _net: int
+        net_g: int  # the captured net weight
         _last: Any  # the last bound tag (repeat suppression)
         reading: M.Reading  # the reading in progress
-        _verdict: Any
+        verdict: Any  # the rule set's Verdict on the reading in progress
         _bridge_verdict: Any
         last_result: Any
         last_error: Any
@@ -241,16 +240,16 @@ class Station:
     # ------------------------------------------------------------------ time
     def unix_time(self):
         """Unix seconds if synced, else None."""
-        if self._sync_unix is None:
+        t0 = self._t0
+        if t0 is None:
             return None
-        return self._sync_unix + (self.uptime_ms - self._sync_up) // 1000
+        return t0[0] + (self.uptime_ms - t0[1]) // 1000
 
     def set_time(self, t, ms=0):
         """Sync to Unix seconds t (+ ms); a time before _TIME_MIN is refused (False)."""
         if t < _TIME_MIN:
             return False
-        self._sync_unix = t
-        self._sync_up = self.uptime_ms - ms
+        self._t0 = (t, self.uptime_ms - ms)
         return True
 
     # ------------------------------------------------------------------ main step
@@ -262,12 +261,12 @@ class Station:
         if d > 0:
             self.uptime_ms += d
             self._at[_AT_TICKS] = now
-        self._service_link(now)
+        self._rx(now)
         if self.link.exit_requested:
             self.running = False
             return False
         self._sample(now)
-        tag = self._poll_tags(now)
+        tag = self.poll(now)
         self._advance(now, tag)
         self._service_session(now)
         self._live(now)
@@ -342,13 +341,14 @@ class Station:
     def _loaded(self):
         return self.scale.net_g >= self.config.empty_g
 
-    def _stable(self):
+    def stable(self):
         """The scale is settled and its HX711 answers (commands refuse tare/zero otherwise)."""
         return bool(self.scale.stable) and not self._sf & _SF_SCALE_FAULT
 
     # ------------------------------------------------------------------ tags
-    def _poll_tags(self, now):
-        """Returns (kind, bytes), or None. Collisions and garbage become events here."""
+    def poll(self, now):
+        """Poll the tag readers: (kind, bytes) of a tag presented, or None. Collisions and
+        garbage become events here."""
         got = None
         rf = self.rfid
         if rf is not None:
@@ -446,9 +446,9 @@ class Station:
                     self.show(_P_ATTENTION, now)
                 self._sf &= ~_B_WEIGHED
                 self.state = _IDLE
-            elif self._stable():
+            elif self.stable():
                 self._sf |= _B_WEIGHED
-                self._net = self.scale.net_g
+                self.net_g = self.scale.net_g
                 self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
                 self.state = _STABLE
         elif s == _STABLE:
@@ -460,11 +460,11 @@ class Station:
                 self.show(_P_ATTENTION, now)  # bag removed before its tag was read
                 self._sf &= ~_B_WEIGHED
                 self.state = _IDLE
-            elif not self._stable():
+            elif not self.stable():
                 self.state = _WEIGHING  # moved again: the captured weight no longer holds
             elif ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 # no tag within the window: keep waiting for one with a fresh window
-                self._net = self.scale.net_g
+                self.net_g = self.scale.net_g
                 self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
         elif s == _TAG:
             loaded = self._loaded()
@@ -483,14 +483,14 @@ class Station:
                 # that lands swinging gets the whole window to settle
                 self._sf |= _B_TAG_LOADED
                 self._at[_AT_DEADLINE] = ticks_add(now, cfg.bind_ms)
-            elif loaded and self._stable():
-                self._net = self.scale.net_g
+            elif loaded and self.stable():
+                self.net_g = self.scale.net_g
                 self._sf |= _B_STABLE_CAP
                 self.state = _VALIDATE
             elif ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 if self._loaded():
                     # load on but never settled: record it unstable (rejected NOT-STABLE)
-                    self._net = self.scale.net_g
+                    self.net_g = self.scale.net_g
                     self._sf &= ~_B_STABLE_CAP
                     self.state = _VALIDATE
                 else:
@@ -579,7 +579,7 @@ class Station:
         r.time = t
         r.boot = self.boot
         r.uptime_ms = self.uptime_ms & 0xFFFFFFFF
-        net = self._net
+        net = self.net_g
         r.net_g = net if -0x800000 <= net <= 0x7FFFFF else (0x7FFFFF if net > 0 else -0x800000)
         tare = sc.tare_g
         r.tare_g = tare if 0 <= tare <= 0xFFFF else 0
@@ -591,7 +591,7 @@ class Station:
         v = None
         verdict, reason = _ACCEPT, 0
         if self.ruleset is not None:
-            v = rules_mod.evaluate(self.ruleset, r, self.rule_state, t)
+            v = rules.evaluate(self.ruleset, r, self.rule_state, t)
             verdict, reason = v.verdict, v.reason
         # Station guards that hold whatever the rule set says: an unsettled or out-of-range
         # weight is never accepted.
@@ -601,7 +601,7 @@ class Station:
             verdict, reason = _REJECT, 6  # OUT-OF-RANGE
         r.verdict = verdict
         r.reason = reason
-        self._verdict = v
+        self.verdict = v
 
     def commit(self, now):
         # SIGN: pack the READING into the link's TX buffer and MAC it; JOURNAL: append it
@@ -620,8 +620,8 @@ class Station:
         mac_off = _BODY + lk.tx[1]
         self.prev = _u32(lk.tx[mac_off : mac_off + 4])
         self._bridge_verdict = None
-        if self._verdict is not None:
-            self.rule_state.record(r, self._verdict)
+        if self.verdict is not None:
+            self.rule_state.record(r, self.verdict)
         self._check_fill()
         self.state = _SEND
 
@@ -662,7 +662,8 @@ class Station:
             self._events.append((code, severity, detail, up))
 
     # ------------------------------------------------------------------ link: receive
-    def _service_link(self, now):
+    def _rx(self, now):
+        """Receive: a few frames from the bridge per step."""
         lk = self.link
         for _ in range(4):  # a few frames per step, bounded
             f = lk.poll()
@@ -670,19 +671,15 @@ class Station:
                 nk = lk.nack_due
                 if nk is not None:  # a frame failed its MAC: tell the bridge, never act on it
                     lk.nack_due = None
-                    self._nack(nk[0], nk[1], _NACK_BAD_MAC)
+                    lk.send(_T_NACK, M.pack_fixed(lk.tx, _BODY, _T_NACK,
+                                                  (nk[0], nk[1], _NACK_BAD_MAC)))
                 return
             self._at[_AT_RX] = now
             try:
                 self._on_frame(f, now)
             except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
-                self._nack(f[2], 0, _NACK_MALFORMED)
+                lk.send(_T_NACK, M.pack_fixed(lk.tx, _BODY, _T_NACK, (f[2], 0, _NACK_MALFORMED)))
                 self.last_error = e
-
-    def _nack(self, t, seq, reason):
-        """NACK the frame of type t (its seq, or 0) for `reason`."""
-        n = M.pack_fixed(self.link.tx, _BODY, _T_NACK, (t, seq, reason))
-        self.link.send(_T_NACK, n)
 
     def _on_frame(self, f, now):
         t = f[2]
@@ -828,7 +825,7 @@ class Station:
     def _flags(self):
         """HELLO/STATUS flags."""
         f = self._sf & 0xFF  # the station's own faults (the bits above are private state)
-        if self._sync_unix is not None:
+        if self._t0 is not None:
             f |= _SF_TIME_SYNCED
         if self.maintenance:
             f |= _SF_MAINTENANCE
@@ -883,11 +880,6 @@ class Station:
         self.link.send(_T_LIVE, n)
 
     # ------------------------------------------------------------------ commands
-    def zero_cleared(self):
-        """A new zero was set (ZERO command or calibration): the boot zero fault is over."""
-        self._sf &= ~_SF_ZERO_OUT_OF_RANGE
-        self._sf |= _B_ZERO_CHECKED
-
     def ruleset_path(self):
         r = self.root
         return ("" if not r or r == "/" else r.rstrip("/")) + "/ruleset.json"
@@ -895,3 +887,10 @@ class Station:
 
 def _i32(v):
     return v if -0x80000000 <= v <= 0x7FFFFFFF else 0
+
+
+def __getattr__(name):
+    # STATE_NAMES (tools, tests): kept in twstation.assemble, out of the station's heap
+    from twstation import assemble
+
+    return getattr(assemble, name)

@@ -113,16 +113,6 @@ def check_range(name, v, a, b):
         raise MessageError("bad_field", name)
 
 
-def bytes_len(name, v, a, b):
-    """The length of byte string v, which must be a..b long, else MessageError bad_field."""
-    if isinstance(v, int) or isinstance(v, str):
-        raise MessageError("bad_field", name)
-    n = len(v)
-    if n < a or n > b:
-        raise MessageError("bad_field", name)
-    return n
-
-
 def check_size(n, size, t):
     """A body of n bytes: `size` fixed bytes, then a tail t = (name, min, max) or nothing."""
     if n < size:
@@ -136,7 +126,11 @@ def check_size(n, size, t):
 
 def pack_tail(buf, off, t, value):
     """Copy a trailing byte string bounded by t = (name, min, max); return its length."""
-    n = bytes_len(t[0], value, t[1], t[2])
+    if isinstance(value, int) or isinstance(value, str):
+        raise MessageError("bad_field", t[0])
+    n = len(value)
+    if n < t[1] or n > t[2]:
+        raise MessageError("bad_field", t[0])
     for i in range(n):  # a plain index loop: MicroPython runs it without allocating (a slice would)
         buf[off + i] = value[i]
     return n

@@ -256,6 +256,16 @@ class Message:
         raise NotImplementedError
 
 
+def bytes_len(name, v, lo, hi):
+    """The length of byte string v, which must be lo..hi long, else MessageError bad_field."""
+    if isinstance(v, int) or isinstance(v, str):
+        raise MessageError("bad_field", name)
+    n = len(v)
+    if n < lo or n > hi:
+        raise MessageError("bad_field", name)
+    return n
+
+
 def _codes(fmt):
     """The struct code of each field of a layout format ("8s" stays one code)."""
     out = []
@@ -288,7 +298,7 @@ class _Fixed(Message):
         # again but names a bad field only by its index)
         for (name, code), v in zip(self.SPEC, vals):
             if code[-1] == "s":
-                _b.bytes_len(name, v, int(code[:-1]), int(code[:-1]))
+                bytes_len(name, v, int(code[:-1]), int(code[:-1]))
             else:
                 lo, hi = _b.struct_range(code)
                 _b.check_range(name, v, lo, hi)
@@ -513,7 +523,7 @@ class Command(Message):
                     raise MessageError("bad_field", name)
                 v = args[name]
                 if name == "sha256":
-                    _b.bytes_len(name, v, 32, 32)
+                    bytes_len(name, v, 32, 32)
                 else:
                     lo, hi = _b.struct_range(fmt[i + 1])
                     check_range(name, v, lo, hi)

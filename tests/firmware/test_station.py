@@ -517,3 +517,11 @@ def test_assemble_state_copy_and_timer_slots(rig):
     assert r.st._at[S._AT_LIVE_NET] is None  # no LIVE sent yet
     r.st._sf |= sum(bits)
     assert r.st._flags() & ~0xFF == 0  # HELLO/STATUS never carry the private bits
+    # twstation.commands clears the boot zero fault through its own copy of the private bit
+    from twstation import commands
+
+    assert commands._B_ZERO_CHECKED == S._B_ZERO_CHECKED
+    assert commands._SF_ZERO_OUT_OF_RANGE == S._SF_ZERO_OUT_OF_RANGE
+    r.st._sf = S._SF_ZERO_OUT_OF_RANGE | S._SF_SCALE_FAULT
+    commands._zero_cleared(r.st)
+    assert r.st._sf == S._SF_SCALE_FAULT | S._B_ZERO_CHECKED
