@@ -13,12 +13,13 @@
 import json
 import os
 
+from twproto.port import const
 from twstation.errors import StationError
 
 DIVISIONS = (1, 2, 5, 10, 20, 50, 100, 200)  # READING flags bits 0-2 = index of e here
-MAX_FILE = 1024
+_MAX_FILE = const(1024)  # the store's file size limit (the messages below spell it out)
 _FIELDS = ("cal_id", "offset", "num", "den", "e_g", "capacity_g", "ref_mass_g", "time", "operator")
-_I32 = 0x7FFFFFFF
+_I32 = const(0x7FFFFFFF)
 
 
 class CalibrationError(StationError):
@@ -50,7 +51,7 @@ class Calibration:
         for k in _FIELDS:
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool):
-                raise CalibrationError("calibration: '" + k + "' must be an integer")
+                raise CalibrationError("calibration: '%s' must be an integer" % k)
         if not 0 <= self.cal_id <= 0xFFFF:
             raise CalibrationError("calibration: 'cal_id' must be 0..65535")
         if self.num == 0 or self.den == 0:
@@ -72,13 +73,6 @@ class Calibration:
         den = self.den if self.den > 0 else -self.den
         return (2 * self.e_g * den + num) // (2 * num)
 
-    def grams(self, counts_from_zero):
-        """Exact grams of a count difference, rounded to 1 g (not in the per-sample path)."""
-        return _round_div(counts_from_zero * self.num, self.den)
-
-    def division_code(self):
-        return DIVISIONS.index(self.e_g)
-
     def to_dict(self):
         d = {}
         for k in _FIELDS:
@@ -92,7 +86,7 @@ class Calibration:
         args = []
         for k in _FIELDS:
             if k not in d:
-                raise CalibrationError("calibration: '" + k + "' missing")
+                raise CalibrationError("calibration: '%s' missing" % k)
             args.append(d[k])
         return cls(*args)
 
@@ -129,11 +123,11 @@ class CalStore:
     def load(self):
         try:
             with open(self.path, "rb") as f:
-                data = f.read(MAX_FILE + 1)
+                data = f.read(_MAX_FILE + 1)
         except OSError:
             return None
-        if len(data) > MAX_FILE:
-            raise CalibrationError(self.path + ": larger than " + str(MAX_FILE) + " bytes")
+        if len(data) > _MAX_FILE:
+            raise CalibrationError(self.path + ": larger than 1024 bytes")
         try:
             d = json.loads(data)
         except ValueError:

@@ -136,8 +136,9 @@ class Scale:
     it, _wsum their sum; _live and _sum the running average (count 0 = motion); _done, _start
     and _s the long average (count, base, sum of deviations from the base); _cont consecutive
     quiet windows; _h the hold, _hold its current value, _hmax its cap, _hslow the slow-swing
-    hold; _valid the calibration is a real one (`calibrated`); _track the zero tracking's
-    consecutive eligible samples."""
+    hold; _outer the extreme of the swing in progress (slow-swing detector); _valid the
+    calibration is a real one (`calibrated`); _track the zero tracking's consecutive eligible
+    samples."""
 
     def __init__(self, cal, sps=10, zero=None, store=None, calibrated=True, tune=None):
         if sps < 1 or sps > 320:
@@ -224,7 +225,7 @@ class Scale:
         self._hold = self._h  # quiet windows needed for stable (grows while a slow swing lasts)
         # the slow-swing detector: turning points of the prefiltered signal (hysteresis 1 band)
         self._dir = 0  # +1 rising, -1 falling, 0 not started
-        self._ext = 0  # the extreme since the last turning point
+        self._outer = 0  # the extreme since the last turning point
         self._last = 0  # the last turning point
         self._amp = 1 << 29  # the swing between the last two turning points
         self._age = 0  # samples since the last turning point
@@ -401,17 +402,17 @@ class Scale:
         if age < 30000:
             self._age = age
         d = self._dir
-        ext = self._ext
+        ext = self._outer
         if d > 0 or d == 0:
             if fs > ext or d == 0:
-                self._ext = fs
+                self._outer = fs
                 self._dir = 1
                 return
             if ext - fs <= self._band:
                 return
         else:
             if fs < ext:
-                self._ext = fs
+                self._outer = fs
                 return
             if fs - ext <= self._band:
                 return
@@ -424,7 +425,7 @@ class Scale:
         self._pper = age
         self._age = 0
         self._last = ext
-        self._ext = fs
+        self._outer = fs
         self._dir = -d
 
     def _restart(self):
@@ -484,21 +485,6 @@ class Scale:
     def out_of_range(self):
         return self.overload or self.underload
 
-    @property
-    def center_zero(self):
-        """Stable and within +-0.25 e of gross zero (OIML centre-of-zero indication)."""
-        if not self.stable:
-            return False
-        s, k = self._sum_k()
-        load = (s - k * self.zero_counts) * self._sgn
-        q = self._ec * k
-        return 4 * load <= q and -4 * load <= q
-
-    @property
-    def recordable(self):
-        """Stable, in range and with enough samples: a reading may be taken."""
-        return self.stable and not self.overload and not self.underload
-
     def reading_flags(self):
         """READING flags: division code, stable, out of range, centre of zero, preset tare.
         (Bit 4, time synced, is the station's.)"""
@@ -507,8 +493,12 @@ class Scale:
             f |= _F_STABLE
         if self.overload or self.underload:
             f |= _F_RANGE
-        if self.center_zero:
-            f |= _F_CZERO
+        if self.stable:  # centre of zero: stable and within +-0.25 e of gross zero (OIML)
+            s, k = self._sum_k()
+            load = (s - k * self.zero_counts) * self._sgn
+            q = self._ec * k
+            if 4 * load <= q and -4 * load <= q:
+                f |= _F_CZERO
         if self.preset_tare:
             f |= _F_PRESET
         return f

@@ -176,7 +176,8 @@ def test_calwork_private_codes_match_the_scale_codes():
     import re
     from pathlib import Path
 
-    src = (Path(__file__).resolve().parents[2] / "firmware" / "twstation" / "calwork.py").read_text()
+    src = Path(__file__).resolve().parents[2] / "firmware" / "twstation" / "calwork.py"
+    src = src.read_text()
     found = dict(re.findall(r"^_(\w+) = const\((\d+)\)", src, re.M))
     assert len(found) == 10
     for name, v in found.items():
