@@ -160,6 +160,7 @@ MODULES = [  # every station module, in dependency order (the order figures are 
     # cold: boot-time validation, commands, host-side classes and texts
     "twproto.canon", "twproto.rsload", "twstation.settings", "twstation.board",
     "twstation.commands", "twstation.selftest", "twstation.jrecover", "twstation.assemble",
+    "twstation.calwork",
     "twproto.rsbin", "twstation.gm65", "twstation.rfdiag", "twproto.messages",
     "twproto.reasontext", "twproto.framehost",
 ]
