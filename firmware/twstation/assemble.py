@@ -214,7 +214,7 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     # reading in progress
     st.reading = M.Reading()
     st.verdict = None  # the rule set's Verdict on it
-    st._bridge_verdict = None
+    st.result = None  # the bridge's verdict byte on it (from its ACK), None until then
     st.last_result = None  # (seq or None, station verdict byte, bridge verdict byte or None)
     # journal head: sequence and chain survive reboot
     last_seq, chain = journal.head()
@@ -225,7 +225,7 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     st.session = False
     st._inflight = []  # seqs sent, not yet acknowledged (oldest first, <= send_window)
     st.window = 0  # readings in flight allowed: min(config, WELCOME.window)
-    st._skip = []  # seqs the bridge refused this session (NACK bad_mac/malformed/conflict)
+    st.skip = []  # seqs the bridge refused this session (NACK bad_mac/malformed/conflict)
     st._backoff = 0
     st.cmd_id = 0  # the last command run
     st._buf = bytearray(_MAX_FRAME)  # its RESULT frame (SPEC 9 retries), st._n bytes long

@@ -1,6 +1,6 @@
 # Execution of bridge COMMANDs. The link has already checked the MAC over the session nonce and
 # the station has checked that cmd_id increases; here each op is checked against the station's
-# state and run. execute() returns (RESULT status, value, detail bytes) and never raises for a
+# state and run. run() returns (RESULT status, value, detail bytes) and never raises for a
 # refused command: the bridge always gets an answer.
 #
 #   tare / zero                     refused while the scale is in motion (refused_motion)
@@ -67,7 +67,7 @@ _B_ZERO_CHECKED = const(0x4000)  # station.py's private bit: the boot zero was c
 _REBOOT_DELAY_MS = const(200)  # lets the RESULT of a REBOOT command leave before the reset
 
 
-def execute(st, op, a, now):
+def run(st, op, a, now):
     """Run COMMAND `op` with its decoded args dict `a` (twproto.bodies.unpack_command)."""
     if op in (_OP_TARE, _OP_ZERO):
         if not st.stable():
@@ -148,7 +148,7 @@ def _scale_call(st, op, a):
         z = sc._cal_zero_c
         return _rs(c), (_i32(z[0] // z[1]) if c == 0 and z else 0), b""
     if op == _OP_CAL_SPAN:
-        t = st.unix_time()
+        t = st.utc()
         try:
             cal = sc.cal_span(a["mass_g"], t if t is not None else 0, st.operator)
         except StationError as e:

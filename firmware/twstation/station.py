@@ -164,7 +164,7 @@ _AT_LIVE_FLAGS = const(11)  # its flags
 
 # The station's own booleans share the int self._sf with its own faults: bits 0-7 are the
 # HELLO/STATUS flag bits the station raises itself (_SF_SCALE_FAULT, _SF_READER_FAULT,
-# _SF_ZERO_OUT_OF_RANGE; _flags() adds the others), the bits above are private state (one
+# _SF_ZERO_OUT_OF_RANGE; flags() adds the others), the bits above are private state (one
 # attribute instead of seven: each attribute name is an interned string kept for good).
 _B_TAG_LOADED = const(0x100)  # the held tag's bag is (or was) on the platform
 _B_STABLE_CAP = const(0x200)  # the captured weight was stable (else recorded NOT-STABLE)
@@ -214,7 +214,7 @@ class Station:
         _last: Any  # the last bound tag (repeat suppression)
         reading: M.Reading  # the reading in progress
         verdict: Any  # the rule set's Verdict on the reading in progress
-        _bridge_verdict: Any
+        result: Any  # the bridge's verdict byte on the reading in progress (its ACK), or None
         last_result: Any
         last_error: Any
         seq: int
@@ -223,7 +223,7 @@ class Station:
         session: bool
         _inflight: list
         window: int  # readings in flight allowed
-        _skip: list
+        skip: list  # seqs the bridge refused this session
         _backoff: int
         cmd_id: int  # the last command run
         _buf: bytearray  # its RESULT frame (SPEC 9 retries)
@@ -238,7 +238,7 @@ class Station:
         _rs_push: Any
         _reboot_at: Any
     # ------------------------------------------------------------------ time
-    def unix_time(self):
+    def utc(self):
         """Unix seconds if synced, else None."""
         t0 = self._t0
         if t0 is None:
@@ -268,7 +268,7 @@ class Station:
         self._sample(now)
         tag = self.poll(now)
         self._advance(now, tag)
-        self._service_session(now)
+        self.send(now)
         self._live(now)
         fb = self.feedback
         if fb is not None:
@@ -509,11 +509,11 @@ class Station:
             # every other frame (LIVE, STATUS, EVENT, RESULT) reuses between two steps.
             self.commit(now)
         elif s == _SEND:
-            self._pump(now)
+            self.flush(now)
             self._at[_AT_DEADLINE] = ticks_add(now, _ACK_WAIT_MS)
             self.state = _AWAIT_ACK
         elif s == _AWAIT_ACK:
-            bv = self._bridge_verdict
+            bv = self.result
             if bv is not None or not self.session or ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
                 # feedback: the station's verdict, or the bridge's when it is worse (the bridge
                 # knows the full history)
@@ -575,7 +575,7 @@ class Station:
             raise StationError("validate: no tag bound")
         r.tag_kind = held[0]
         r.tag = held[1]
-        t = self.unix_time()
+        t = self.utc()
         r.time = t
         r.boot = self.boot
         r.uptime_ms = self.uptime_ms & 0xFFFFFFFF
@@ -619,7 +619,7 @@ class Station:
         self.seq = r.seq
         mac_off = _BODY + lk.tx[1]
         self.prev = _u32(lk.tx[mac_off : mac_off + 4])
-        self._bridge_verdict = None
+        self.result = None
         if self.verdict is not None:
             self.rule_state.record(r, self.verdict)
         self._check_fill()
@@ -676,12 +676,13 @@ class Station:
                 return
             self._at[_AT_RX] = now
             try:
-                self._on_frame(f, now)
+                self.handler(f, now)
             except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
                 lk.send(_T_NACK, M.pack_fixed(lk.tx, _BODY, _T_NACK, (f[2], 0, _NACK_MALFORMED)))
                 self.last_error = e
 
-    def _on_frame(self, f, now):
+    def handler(self, f, now):
+        """Handle one frame from the bridge (the link checked its MAC where the type has one)."""
         t = f[2]
         body = memoryview(f)[_BODY : _BODY + f[1]]
         if t == _T_WELCOME:
@@ -691,7 +692,7 @@ class Station:
                 self.set_time(w_time, w_ms)
             self.session = True
             self.window = min(self.config.send_window, w_window)  # 0: hold readings for now
-            self._skip = []
+            self.skip = []
             self._backoff = 0
             self._inflight = []
             self._at[_AT_RESEND] = now
@@ -710,7 +711,7 @@ class Station:
                 if seq in self._inflight:
                     self._inflight.remove(seq)
                 if seq == self.seq:
-                    self._bridge_verdict = v
+                    self.result = v
             self._check_fill()
             self._backoff = 0
             self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
@@ -730,7 +731,7 @@ class Station:
             self.cmd_id = cmd_id
             from twstation import commands
 
-            st, val, detail = commands.execute(self, op, args, now)
+            st, val, detail = commands.run(self, op, args, now)
             forget()  # the command code (and a pushed rule set's validation) leaves the heap
             n = lk.send(_T_RESULT, M.pack_fixed(lk.tx, _BODY, _T_RESULT, (cmd_id, st, val),
                                                 detail))
@@ -750,12 +751,14 @@ class Station:
                 # keep it in the journal, stop sending it in this session, say so
                 if s in self._inflight:
                     self._inflight.remove(s)
-                if s not in self._skip and len(self._skip) < 32:
-                    self._skip.append(s)
+                if s not in self.skip and len(self.skip) < 32:
+                    self.skip.append(s)
                     self.event(_EV_TAMPER, _SEV_ERROR, s & 0x7FFFFFFF)
 
     # ------------------------------------------------------------------ link: send
-    def _service_session(self, now):
+    def send(self, now):
+        """The session's sending side, once per step: HELLO while there is none, then the
+        journaled backlog (flush), resends of unacknowledged readings, STATUS."""
         cfg = self.config
         if not self.session:
             if ticks_diff(now, self._at[_AT_HELLO]) < 0:
@@ -777,7 +780,7 @@ class Station:
                 FIRMWARE_VERSION[2], 1, 1,  # ..., proto_min, proto_max
                 rs.id if rs is not None else 0, rv, _u32(self.config.hash),
                 self.seq, min(j.backlog(), 0xFFFF), min(j.fill_pct(), 100), self.boot,
-                self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self._flags(),
+                self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self.flags(),
                 bytes(lk.nonce), self.prev,
             )
             lk.send(_T_HELLO, M.pack_fixed(lk.tx, _BODY, _T_HELLO, v))
@@ -787,7 +790,7 @@ class Station:
             self._lose_session(now)  # the bridge went quiet: start a new session
             return
         if not self._backoff:
-            self._pump(now)
+            self.flush(now)
         if self._inflight and ticks_diff(now, self._at[_AT_RESEND]) >= 0:
             self._backoff = 0
             for seq in self._inflight:  # resend in order, oldest first
@@ -803,8 +806,8 @@ class Station:
         self._inflight = []
         self._at[_AT_HELLO] = now
 
-    def _pump(self, now):
-        """Send journaled readings in order while the window has room."""
+    def flush(self, now):
+        """Send journaled readings not yet sent, in order, while the window has room."""
         if not self.session:
             return
         win = self.window
@@ -813,7 +816,7 @@ class Station:
             return
         for fr in self.journal.pending(inflight[-1] if inflight else 0):
             seq = _u32(fr[_BODY : _BODY + 4])
-            if seq in inflight or seq in self._skip:
+            if seq in inflight or seq in self.skip:
                 continue
             if not inflight:
                 self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
@@ -822,7 +825,7 @@ class Station:
             if len(inflight) >= win:
                 break
 
-    def _flags(self):
+    def flags(self):
         """HELLO/STATUS flags."""
         f = self._sf & 0xFF  # the station's own faults (the bits above are private state)
         if self._t0 is not None:
@@ -850,7 +853,7 @@ class Station:
         cal = sc.cal
         cpk = (1000 * cal.den) // cal.num if cal.num else 0
         v = (  # STATUS fields in layout order (twproto.bodies.LAYOUTS)
-            _i32(self.raw), _i32(sc.zero_counts), _i32(abs(cpk)), 0, sc.sps & 0xFF, self._flags(),
+            _i32(self.raw), _i32(sc.zero_counts), _i32(abs(cpk)), 0, sc.sps & 0xFF, self.flags(),
             self.timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
             heap & 0xFFFFFFFF, self.uptime_ms & 0xFFFFFFFF, self.boot, cal.cal_id & 0xFFFF,
         )

@@ -95,17 +95,6 @@ CMD_ARGS = {
 }
 
 
-def struct_range(code):
-    """(min, max) of an integer struct code (B H I b h i)."""
-    k = "BHIbhi".find(code)
-    if k < 0:
-        raise MessageError("bad_field", code)
-    bits = (8, 16, 32)[k % 3]
-    if k < 3:
-        return 0, (1 << bits) - 1
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-
 def check_range(name, v, a, b):
     """v must be an int with a <= v <= b, else MessageError bad_field `name`."""
     # bool is an int subclass on CPython; MicroPython struct would silently truncate, so check.
@@ -124,18 +113,6 @@ def check_size(n, size, t):
         raise MessageError("bad_length", t[0])
 
 
-def pack_tail(buf, off, t, value):
-    """Copy a trailing byte string bounded by t = (name, min, max); return its length."""
-    if isinstance(value, int) or isinstance(value, str):
-        raise MessageError("bad_field", t[0])
-    n = len(value)
-    if n < t[1] or n > t[2]:
-        raise MessageError("bad_field", t[0])
-    for i in range(n):  # a plain index loop: MicroPython runs it without allocating (a slice would)
-        buf[off + i] = value[i]
-    return n
-
-
 def pack_fixed(buf, off, t, values, data=b""):
     """Pack the fixed body of type t (LAYOUTS) from `values` (layout order) at buf[off:], then
     its trailing bytes `data`; range-checks every field (a bad one: MessageError bad_field
@@ -152,17 +129,24 @@ def pack_fixed(buf, off, t, values, data=b""):
         if fmt[q] == "s":
             n = int(fmt[p:q])
             ok = not (isinstance(v, int) or isinstance(v, str)) and len(v) == n
-        else:
-            a, b = struct_range(fmt[q])
-            ok = isinstance(v, int) and a <= v <= b
+        else:  # B H I unsigned, b h i signed (the codes LAYOUTS uses)
+            k = "BHIbhi".find(fmt[q])
+            bits = (8, 16, 32)[k % 3]
+            a = 0 if k < 3 else -(1 << (bits - 1))
+            ok = isinstance(v, int) and a <= v < a + (1 << bits)
         if not ok:
             raise MessageError("bad_field", "field %d" % i)
         i += 1
         p = q + 1
     struct.pack_into(fmt, buf, off, *values)
     n = struct.calcsize(fmt)
-    if tl is not None:
-        n += pack_tail(buf, off + n, tl, data)
+    if tl is not None:  # the trailing byte string, bounded by tl = (name, min, max)
+        if isinstance(data, int) or isinstance(data, str) or not tl[1] <= len(data) <= tl[2]:
+            raise MessageError("bad_field", tl[0])
+        off += n
+        for i in range(len(data)):  # an index loop: MicroPython runs it without allocating
+            buf[off + i] = data[i]
+        n += len(data)
     return n
 
 
@@ -227,13 +211,6 @@ def unpack_ack(buf):
     return entries
 
 
-def check_args(op, args):
-    if op == _OP_MAINTENANCE and args["on"] > 1:
-        raise MessageError("bad_field", "on")
-    if op == _OP_SET_TIME and args["ms"] > 999:
-        raise MessageError("bad_field", "ms")
-
-
 def unpack_command(buf):
     """(cmd_id, op, args dict) of a COMMAND body (`buf` a memoryview of it). An op this version
     does not know decodes with args {'data': rest of body}, so the station can answer RESULT
@@ -244,7 +221,7 @@ def unpack_command(buf):
         raise MessageError("truncated")
     cmd_id, op = struct.unpack_from("<HB", mv, 0)
     spec = CMD_ARGS.get(op)
-    args = {}
+    args = {}  # type: dict
     if spec is None:
         args["data"] = bytes(mv[3:n])
         return cmd_id, op, args
@@ -256,7 +233,11 @@ def unpack_command(buf):
         args[names[i]] = vals[i]
     if tail is not None:
         args[tail[0]] = bytes(mv[size:n])
-    check_args(op, args)
+    # the checks beyond the struct ranges (messages.check_args makes the same on pack)
+    if op == _OP_MAINTENANCE and args["on"] > 1:
+        raise MessageError("bad_field", "on")
+    if op == _OP_SET_TIME and args["ms"] > 999:
+        raise MessageError("bad_field", "ms")
     return cmd_id, op, args
 
 

@@ -256,6 +256,38 @@ class Message:
         raise NotImplementedError
 
 
+def struct_range(code):
+    """(min, max) of an integer struct code (B H I b h i)."""
+    k = "BHIbhi".find(code)
+    if k < 0:
+        raise MessageError("bad_field", code)
+    bits = (8, 16, 32)[k % 3]
+    if k < 3:
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def pack_tail(buf, off, t, value):
+    """Copy a trailing byte string bounded by t = (name, min, max); return its length."""
+    if isinstance(value, int) or isinstance(value, str):
+        raise MessageError("bad_field", t[0])
+    n = len(value)
+    if n < t[1] or n > t[2]:
+        raise MessageError("bad_field", t[0])
+    for i in range(n):  # a plain index loop: MicroPython runs it without allocating (a slice would)
+        buf[off + i] = value[i]
+    return n
+
+
+def check_args(op, args):
+    """COMMAND argument checks beyond the struct ranges (bodies.unpack_command makes the same
+    on the station)."""
+    if op == OP_MAINTENANCE and args["on"] > 1:
+        raise MessageError("bad_field", "on")
+    if op == OP_SET_TIME and args["ms"] > 999:
+        raise MessageError("bad_field", "ms")
+
+
 def bytes_len(name, v, lo, hi):
     """The length of byte string v, which must be lo..hi long, else MessageError bad_field."""
     if isinstance(v, int) or isinstance(v, str):
@@ -300,7 +332,7 @@ class _Fixed(Message):
             if code[-1] == "s":
                 bytes_len(name, v, int(code[:-1]), int(code[:-1]))
             else:
-                lo, hi = _b.struct_range(code)
+                lo, hi = struct_range(code)
                 _b.check_range(name, v, lo, hi)
         check_values(self.TYPE, vals)
         tail = getattr(self, self.TAIL[0]) if self.TAIL is not None else b""
@@ -525,14 +557,14 @@ class Command(Message):
                 if name == "sha256":
                     bytes_len(name, v, 32, 32)
                 else:
-                    lo, hi = _b.struct_range(fmt[i + 1])
+                    lo, hi = struct_range(fmt[i + 1])
                     check_range(name, v, lo, hi)
                 vals.append(v)
-            _b.check_args(self.op, args)
+            check_args(self.op, args)
             struct.pack_into(fmt, buf, off + n, *vals)
             n += struct.calcsize(fmt)
         if tail is not None:
-            n += _b.pack_tail(buf, off + n, tail, args.get(tail[0], b""))
+            n += pack_tail(buf, off + n, tail, args.get(tail[0], b""))
         return n
 
     @classmethod

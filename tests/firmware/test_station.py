@@ -339,10 +339,10 @@ def test_bag_on_the_platform_at_power_up_is_reported_then_clears_when_lifted(rig
     r.boot()
     r.connect()
     assert r.until(lambda: M.EV_ZERO_OUT_OF_RANGE in r.events(), 5000)
-    assert r.st._flags() & M.SF_ZERO_OUT_OF_RANGE
+    assert r.st.flags() & M.SF_ZERO_OUT_OF_RANGE
     zero_before = r.st.scale.zero_counts
     r.cell.remove(r.t)
-    assert r.until(lambda: not r.st._flags() & M.SF_ZERO_OUT_OF_RANGE, 8000)
+    assert r.until(lambda: not r.st.flags() & M.SF_ZERO_OUT_OF_RANGE, 8000)
     assert r.st.scale.zero_counts == zero_before  # nothing was re-zeroed
 
 
@@ -352,9 +352,9 @@ def test_hx711_unplugged_raises_event_and_status_flag(rig):
     r.run(1000)
     r.hxm.dout_stuck = 1
     assert r.until(lambda: M.EV_HX711_NOT_READY in r.events(), 3000)
-    assert r.st._flags() & M.SF_SCALE_FAULT
+    assert r.st.flags() & M.SF_SCALE_FAULT
     r.hxm.dout_stuck = None
-    assert r.until(lambda: not r.st._flags() & M.SF_SCALE_FAULT, 3000)
+    assert r.until(lambda: not r.st.flags() & M.SF_SCALE_FAULT, 3000)
 
 
 def test_selftest_over_the_link_and_from_the_repl(rig):
@@ -373,7 +373,7 @@ def test_selftest_over_the_link_and_from_the_repl(rig):
 
 def test_dead_reader_does_not_stop_the_station_and_selftest_says_so(rig, tmp_path):
     r = rig(version=0x00)  # the MFRC522 does not answer its VersionReg
-    assert r.st.dev.rfid is None and r.st._flags() & M.SF_READER_FAULT
+    assert r.st.dev.rfid is None and r.st.flags() & M.SF_READER_FAULT
     r.connect()
     assert M.EV_READER_FAULT in r.events()
     (tmp_path / "key.bin").unlink()
@@ -516,7 +516,7 @@ def test_assemble_state_copy_and_timer_slots(rig):
     assert len(r.st._at) == 12 and r.st.dev is r.st and r.st.feedback is r.st.dev.feedback
     assert r.st._at[S._AT_LIVE_NET] is None  # no LIVE sent yet
     r.st._sf |= sum(bits)
-    assert r.st._flags() & ~0xFF == 0  # HELLO/STATUS never carry the private bits
+    assert r.st.flags() & ~0xFF == 0  # HELLO/STATUS never carry the private bits
     # twstation.commands clears the boot zero fault through its own copy of the private bit
     from twstation import commands
 
