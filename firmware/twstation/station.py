@@ -267,7 +267,7 @@ class Station:
             return False
         self._sample(now)
         tag = self.poll(now)
-        self._advance(now, tag)
+        self.update(now, tag)
         self.send(now)
         self._live(now)
         fb = self.feedback
@@ -413,7 +413,8 @@ class Station:
             self.state = _WEIGHING if self._loaded() else _IDLE
 
     # ------------------------------------------------------------------ state machine
-    def _advance(self, now, tag):
+    def update(self, now, tag):
+        """Advance the reading state machine by one step (the states: this file's header)."""
         s = self.state
         cfg = self.config
         if tag is not None and self._last is not None and tag == self._last:
@@ -500,7 +501,7 @@ class Station:
                     self.state = _IDLE
         elif s == _VALIDATE:
             if self.journal.full:
-                self._refuse_full(now)
+                self.reject(now)
             else:
                 self.validate()
                 self.state = _SIGN
@@ -553,7 +554,8 @@ class Station:
         self._at[_AT_DEADLINE] = ticks_add(now, self.config.feedback_ms)
         self.state = _FEEDBACK
 
-    def _refuse_full(self, now):
+    def reject(self, now):
+        """Refuse the bound reading: the journal cannot take it (full, or a write failed)."""
         self.event(_EV_JOURNAL_FULL, _SEV_CRITICAL, self.journal.fill_pct())
         self.last_result = (None, _REJECT, None)
         self._done(_P_REJECTED, now)
@@ -614,7 +616,7 @@ class Station:
         except StationError:
             # JournalFull, or a flash write the journal cut back: the reading is refused (the
             # journal keeps nothing half-written), the operator sees "rejected"
-            self._refuse_full(now)
+            self.reject(now)
             return
         self.seq = r.seq
         mac_off = _BODY + lk.tx[1]
@@ -852,11 +854,14 @@ class Station:
             heap = 0
         cal = sc.cal
         cpk = (1000 * cal.den) // cal.num if cal.num else 0
-        v = (  # STATUS fields in layout order (twproto.bodies.LAYOUTS)
-            _i32(self.raw), _i32(sc.zero_counts), _i32(abs(cpk)), 0, sc.sps & 0xFF, self.flags(),
+        v = [  # STATUS fields in layout order (twproto.bodies.LAYOUTS)
+            self.raw, sc.zero_counts, abs(cpk), 0, sc.sps & 0xFF, self.flags(),
             self.timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
             heap & 0xFFFFFFFF, self.uptime_ms & 0xFFFFFFFF, self.boot, cal.cal_id & 0xFFFF,
-        )
+        ]
+        for i in range(3):  # raw, zero, counts per kg are i32: a value out of range is sent as 0
+            if not -0x80000000 <= v[i] <= 0x7FFFFFFF:
+                v[i] = 0
         self.link.send(_T_STATUS, M.pack_fixed(self.link.tx, _BODY, _T_STATUS, v))
 
     def _live(self, now):
@@ -882,14 +887,10 @@ class Station:
                         _TS_READ if self._tag is not None else _TS_NONE)
         self.link.send(_T_LIVE, n)
 
-    # ------------------------------------------------------------------ commands
+    # ------------------------------------------------------------------ files
     def ruleset_path(self):
         r = self.root
         return ("" if not r or r == "/" else r.rstrip("/")) + "/ruleset.json"
-
-
-def _i32(v):
-    return v if -0x80000000 <= v <= 0x7FFFFFFF else 0
 
 
 def __getattr__(name):
