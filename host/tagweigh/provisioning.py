@@ -230,8 +230,10 @@ def plan_app(info: DeviceInfo | None, *, force_py: bool = False) -> AppPlan:
         for dest, p in sources:
             if dest.startswith("/lib/"):
                 out = Path(tmp) / (dest.strip("/").replace("/", "_") + ".mpy")
-                # -s: the name in tracebacks is the path on the board, the same on every host
-                cmd = [exe, *arch, "-s", dest, "-o", str(out), str(p)]
+                # -s: the name in tracebacks is the .mpy's path on the board, the same on every
+                # host; it equals the module's __file__, so the station interns one name per
+                # module instead of two (firmware/MEMORY.md)
+                cmd = [exe, *arch, "-s", dest[:-3] + ".mpy", "-o", str(out), str(p)]
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
                 if r.returncode != 0:
                     raise ProvisionError(f"mpy-cross failed on {p}: {r.stderr.strip()[:200]}",
