@@ -50,7 +50,7 @@ def selftest(*args):
 
 
 def __getattr__(name):
-    # JOURNAL_SEGMENTS, RECORD, journal_bytes, build_scale, build_devices (host tools, tests)
+    # JOURNAL_SEGMENTS, RECORD, journal_bytes, STATE_NAMES (host tools, tests)
     from twstation import assemble
 
     return getattr(assemble, name)

@@ -8,17 +8,30 @@ from twstation import config as config_mod
 from twstation import forget
 from twstation.errors import DriverError, StationError
 
-JOURNAL_SEGMENTS = 8
-RECORD = 63  # journal bytes of a typical READING (journal.TYPICAL_RECORD)
+_SEGMENTS = const(8)  # journal segments
+_RECORD = const(63)  # journal bytes of a typical READING (journal.TYPICAL_RECORD)
+# For tools and tests, served by __getattr__ below under names of 11+ characters (a literal that
+# long is not interned: this module's names would stay in the station's heap after the boot):
+# JOURNAL_SEGMENTS, RECORD, journal_bytes(readings) and STATE_NAMES, the names of the station's
+# reading states (station.py _IDLE..._REMOVE; station.STATE_NAMES reaches it through station's
+# module __getattr__).
+_STATES = const("idle weighing stable tag validate sign journal send await_ack feedback remove")
 
-# The names of the station's reading states (station.py _IDLE..._REMOVE), for tools and tests:
-# station.STATE_NAMES reaches this through station's module __getattr__.
-STATE_NAMES = ("idle", "weighing", "stable", "tag", "validate", "sign", "journal", "send",
-               "await_ack", "feedback", "remove")
+
+_HOST = const("JOURNAL_SEGMENTS RECORD journal_bytes STATE_NAMES")
+
+
+def __getattr__(name):
+    names = _HOST.split()
+    if name not in names:
+        raise AttributeError(name)
+    return (_SEGMENTS, _RECORD, _bytes, tuple(_STATES.split()))[names.index(name)]
+
 
 # Private copies of station.py's numbers station() needs (tests/protocol/test_bodies_numbers.py
 # checks the protocol's against twproto.messages; _IDLE against station.STATE_NAMES).
 _IDLE = const(0)
+_RULE_CAPACITY = const(256)  # recent readings the duplicate rules remember
 _BODY = const(3)  # frame: offset of the body
 _MAX_FRAME = const(253)
 _T_READING = const(0x10)
@@ -38,30 +51,14 @@ def _join(root, name):
     return root.rstrip("/") + "/" + name
 
 
-def journal_bytes(readings):
-    """Flash bytes for `readings` typical READINGs, with the segment headers and the slack of a
-    partly filled segment (journal.py)."""
-    return readings * RECORD + JOURNAL_SEGMENTS * (18 + 255)
+def _bytes(n):
+    """journal_bytes(readings): flash bytes for `readings` typical READINGs, with the segment
+    headers and the slack of a partly filled segment (journal.py)."""
+    return n * _RECORD + _SEGMENTS * (18 + 255)
 
 
-def build_scale(root, cfg, sps=10):
-    """The scale engine with the stored calibration and zero. Without /scale.json the station
-    runs uncalibrated (1 count per gram, flagged in HELLO/STATUS) and takes no readings."""
-    from twstation.calib import CalStore, Calibration
-    from twstation.scale import Scale
-
-    store = CalStore(_join(root, "scale.json"))
-    got = store.load()  # CalibrationError for a bad file: never guess a calibration
-    if got is None:
-        sc = Scale(Calibration(0, 0, 1, 1, cfg.division_g, cfg.capacity_g), sps=sps, store=store)
-        sc.calibrated = False
-    else:
-        sc = Scale(got[0], sps=sps, zero=got[1], store=store)
-        sc.calibrated = True
-    return sc
-
-
-def build_devices(board, cfg):
+def devices(board, cfg):
+    """The devices the board and the settings ask for: (Devices, HX711 rate)."""
     from twstation.hx711 import HX711
 
     dout, sck = board.hx711()
@@ -108,13 +105,25 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
         board = board_mod.load(_join(root, "board.json"))
     if clock is None:
         from twproto import port as clock  # its ticks_ms(): the default clock
-    devices, rate = build_devices(board, cfg)
-    scale = build_scale(root, cfg, rate)
-    journal = Journal(_join(root, "journal"), journal_bytes(cfg.journal_capacity),
-                      warn_pct=cfg.journal_warn_pct, segments=JOURNAL_SEGMENTS)
+    devs, rate = devices(board, cfg)
+    # the scale engine with the stored calibration and zero. Without /scale.json the station
+    # runs uncalibrated (1 count per gram, flagged in HELLO/STATUS) and takes no readings.
+    from twstation.calib import CalStore, Calibration
+    from twstation.scale import Scale
+
+    store = CalStore(_join(root, "scale.json"))
+    got = store.load()  # CalibrationError for a bad file: never guess a calibration
+    if got is None:
+        sc = Scale(Calibration(0, 0, 1, 1, cfg.division_g, cfg.capacity_g), sps=rate, store=store)
+        sc.calibrated = False
+    else:
+        sc = Scale(got[0], sps=rate, zero=got[1], store=store)
+        sc.calibrated = True
+    journal = Journal(_join(root, "journal"), _bytes(cfg.journal_capacity),
+                      warn_pct=cfg.journal_warn_pct, segments=_SEGMENTS)
     boot = config_mod.next_boot(root)
     link = Link(stream if stream is not None else UsbStream(), mac, clock, urandom)
-    st = station(devices, scale, journal, cfg, link, clock=clock, boot=boot, root=root,
+    st = station(devs, sc, journal, cfg, link, clock=clock, boot=boot, root=root,
                  reboot=reboot)
     forget()  # the boot's validation code and this module (twstation.COLD)
     return st
@@ -130,13 +139,13 @@ def selftest(root="/", board=None, clock=None):
         from twstation import board as board_mod
 
         board = board_mod.load(_join(root, "board.json"))
-    devices, _ = build_devices(board, cfg)
+    devs, _ = devices(board, cfg)
     try:
-        journal = Journal(_join(root, "journal"), journal_bytes(cfg.journal_capacity),
-                          warn_pct=cfg.journal_warn_pct, segments=JOURNAL_SEGMENTS)
+        journal = Journal(_join(root, "journal"), _bytes(cfg.journal_capacity),
+                          warn_pct=cfg.journal_warn_pct, segments=_SEGMENTS)
     except StationError:
         journal = None
-    r = st_mod.run(devices, journal, root, clock)
+    r = st_mod.run(devs, journal, root, clock)
     if journal is None:
         r["jnl"] = "corrupt"
         r["ok"] = False
@@ -158,7 +167,7 @@ class Devices:
 
 
 def station(devices, scale, journal, config, link, clock=None, boot=1, root="/", ruleset=None,
-            reboot=None, rule_capacity=256):
+            reboot=None):
     """A Station with all its state set (what Station.__init__ did: it runs once per boot, so it
     lives here, in a module the heap drops after the boot). Without `ruleset` it is loaded from
     the station's rule-set file (none if missing or invalid: SF_NO_RULESET)."""
@@ -196,7 +205,7 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
         else:
             ruleset.drop_document()  # ~4 KB the station never reads
     st.ruleset = ruleset
-    st.rule_state = rules.MemoryRuleState(rule_capacity)
+    st.rule_state = rules.MemoryRuleState(_RULE_CAPACITY)
     now = st.clock.ticks_ms()
     # deadlines and last-seen ticks (_AT_*), then the last LIVE's net (None: none sent) and flags
     st._at = [now] * 10 + [None, 0]

@@ -11,74 +11,66 @@ import json
 
 import machine
 
+from twproto.port import const
 from twstation.errors import ConfigError
 
-# (section, key, direction): "i" input, "o" output, "io" open-drain both ways (I2C).
-SIGNALS = (
-    ("hx711", "dout", "i"),
-    ("hx711", "sck", "o"),
-    ("mfrc522", "sck", "o"),
-    ("mfrc522", "mosi", "o"),
-    ("mfrc522", "miso", "i"),
-    ("mfrc522", "cs", "o"),
-    ("mfrc522", "rst", "o"),
-    ("scanner", "tx", "o"),
-    ("scanner", "rx", "i"),
-    ("leds", "ok", "o"),
-    ("leds", "bad", "o"),
-    ("leds", "attn", "o"),
-    ("buzzer", "pin", "o"),
-    ("button", "pin", "i"),
-    ("i2c", "sda", "io"),
-    ("i2c", "scl", "io"),
+# The tables below are long string constants split when the board is read: a cold module's names
+# stay interned for good (MicroPython never frees a qstr), and a string of 11+ characters is not
+# interned, nor are the words split() makes from it (firmware/MEMORY.md).
+# Signals, one "section key direction" triple each: "i" input, "o" output, "io" open-drain both
+# ways (I2C). The first section (hx711) is required.
+_SIGNALS = const(
+    "hx711 dout i hx711 sck o "
+    "mfrc522 sck o mfrc522 mosi o mfrc522 miso i mfrc522 cs o mfrc522 rst o "
+    "scanner tx o scanner rx i "
+    "leds ok o leds bad o leds attn o "
+    "buzzer pin o button pin i "
+    "i2c sda io i2c scl io"
 )
-REQUIRED = ("hx711",)
-
-# Per chip: highest GPIO, GPIOs that do not exist, pins wired to the module's flash/PSRAM,
-# input-only pins (no output driver, no pull resistors).
-CHIPS = {
-    "esp32": (39, (20, 24, 28, 29, 30, 31), (6, 7, 8, 9, 10, 11), (34, 35, 36, 37, 38, 39)),
-    "esp32s3": (48, (22, 23, 24, 25), (26, 27, 28, 29, 30, 31, 32), ()),
-}
-
-
-def _pin(spec, section, key, chip):
-    where = section + "." + key
-    value = spec[section].get(key)
-    if type(value) is not int:
-        raise ConfigError("board: %s must be a GPIO number, got %r" % (where, value))
-    top, absent, flash, _ = CHIPS[chip]
-    if value < 0 or value > top or value in absent:
-        raise ConfigError("board: %s: GPIO%d does not exist on %s" % (where, value, chip))
-    if value in flash:
-        raise ConfigError("board: %s: GPIO%d is wired to the module's flash" % (where, value))
-    return value
+# Per chip (names in _CHIP_NAMES, same order): highest GPIO, GPIOs that do not exist, pins wired
+# to the module's flash/PSRAM, input-only pins (no output driver, no pull resistors).
+_CHIP_NAMES = const("esp32 esp32s3")
+_CHIPS = const((
+    (39, (20, 24, 28, 29, 30, 31), (6, 7, 8, 9, 10, 11), (34, 35, 36, 37, 38, 39)),
+    (48, (22, 23, 24, 25), (26, 27, 28, 29, 30, 31, 32), ()),
+))
+# the board file's other keys the checks and build() read (not interned: see above)
+_KEYS = const("chip console button pin pull up external scanner baud")
 
 
 def validate(spec):
     """Check a board dict; return it. ConfigError names the first wrong field."""
     if not isinstance(spec, dict):
         raise ConfigError("board: the file must hold a JSON object")
-    chip = spec.get("chip")
-    if chip not in CHIPS:
-        raise ConfigError("board: chip must be one of %s, got %r" % (sorted(CHIPS), chip))
-    for section in REQUIRED:
-        if section not in spec:
-            raise ConfigError("board: section %s is missing" % section)
-    console = spec.get("console") or {}
+    chip_k, console_k, button, pin, pull_k, up, external, scanner, baud_k = _KEYS.split()
+    names = _CHIP_NAMES.split()
+    chip = spec.get(chip_k)
+    if chip not in names:
+        raise ConfigError("board: chip must be one of %s, got %r" % (sorted(names), chip))
+    top, absent, flash, input_only = _CHIPS[names.index(chip)]
+    signals = _SIGNALS.split()
+    if signals[0] not in spec:
+        raise ConfigError("board: section %s is missing" % signals[0])
+    console = spec.get(console_k) or {}
     reserved = {}
     for key in ("tx", "rx"):
         if key in console:
-            reserved[console[key]] = "console." + key
-    input_only = CHIPS[chip][3]
+            reserved[console[key]] = console_k + "." + key
     used = {}
-    for section, key, direction in SIGNALS:
+    for i in range(0, len(signals), 3):
+        section, key, direction = signals[i:i + 3]
         if section not in spec:
             continue
         if not isinstance(spec[section], dict):
             raise ConfigError("board: section %s must be an object" % section)
         where = section + "." + key
-        gpio = _pin(spec, section, key, chip)
+        gpio = spec[section].get(key)
+        if type(gpio) is not int:
+            raise ConfigError("board: %s must be a GPIO number, got %r" % (where, gpio))
+        if gpio < 0 or gpio > top or gpio in absent:
+            raise ConfigError("board: %s: GPIO%d does not exist on %s" % (where, gpio, chip))
+        if gpio in flash:
+            raise ConfigError("board: %s: GPIO%d is wired to the module's flash" % (where, gpio))
         if gpio in reserved:
             raise ConfigError("board: %s: GPIO%d is the console UART (%s)" % (where, gpio, reserved[gpio]))
         if gpio in used:
@@ -86,18 +78,18 @@ def validate(spec):
         if direction != "i" and gpio in input_only:
             raise ConfigError("board: %s: GPIO%d is input-only and cannot drive an output" % (where, gpio))
         used[gpio] = where
-    if "button" in spec:
-        pull = spec["button"].get("pull", "up")
-        if pull not in ("up", "external"):
+    if button in spec:
+        pull = spec[button].get(pull_k, up)
+        if pull not in (up, external):
             raise ConfigError("board: button.pull must be 'up' or 'external', got %r" % (pull,))
-        if pull == "up" and spec["button"]["pin"] in input_only:
+        if pull == up and spec[button][pin] in input_only:
             raise ConfigError("board: button.pin: GPIO%d has no internal pull-up; set pull to "
-                              "'external' and fit a resistor" % spec["button"]["pin"])
-    for section, key in (("scanner", "uart"), ("mfrc522", "spi")):
+                              "'external' and fit a resistor" % spec[button][pin])
+    for section, key in ((scanner, "uart"), ("mfrc522", "spi")):
         if section in spec and spec[section].get(key) not in (1, 2):
             raise ConfigError("board: %s.%s must be 1 or 2 (0 is the console)" % (section, key))
-    if "scanner" in spec:
-        baud = spec["scanner"].get("baud", 9600)
+    if scanner in spec:
+        baud = spec[scanner].get(baud_k, 9600)
         if type(baud) is not int or not 1200 <= baud <= 921600:
             raise ConfigError("board: scanner.baud out of range: %r" % (baud,))
     return spec
@@ -118,10 +110,9 @@ class Board:
     def __init__(self, spec):
         self.spec = validate(spec)
         self.name = spec.get("board", "?")
-        self.chip = spec["chip"]
 
-    def has(self, section):
-        return section in self.spec
+    def has(self, name):
+        return name in self.spec
 
     def hx711(self):
         s = self.spec["hx711"]
@@ -139,7 +130,7 @@ class Board:
 
     def scanner(self, rxbuf=256):
         s = self.spec["scanner"]
-        return machine.UART(s["uart"], baudrate=s.get("baud", 9600), tx=s["tx"], rx=s["rx"],
+        return machine.UART(s["uart"], baudrate=s.get(_KEYS.split()[-1], 9600), tx=s["tx"], rx=s["rx"],
                             rxbuf=rxbuf, timeout=0)
 
     def leds(self):
@@ -148,14 +139,16 @@ class Board:
         return tuple(Pin(s[k], Pin.OUT, value=0) for k in ("ok", "bad", "attn"))
 
     def buzzer(self):
-        return machine.PWM(machine.Pin(self.spec["buzzer"]["pin"]), freq=2000, duty_u16=0)
+        pin = _KEYS.split()[3]
+        return machine.PWM(machine.Pin(self.spec["buzzer"][pin]), freq=2000, duty_u16=0)
 
     def button(self):
-        s = self.spec["button"]
+        _, _, button, pin, pull, up, _, _, _ = _KEYS.split()
+        s = self.spec[button]
         Pin = machine.Pin
-        if s.get("pull", "up") == "up":
-            return Pin(s["pin"], Pin.IN, Pin.PULL_UP)
-        return Pin(s["pin"], Pin.IN)  # external pull-up resistor
+        if s.get(pull, up) == up:
+            return Pin(s[pin], Pin.IN, Pin.PULL_UP)
+        return Pin(s[pin], Pin.IN)  # external pull-up resistor
 
     def i2c(self):
         s = self.spec["i2c"]

@@ -13,7 +13,6 @@ KEY_LEN = 32
 MAX_FILE = 2048  # /station.json is small; refuse anything bigger before parsing
 
 DIVISIONS = (1, 2, 5, 10, 20, 50, 100, 200)  # index = division code e in READING flags bits 0-2
-READERS = ("rfid", "qr", "both")
 
 # name: (kind, default or None if required, low, high). kind "i" int in [low, high],
 # "s" str with low..high characters, "c" one of the tuple in `low`. One table of mixed rows.
@@ -25,7 +24,7 @@ FIELDS = {  # type: dict[str, tuple]
     "division_g": ("c", 10, DIVISIONS, None),
     "capacity_g": ("i", 60000, 1, 0x7FFFFF),  # Max: heavier is "out of range"
     "empty_g": ("i", 200, 1, 0x7FFFFF),  # below this the platform counts as empty (bag removed)
-    "reader": ("c", "rfid", READERS, None),
+    "reader": ("c", "rfid", ("rfid", "qr", "both"), None),
     "bind_ms": ("i", 5000, 200, 60000),  # window binding one stable weight and one tag read
     "ack_ms": ("i", 5000, 100, 60000),  # resend deadline for an unacknowledged READING (SPEC 10)
     "send_window": ("i", 4, 1, 8),  # readings in flight (sent, not yet acknowledged)
@@ -79,12 +78,10 @@ def canonical(d):
     parts = []
     for k in keys:
         v = d[k]
-        parts.append('"' + k + '":' + (str(v) if isinstance(v, int) else _qstr(v)))
+        if not isinstance(v, int):
+            v = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        parts.append('"' + k + '":' + str(v))
     return ("{" + ",".join(parts) + "}").encode("utf-8")
-
-
-def _qstr(s):
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _join(root, name):
@@ -93,14 +90,14 @@ def _join(root, name):
     return root.rstrip("/") + "/" + name
 
 
-def _read(path, limit):
+def _read(path, n):
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            data = f.read(n + 1)
     except OSError:
         return None
-    if len(data) > limit:
-        raise ConfigError(path + ": larger than " + str(limit) + " bytes")
+    if len(data) > n:
+        raise ConfigError("%s: larger than %d bytes" % (path, n))
     return data
 
 
@@ -122,10 +119,10 @@ def load(root="/"):
 
 def save(root, cfg):
     """Write the settings atomically (temp file, then rename over the old one)."""
-    _atomic_write(_join(root, "station.json"), canonical(cfg.values))
+    replace(_join(root, "station.json"), canonical(cfg.values))
 
 
-def _atomic_write(path, data):
+def replace(path, data):  # atomically: a temp file renamed over the old one
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(data)
@@ -163,5 +160,5 @@ def next_boot(root="/"):
     if data is not None and len(data) == 2:
         n = data[0] | (data[1] << 8)
     n = n + 1 if n < 0xFFFF else 1
-    _atomic_write(path, bytes((n & 0xFF, n >> 8)))
+    replace(path, bytes((n & 0xFF, n >> 8)))
     return n
