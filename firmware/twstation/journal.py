@@ -155,18 +155,6 @@ class Journal:
         finally:
             f.close()
 
-    def _write_new(self, path, data):
-        """Create `path` holding `data` atomically: temp file, sync, rename."""
-        tmp = path + ".tmp"
-        fs = self.fs
-        f = fs.open(tmp, "wb")
-        try:
-            f.write(data)
-            fs.sync(f)
-        finally:
-            f.close()
-        fs.rename(tmp, path)
-
     # -- state -------------------------------------------------------------------------------------
 
     def head(self):
@@ -224,16 +212,12 @@ class Journal:
             raise JournalFull("journal full: " + str(self.backlog()) + " readings not sent")
         seg = self._s[-1]
         if seg[_SIZE] + rl > self.seg_max:
-            self.close()
-            # a new segment, created complete: header = magic, number, seq and chain head
-            # before it, CRC-16 (jrecover.open writes the first one the same way)
-            no = seg[_NO] + 1
-            self._write_new(self._segp(no), _with_crc(
-                b"TWJ\x01" + no.to_bytes(4, "little") + self.last_seq.to_bytes(4, "little")
-                + self.chain))
-            seg = [no, _HDR, 0, self.last_seq]
-            self._s.append(seg)
-            self._len += _HDR
+            # a new segment (every seg_max bytes: rare): twstation.jrecover creates it and is
+            # forgotten again at once
+            from twstation import forget, jrecover
+
+            seg = jrecover.rotate(self, seg)
+            forget(("twstation.jrecover",))
         fs = self.fs
         f = self._f
         try:
@@ -343,8 +327,11 @@ class Journal:
         except OSError:
             size = _ACK_MAX
         b = _with_crc(w.to_bytes(4, "little"))
-        if size >= _ACK_MAX:
-            self._write_new(p, b)
+        if size >= _ACK_MAX:  # every ~85 acks: the rewrite lives in jrecover
+            from twstation import forget, jrecover
+
+            jrecover.write_new(self, p, b)
+            forget(("twstation.jrecover",))
         else:
             f = fs.open(p, "ab")
             try:
@@ -352,7 +339,13 @@ class Journal:
                 fs.sync(f)
             finally:
                 f.close()
-        self._compact()
+        s = self._s[0]
+        if len(self._s) > 1 and (s[_COUNT] == 0 or s[_LAST] <= w):
+            # the oldest segment is all acknowledged (once per segment): jrecover deletes it
+            from twstation import forget, jrecover
+
+            jrecover.compact(self)
+            forget(("twstation.jrecover",))
         return True
 
     def _next(self, v):
@@ -367,15 +360,3 @@ class Journal:
             idx += 1
             off = _HDR
         return None
-
-    def _compact(self):
-        """Delete every segment but the newest whose records are all acknowledged."""
-        segs = self._s
-        while len(segs) > 1 and (segs[0][_COUNT] == 0 or segs[0][_LAST] <= self._w):
-            s = segs[0]
-            self.fs.remove(self._segp(s[_NO]))
-            self._len -= s[_SIZE]
-            segs.pop(0)
-            if self._start is not None:
-                c = self._start
-                self._start = (c[0] - 1, c[1], c[2], c[3])

@@ -1,7 +1,8 @@
 # Opening a flash journal (twstation.journal): listing, the ack log, the scan of every record,
-# the cut-back of a torn tail. Needed at boot (and to cut back a failed write) only: imported
-# then and forgotten afterwards (twstation.COLD), so this code does not stay in the station's
-# heap. The layout and the recovery rules are described in journal.py.
+# the cut-back of a torn tail; and the journal's rare writes: a new segment (every seg_max
+# bytes), the ack log's rewrite (every ~85 acks), deleting acknowledged segments, the cut-back
+# of a failed write. Imported for those and forgotten afterwards (twstation.COLD), so this code
+# does not stay in the station's heap. The layout and the recovery rules are described in journal.py.
 from twproto.crc import TABLE, crc16
 from twproto.port import MICROPYTHON, const
 from twstation import journal as J
@@ -49,13 +50,12 @@ def open(j):  # noqa: A001 (jrecover.open(journal); the builtin open is not used
         if j._w:
             raise J.JournalCorrupt("journal: acknowledged readings but no segment")
         # the first segment, written as Journal.append writes the next ones
-        j._write_new(j._segp(1), J._with_crc(
-            b"TWJ\x01" + (1).to_bytes(4, "little") + bytes(4) + j.chain))
-        j._s.append([1, _HDR, 0, 0])
+        j._len = 0
+        rotate(j, [0, 0, 0, 0])
     j._len = 0
     for s in j._s:
         j._len += s[_SIZE]
-    j._compact()
+    compact(j)
 
 
 def _load_acks(j, exists):
@@ -77,7 +77,7 @@ def _load_acks(j, exists):
         else:
             clean = False
     if not clean:  # a torn entry: rewrite so later appends stay aligned
-        j._write_new(j.path + "/ack", J._with_crc(w.to_bytes(4, "little")))
+        write_new(j, j.path + "/ack", J._with_crc(w.to_bytes(4, "little")))
     return w
 
 
@@ -183,3 +183,43 @@ def truncate(j, path, n):
     finally:
         src.close()
     fs.rename(tmp, path)
+
+
+def write_new(j, path, data):
+    """Create `path` holding `data` atomically: temp file, sync, rename."""
+    tmp = path + ".tmp"
+    fs = j.fs
+    f = fs.open(tmp, "wb")
+    try:
+        f.write(data)
+        fs.sync(f)
+    finally:
+        f.close()
+    fs.rename(tmp, path)
+
+
+def rotate(j, seg):
+    """Start the segment after `seg` (the newest): closes the append handle, creates the new
+    segment complete (header = magic, number, seq and chain head before it, CRC-16) and
+    returns its entry, now the newest."""
+    j.close()
+    no = seg[_NO] + 1
+    write_new(j, j._segp(no), J._with_crc(
+        b"TWJ\x01" + no.to_bytes(4, "little") + j.last_seq.to_bytes(4, "little") + j.chain))
+    seg = [no, _HDR, 0, j.last_seq]
+    j._s.append(seg)
+    j._len += _HDR
+    return seg
+
+
+def compact(j):
+    """Delete every segment but the newest whose records are all acknowledged."""
+    segs = j._s
+    while len(segs) > 1 and (segs[0][_COUNT] == 0 or segs[0][_LAST] <= j._w):
+        s = segs[0]
+        j.fs.remove(j._segp(s[_NO]))
+        j._len -= s[_SIZE]
+        segs.pop(0)
+        if j._start is not None:
+            c = j._start
+            j._start = (c[0] - 1, c[1], c[2], c[3])

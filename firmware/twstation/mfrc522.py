@@ -19,12 +19,12 @@
 # is GONE after _GONE_AFTER scans without an answer. A collision anywhere gives MULTIPLE, never
 # one of the UIDs. After MULTIPLE or an error the field is switched off for 5 ms so every card
 # restarts from IDLE. CRC_A is computed here (crc_a) rather than by the chip's coprocessor;
-# twstation.rfdiag cross-checks the two (technician tool, not loaded by the station).
+# twstation.rfdiag cross-checks the two (technician tool); it also holds init()'s reset and
+# register set-up, which run at boot only.
 from micropython import const
 
-from twproto.port import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from twproto.port import ticks_add, ticks_diff, ticks_ms
 from twstation.ndef import find_message, parse_record, value
-from twstation.errors import DriverError
 
 # registers
 _CommandReg = const(0x01)
@@ -34,20 +34,11 @@ _FIFODataReg = const(0x09)
 _FIFOLevelReg = const(0x0A)
 _ControlReg = const(0x0C)
 _BitFramingReg = const(0x0D)
-_ModeReg = const(0x11)
 _TxControlReg = const(0x14)
-_TxASKReg = const(0x15)
-_RFCfgReg = const(0x26)
-_TModeReg = const(0x2A)
-_TPrescalerReg = const(0x2B)
-_TReloadRegH = const(0x2C)
-_TReloadRegL = const(0x2D)
-_VersionReg = const(0x37)
 # commands
 _IDLE = const(0x00)
 _TRANSMIT = const(0x04)
 _TRANSCEIVE = const(0x0C)
-_SOFT_RESET = const(0x0F)
 # PICC commands
 _WUPA = const(0x52)
 _SEL_CL1 = const(0x93)
@@ -66,8 +57,6 @@ _ERR_CRC = const(2)
 _ERR_PROTOCOL = const(3)  # parity, framing, BCC, wrong length, FIFO overflow
 _ERR_CHIP = const(4)  # the MFRC522 itself did not finish a command (SPI or power fault)
 
-# VersionReg values accepted: FM17522 clone, v0.0, v1.0, v2.0, clones
-_VERSIONS = const((0x88, 0x90, 0x91, 0x92, 0x12, 0xB2))
 
 # twstation.ndef's record kinds (equal to the protocol's TAG_NDEF_TEXT / TAG_NDEF_URI; a test
 # checks these copies)
@@ -170,30 +159,14 @@ class MFRC522:
 
     # -- chip control ----------------------------------------------------------------------------
     def init(self):
-        """Reset, check the chip is there, set the timer (5 ms reply timeout), antenna on."""
-        if self._rst is not None:
-            self._rst.value(0)
-            sleep_ms(1)
-            self._rst.value(1)
-            sleep_ms(1)
-        self._wreg(_CommandReg, _SOFT_RESET)
-        start = ticks_ms()
-        while self._rreg(_CommandReg) & 0x10:  # PowerDown bit: oscillator still starting
-            if ticks_diff(ticks_ms(), start) > 50:
-                raise DriverError("mfrc522: soft reset did not finish")
-            sleep_ms(1)
-        v = self._rreg(_VersionReg)
-        if v not in _VERSIONS:
-            raise DriverError("mfrc522: not found (VersionReg=0x%02x)" % v)
-        self.version = v
-        self._wreg(_TModeReg, 0x80)  # TAuto: timer starts at the end of each transmission
-        self._wreg(_TPrescalerReg, 0xA9)  # (2*169+1)/13.56 MHz = 25 us per tick
-        self._wreg(_TReloadRegH, 0x00)
-        self._wreg(_TReloadRegL, 0xC8)  # 200 ticks = 5 ms
-        self._wreg(_TxASKReg, 0x40)  # force 100 % ASK (ISO 14443A)
-        self._wreg(_ModeReg, 0x3D)  # CRC preset 0x6363
-        self._wreg(_RFCfgReg, 0x70)  # receiver gain 48 dB
-        self.antenna(1)
+        """Reset, check the chip is there, set the timer (5 ms reply timeout), antenna on.
+        Boot and self-test only: the code lives in twstation.rfdiag, forgotten afterwards."""
+        from twstation import forget, rfdiag
+
+        try:
+            rfdiag.init(self)
+        finally:  # also when the chip is missing (DriverError)
+            forget(("twstation.rfdiag",))
         self._s = _ST_IDLE
         self._next = ticks_add(ticks_ms(), _RF_GUARD_MS)
         self._i = 0
