@@ -4,12 +4,15 @@
 # (twstation.COLD): this code runs once per boot, so it does not stay in the ESP32's heap.
 from twproto.mac import Mac
 from twproto.port import const
-from twstation import config as config_mod
+from twstation import settings
 from twstation import forget
 from twstation.errors import DriverError, StationError
 
 _SEGMENTS = const(8)  # journal segments
 _RECORD = const(63)  # journal bytes of a typical READING (journal.TYPICAL_RECORD)
+# journal_bytes(readings) = readings * _RECORD + _SLACK: flash bytes for `readings` typical
+# READINGs, with the segment headers and the slack of a partly filled segment (journal.py)
+_SLACK = const(2184)  # 8 segments * (18 header + 255 slack)
 # For tools and tests, served by __getattr__ below under names of 11+ characters (a literal that
 # long is not interned: this module's names would stay in the station's heap after the boot):
 # JOURNAL_SEGMENTS, RECORD, journal_bytes(readings) and STATE_NAMES, the names of the station's
@@ -25,7 +28,8 @@ def __getattr__(name):
     names = _HOST.split()
     if name not in names:
         raise AttributeError(name)
-    return (_SEGMENTS, _RECORD, _bytes, tuple(_STATES.split()))[names.index(name)]
+    return (_SEGMENTS, _RECORD, lambda n: n * _RECORD + _SLACK,
+            tuple(_STATES.split()))[names.index(name)]
 
 
 # Private copies of station.py's numbers station() needs (tests/protocol/test_bodies_numbers.py
@@ -45,19 +49,15 @@ _SEV_WARNING = const(1)
 _SEV_ERROR = const(2)
 
 
-def _join(root, name):
-    if not root or root == "/":
-        return "/" + name
-    return root.rstrip("/") + "/" + name
+def journal(root, config):
+    """The journal the settings ask for, opened (and recovered) under root/journal."""
+    from twstation.journal import Journal
+
+    return Journal(settings.join(root, "journal"), config.journal_capacity * _RECORD + _SLACK,
+                   warn_pct=config.journal_warn_pct, segments=_SEGMENTS)
 
 
-def _bytes(n):
-    """journal_bytes(readings): flash bytes for `readings` typical READINGs, with the segment
-    headers and the slack of a partly filled segment (journal.py)."""
-    return n * _RECORD + _SEGMENTS * (18 + 255)
-
-
-def devices(board, cfg):
+def devices(board, config):
     """The devices the board and the settings ask for: (Devices, HX711 rate)."""
     from twstation.hx711 import HX711
 
@@ -66,7 +66,7 @@ def devices(board, cfg):
     hx = HX711(dout, sck, 128, rate)
     rfid = scanner = feedback = None
     faults = []
-    if cfg.reader in ("rfid", "both") and board.has("mfrc522"):
+    if config.reader in ("rfid", "both") and board.has("mfrc522"):
         from twstation.mfrc522 import MFRC522
 
         spi, cs, rst = board.mfrc522()
@@ -76,7 +76,7 @@ def devices(board, cfg):
             # a dead reader must not stop the scale, the journal and the backlog: the station
             # runs, flags READER_FAULT and raises the event; the self-test says "not_found"
             faults.append("rfid")
-    if cfg.reader in ("qr", "both") and board.has("scanner"):
+    if config.reader in ("qr", "both") and board.has("scanner"):
         from twstation.scanner import Scanner
 
         scanner = Scanner(board.scanner())
@@ -94,15 +94,14 @@ def devices(board, cfg):
 def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=None):
     """A ready Station. Raises StationError (ConfigError, CalibrationError, JournalCorrupt...)
     with a one-line message when the flash holds something the station cannot trust."""
-    from twstation.journal import Journal
     from twstation.link import Link, UsbStream
 
-    cfg = config_mod.load(root)
-    mac = Mac(config_mod.load_key(root))  # the key goes into the MAC and nowhere else
+    cfg = settings.load(root)
+    mac = Mac(settings.load_key(root))  # the key goes into the MAC and nowhere else
     if board is None:
         from twstation import board as board_mod
 
-        board = board_mod.load(_join(root, "board.json"))
+        board = board_mod.load("%s/board.json" % root.rstrip("/"))
     if clock is None:
         from twproto import port as clock  # its ticks_ms(): the default clock
     devs, rate = devices(board, cfg)
@@ -111,7 +110,7 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
     from twstation.calib import CalStore, Calibration
     from twstation.scale import Scale
 
-    store = CalStore(_join(root, "scale.json"))
+    store = CalStore("%s/scale.json" % root.rstrip("/"))
     got = store.load()  # CalibrationError for a bad file: never guess a calibration
     if got is None:
         sc = Scale(Calibration(0, 0, 1, 1, cfg.division_g, cfg.capacity_g), sps=rate, store=store)
@@ -119,11 +118,10 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
     else:
         sc = Scale(got[0], sps=rate, zero=got[1], store=store)
         sc.calibrated = True
-    journal = Journal(_join(root, "journal"), _bytes(cfg.journal_capacity),
-                      warn_pct=cfg.journal_warn_pct, segments=_SEGMENTS)
-    boot = config_mod.next_boot(root)
+    jnl = journal(root, cfg)
+    boot = settings.next_boot(root)
     link = Link(stream if stream is not None else UsbStream(), mac, clock, urandom)
-    st = station(devs, sc, journal, cfg, link, clock=clock, boot=boot, root=root,
+    st = station(devs, sc, jnl, cfg, link, clock=clock, boot=boot, root=root,
                  reboot=reboot)
     forget()  # the boot's validation code and this module (twstation.COLD)
     return st
@@ -132,21 +130,19 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
 def selftest(root="/", board=None, clock=None):
     """Self-test without the station loop (REPL tooling): builds the parts, returns the dict."""
     from twstation import selftest as st_mod
-    from twstation.journal import Journal
 
-    cfg = config_mod.load(root)
+    cfg = settings.load(root)
     if board is None:
         from twstation import board as board_mod
 
-        board = board_mod.load(_join(root, "board.json"))
+        board = board_mod.load("%s/board.json" % root.rstrip("/"))
     devs, _ = devices(board, cfg)
     try:
-        journal = Journal(_join(root, "journal"), _bytes(cfg.journal_capacity),
-                          warn_pct=cfg.journal_warn_pct, segments=_SEGMENTS)
+        jnl = journal(root, cfg)
     except StationError:
-        journal = None
-    r = st_mod.run(devs, journal, root, clock)
-    if journal is None:
+        jnl = None
+    r = st_mod.run(devs, jnl, root, clock)
+    if jnl is None:
         r["jnl"] = "corrupt"
         r["ok"] = False
     return r
@@ -157,12 +153,11 @@ class Devices:
     pins wired to models). hx711 is required; rfid/scanner per config 'reader'. station() copies
     them onto the Station (this class is cold: only assembly and the self-test use it)."""
 
-    def __init__(self, hx711, rfid=None, scanner=None, feedback=None, display=None):
+    def __init__(self, hx711, rfid=None, scanner=None, feedback=None):
         self.hx711 = hx711
         self.rfid = rfid
         self.scanner = scanner
         self.feedback = feedback
-        self.display = display
         self.faults = []  # parts that failed to start ("rfid", "scanner")
 
 
@@ -183,7 +178,6 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     st.rfid = devices.rfid
     st.scanner = devices.scanner
     st.feedback = devices.feedback
-    st.display = devices.display
     st.faults = devices.faults
     st.scale = scale
     st.journal = journal

@@ -7,10 +7,20 @@
 import json
 import os
 
+from twproto.port import const
 from twstation.errors import ConfigError
 
-KEY_LEN = 32
-MAX_FILE = 2048  # /station.json is small; refuse anything bigger before parsing
+_KEY_LEN = const(32)
+_MAX_FILE = const(2048)  # /station.json is small; refuse anything bigger before parsing
+
+
+def __getattr__(name):
+    # KEY_LEN and MAX_FILE for tools (config.MAX_FILE): a literal of 11+ characters is not
+    # interned, so these names do not stay in the station's heap after the boot
+    names = "KEY_LEN MAX_FILE".split()
+    if name not in names:
+        raise AttributeError(name)
+    return (_KEY_LEN, _MAX_FILE)[names.index(name)]
 
 DIVISIONS = (1, 2, 5, 10, 20, 50, 100, 200)  # index = division code e in READING flags bits 0-2
 
@@ -84,13 +94,13 @@ def canonical(d):
     return ("{" + ",".join(parts) + "}").encode("utf-8")
 
 
-def _join(root, name):
+def join(root, name):
     if not root or root == "/":
         return "/" + name
     return root.rstrip("/") + "/" + name
 
 
-def _read(path, n):
+def read(path, n):
     try:
         with open(path, "rb") as f:
             data = f.read(n + 1)
@@ -106,8 +116,8 @@ def load(root="/"):
     precise message."""
     from twstation.config import Config
 
-    path = _join(root, "station.json")
-    data = _read(path, MAX_FILE)
+    path = join(root, "station.json")
+    data = read(path, _MAX_FILE)
     if data is None:
         raise ConfigError(path + ": missing (provision the station first)")
     try:
@@ -117,9 +127,9 @@ def load(root="/"):
     return Config(d)
 
 
-def save(root, cfg):
+def save(root, config):
     """Write the settings atomically (temp file, then rename over the old one)."""
-    replace(_join(root, "station.json"), canonical(cfg.values))
+    replace(join(root, "station.json"), canonical(config.values))
 
 
 def replace(path, data):  # atomically: a temp file renamed over the old one
@@ -135,18 +145,18 @@ def replace(path, data):  # atomically: a temp file renamed over the old one
 
 def load_key(root="/"):
     """The 32-byte device key. The message never contains key material."""
-    path = _join(root, "key.bin")
-    data = _read(path, KEY_LEN)
+    path = join(root, "key") + ".bin"
+    data = read(path, _KEY_LEN)
     if data is None:
         raise ConfigError(path + ": missing (provision the station key first)")
-    if len(data) != KEY_LEN:
+    if len(data) != _KEY_LEN:
         raise ConfigError(path + ": must be exactly 32 bytes, found " + str(len(data)))
     return data
 
 
 def key_present(root="/"):
     try:
-        return os.stat(_join(root, "key.bin"))[6] == KEY_LEN
+        return os.stat(join(root, "key") + ".bin")[6] == _KEY_LEN
     except OSError:
         return False
 
@@ -154,8 +164,8 @@ def key_present(root="/"):
 def next_boot(root="/"):
     """Increment and persist the boot counter; return the new value (1 after the first boot).
     Wraps 65535 -> 1 (u16 on the wire; 0 is never used)."""
-    path = _join(root, "boot.bin")
-    data = _read(path, 2)
+    path = join(root, "boot") + ".bin"
+    data = read(path, 2)
     n = 0
     if data is not None and len(data) == 2:
         n = data[0] | (data[1] << 8)
