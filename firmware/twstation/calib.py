@@ -10,16 +10,9 @@
 # file then rename), so a power cut leaves either the old or the new file. Tare is NOT stored:
 # after a reboot the scale starts with no tare (OIML R 76: no tare at boot; a tare that silently
 # survived a reboot would make the next net weight wrong without anyone having asked for a tare).
-import json
-import os
-
-from twproto.port import const
 from twstation.errors import StationError
 
 DIVISIONS = (1, 2, 5, 10, 20, 50, 100, 200)  # READING flags bits 0-2 = index of e here
-_MAX_FILE = const(1024)  # the store's file size limit (the messages below spell it out)
-_FIELDS = ("cal_id", "offset", "num", "den", "e_g", "capacity_g", "ref_mass_g", "time", "operator")
-_I32 = const(0x7FFFFFFF)
 
 
 class CalibrationError(StationError):
@@ -48,24 +41,7 @@ class Calibration:
         self.validate()
 
     def validate(self):
-        for k in _FIELDS:
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise CalibrationError("calibration: '%s' must be an integer" % k)
-        if not 0 <= self.cal_id <= 0xFFFF:
-            raise CalibrationError("calibration: 'cal_id' must be 0..65535")
-        if self.num == 0 or self.den == 0:
-            raise CalibrationError("calibration: 'num' and 'den' must be non-zero")
-        if not -_I32 <= self.offset <= _I32:
-            raise CalibrationError("calibration: 'offset' out of range")
-        if self.e_g not in DIVISIONS:
-            raise CalibrationError("calibration: 'e_g' must be one of " + str(list(DIVISIONS)))
-        if not self.e_g < self.capacity_g <= 0x7FFFFF:
-            raise CalibrationError("calibration: 'capacity_g' must be above e and below 2^23 g")
-        if not 0 <= self.operator <= 0xFFFF or self.ref_mass_g < 0 or self.time < 0:
-            raise CalibrationError("calibration: 'operator', 'ref_mass_g' or 'time' out of range")
-        if self.counts_per_e() < 1:
-            raise CalibrationError("calibration: less than one count per division")
+        _cold("validate", self)
 
     def counts_per_e(self):
         """Counts in one division, rounded (always positive)."""
@@ -74,21 +50,11 @@ class Calibration:
         return (2 * self.e_g * den + num) // (2 * num)
 
     def to_dict(self):
-        d = {}
-        for k in _FIELDS:
-            d[k] = getattr(self, k)
-        return d
+        return _cold("to_dict", self)
 
     @classmethod
     def from_dict(cls, d):
-        if not isinstance(d, dict):
-            raise CalibrationError("calibration: expected an object")
-        args = []
-        for k in _FIELDS:
-            if k not in d:
-                raise CalibrationError("calibration: '%s' missing" % k)
-            args.append(d[k])
-        return cls(*args)
+        return _cold("from_dict", d)
 
     def __eq__(self, other):
         return isinstance(other, Calibration) and self.to_dict() == other.to_dict()
@@ -121,37 +87,19 @@ class CalStore:
         self.path = path
 
     def load(self):
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read(_MAX_FILE + 1)
-        except OSError:
-            return None
-        if len(data) > _MAX_FILE:
-            raise CalibrationError(self.path + ": larger than 1024 bytes")
-        try:
-            d = json.loads(data)
-        except ValueError:
-            raise CalibrationError(self.path + ": not valid JSON")
-        if not isinstance(d, dict) or d.get("v") != 1 or "cal" not in d:
-            raise CalibrationError(self.path + ": not a version 1 scale file")
-        cal = Calibration.from_dict(d["cal"])
-        zero = d.get("zero", cal.offset)
-        if not isinstance(zero, int) or isinstance(zero, bool) or not -_I32 <= zero <= _I32:
-            raise CalibrationError(self.path + ": 'zero' must be an integer")
-        return cal, zero
+        return _cold("load", self)
 
     def save(self, cal, zero):
-        data = json.dumps({"v": 1, "cal": cal.to_dict(), "zero": zero})
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(data)
-            f.flush()
-            # CPython needs fsync for durability; on littlefs flush/close is the commit point
-            sync = getattr(os, "fsync", None)
-            if sync is not None:
-                sync(f.fileno())
-        try:
-            os.rename(tmp, self.path)
-        except OSError:  # a filesystem that refuses to rename over an existing file
-            os.remove(self.path)
-            os.rename(tmp, self.path)
+        _cold("save", self, cal, zero)
+
+
+def _cold(name, *a):
+    # Run twstation.calwork's function `name` and forget the module again (twstation.forget: a
+    # no-op on CPython), so that the rarely run code (calibration checks, the store's file, the
+    # scale's operator actions) does not stay in the station's heap. twstation.scale uses it too.
+    from twstation import calwork, forget
+
+    try:
+        return getattr(calwork, name)(*a)
+    finally:
+        forget(("twstation.calwork",))

@@ -60,10 +60,15 @@
 # tracking follows slow drift only while stable within +-0.5 e of zero, at most 0.5 e per second,
 # and never further than +-2 % of Max from the calibration offset (the zero-setting range).
 # At boot the stored zero is used as is; boot_check() reports a live zero away from it.
-from array import array
 
 from twproto.port import const
-from twstation.calib import CalibrationError, DIVISIONS, _round_div
+from twstation.calib import CalibrationError, DIVISIONS, _cold, _round_div
+
+TYPE_CHECKING = const(0)  # true for mypy (it knows this name): Scale's attribute declarations
+if TYPE_CHECKING:
+    from array import array
+
+    from twstation.calib import CalStore, Calibration
 
 # Status codes of zero(), tare(), tare_preset(), cal_zero(), and CalibrationError.code. Private
 # (inlined by mpy-cross: a public module constant costs a dict entry and an interned name on the
@@ -92,30 +97,11 @@ _F_PRESET = const(0x80)
 
 def __getattr__(name):
     # The public names of the codes above, and STATUS_NAMES (code -> name), for the host side:
-    # one string here instead of 17 module globals resident on the station.
-    if name == "STATUS_NAMES":
-        return ("ok", "motion", "range", "overload", "tare_active", "not_ready", "span", "ref")
-    for kv in ("OK=0 E_MOTION=1 E_RANGE=2 E_OVERLOAD=3 E_TARE=4 E_NOT_READY=5 E_SPAN=6 E_REF=7 "
-               "BOOT_OK=0 BOOT_OFF_ZERO=1 BOOT_OUT_OF_RANGE=2 BOOT_PENDING=3 "
-               "F_STABLE=8 F_RANGE=32 F_CZERO=64 F_PRESET=128").split():
-        k, _, v = kv.partition("=")
-        if k == name:
-            return int(v)
-    raise AttributeError(name)
+    # served by twstation.calwork.get, not resident on the station.
+    return _cold("get", name)
 
 
-_OVER_E = const(9)  # no weight shown above Max + 9 e
-_UNDER_E = const(20)  # underload below -20 e
-_ZERO_RANGE_PCT = const(2)  # zero setting and tracking: +-2 % of Max around the calibration zero
-_MAX_WINDOW = const(160)  # ring size cap: keeps sums of 24-bit counts inside a small int
-_MAX_PRE_WINDOW = const(120)  # prefilter x motion window: the window sum of 24-bit counts, too
 _LONG_MAX = const(20000)  # samples in the long average (4 min at 80 SPS): its sum stays small
-_NOMINAL_COUNTS_PER_G = const(43)  # 100 kg 2 mV/V cell, HX711 gain 128 (see tagweigh.hw.loadcell)
-
-
-def _samples(ms, sps, lo):
-    n = (ms * sps + 500) // 1000
-    return n if n > lo else lo
 
 
 class Scale:
@@ -140,73 +126,39 @@ class Scale:
     calibration is a real one (`calibrated`); _track the zero tracking's consecutive eligible
     samples."""
 
-    def __init__(self, cal, sps=10, zero=None, store=None, calibrated=True, tune=None):
-        if sps < 1 or sps > 320:
-            raise CalibrationError("scale: sps must be 1..320")
-        # per-rate tuning, in samples: (prefilter k, motion window m, hold h, band in tenths of
-        # e, slow-swing hold (80 SPS: 200 ms; 0 = no shape test and no slow-swing detector)),
-        # measured with bench/settle.py on the modelled cell (see the header); other rates fall
-        # back to 200 ms / 80 ms / 1 e without a prefilter
-        if tune is not None:
-            t = tune
-        elif sps == 80:
-            t = (4, 12, 0, 7, 16)
-        elif sps == 10:
-            t = (1, 3, 1, 10, 0)
-        else:
-            t = (1, _samples(200, sps, 3), _samples(80, sps, 0), 10, 0)
-        k = t[0]
-        m = t[1]
-        self._pre = k
-        self._m = m
-        self._h = t[2]
-        self._hmax = _samples(400, sps, t[2])
-        self._hslow = t[4]  # 0: no shape test and no slow-swing detector
-        self._n3 = m // 3  # the shape test's first and last thirds of the window (samples)
-        n = _samples(500, sps, m)  # the average: up to 500 ms
-        if n <= k:
-            n = k + 1  # the prefilter reads the sample k back from the ring
-        if n > _MAX_WINDOW or k * m > _MAX_PRE_WINDOW:
-            raise CalibrationError("scale: averaging window too long for this rate")
-        self._len = n
-        self._buf = array("i", bytes(4 * n))
-        self._w = array("i", bytes(4 * m))  # the motion window: prefilter sums (k samples each)
-        self.sps = sps
-        self._band_e10 = t[3]
-        self.store = store
-        self.tare_g = 0
-        self.preset_tare = False
-        self._cal_zero_c = None
-        self.boot_zero = None
-        self._valid = calibrated
-        self.set_calibration(cal, zero)
-        self.reset()
+    if TYPE_CHECKING:  # for mypy only: the compiler drops this block (no code, no names)
+        # set by twstation.calwork.init and set_calibration
+        cal: Calibration
+        store: "CalStore | None"
+        zero_counts: int
+        boot_zero: "tuple | None"  # (boot_check code, gross in g) of the first settled check
+        sps: int
+        e_g: int
+        _buf: array
+        _w: array
+        _len: int
+        _pre: int
+        _m: int
+        _h: int
+        _hmax: int
+        _hslow: int
+        _n3: int
+        _ec: int
+        _band: int
+        _bend: int
+        _drift: int
+        _sgn: int
+        _over: int
+        _under: int
+        _zrange: int
 
-    # -- configuration (not per sample) -------------------------------------------------------------
+    # Setting up (the per-rate tuning) and a calibration change run at boot or on a command: the
+    # code is in the cold twstation.calwork (init, set_calibration), read it there.
+    def __init__(self, cal, sps=10, zero=None, store=None, calibrated=True, tune=None):
+        _cold("init", self, cal, sps, zero, store, calibrated, tune)
 
     def set_calibration(self, cal, zero=None):
-        self.cal = cal
-        self.zero_counts = cal.offset if zero is None else zero
-        ec = cal.counts_per_e()
-        self._ec = ec
-        if not self._valid:
-            # a stand-in calibration may be far off: judge motion with the nominal sensitivity
-            # of a 100 kg 2 mV/V cell so that cal_zero/cal_span can see a stable load
-            ec = cal.e_g * _NOMINAL_COUNTS_PER_G
-        self._band = (ec * self._band_e10 + 5) // 10 * self._pre  # in prefilter sums
-        # the shape test's threshold: 0.05 e between the means of a third and the middle, in
-        # prefilter sums times the thirds' lengths (see the shape test in add_sample)
-        n3 = self._n3
-        self._bend = ec * self._pre * n3 * (self._m - 2 * n3) // 20
-        self._drift = ec >> 1  # the drift guard's limit: half a division
-        self._sgn = 1 if (cal.num > 0) == (cal.den > 0) else -1
-        cap_c = cal.capacity_g * ec // cal.e_g
-        self._over = cap_c + _OVER_E * ec  # load counts (sign-corrected, from zero)
-        self._under = -_UNDER_E * ec
-        self._zrange = cap_c * _ZERO_RANGE_PCT // 100
-        self.e_g = cal.e_g
-        self.capacity_g = cal.capacity_g
-        self._track = 0
+        _cold("set_calibration", self, cal, zero)
 
     def reset(self):
         """Forget all samples (after a calibration change or a driver restart)."""
@@ -573,13 +525,3 @@ class Scale:
             return None
         return self.gross_fine_g() - mass_g
 
-
-def _cold(op, *a):
-    # Run twstation.calwork's function `op` and forget the module again (twstation.forget: a
-    # no-op on CPython), so that the rarely run code does not stay in the station's heap.
-    from twstation import calwork, forget
-
-    try:
-        return getattr(calwork, op)(*a)
-    finally:
-        forget(("twstation.calwork",))

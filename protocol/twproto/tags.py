@@ -74,55 +74,32 @@ def _over(s):
         raise TagError("tag_too_long", "more than %d characters" % _MAX_TAG)
 
 
-# ISO/IEC 7064 MOD 37-2: pure system, modulus 37, radix 2, one check character from 0-9 A-Z *.
-# Detects every single substitution and every transposition of adjacent characters.
-def _sum(code, n):
-    # The running MOD 37-2 value over code[:n]; -1 if a character is not 0-9 A-Z. One pass, no
-    # list: this runs for every bag on the station and in the bridge's hot path. (Named _sum, a
-    # name the station already interns.)
-    p = 0
-    find = ALNUM.find
-    for i in range(n):
-        v = find(code[i])
-        if v < 0:
-            return -1
-        p = ((p + v) * 2) % 37
-    return p
-
-
-def mod37_2_valid(text):
-    _over(text)
-    n = len(text) - 1
-    if n < 1:
-        return False
-    c = MOD37.find(text[n])
-    if c < 0:
-        return False
-    p = _sum(text, n)
-    return p >= 0 and (38 - p) % 37 == c
-
-
 def _check(code, n):
-    # The check character of `code` (TagError for a bad character or length) by scheme n: 10 Luhn
-    # (ISO/IEC 7812-1) over digits, 36 Luhn mod N over 0-9 A-Z (value = index), 3 GS1 mod 10
-    # (EAN/UPC/GTIN/SSCC) over digits. From the rightmost character the weights are 2, 1, 2, ...
-    # with the digits of each product summed in base n (Luhn), or 3, 1, 3, ... with the products
-    # summed (GS1). The public luhn_check, luhn36_check and gs1_check are in twproto.tagshost.
-    a = ALNUM if n == 36 else DIGITS
+    # The check character of `code` (TagError for a bad character or length) by scheme n, in one
+    # pass from the left without a list (this runs for every bag on the station and in the
+    # bridge's hot path): 10 Luhn (ISO/IEC 7812-1) over digits, 36 Luhn mod N over 0-9 A-Z
+    # (value = index), 3 GS1 mod 10 (EAN/UPC/GTIN/SSCC) over digits: from the rightmost character
+    # the weights are 2, 1, 2, ... with the digits of each product summed in base n (Luhn), or
+    # 3, 1, 3, ... with the products summed (GS1); 37 ISO/IEC 7064 MOD 37-2 (pure system,
+    # modulus 37, radix 2, check character from 0-9 A-Z *: detects every single substitution and
+    # every transposition of adjacent characters) over 0-9 A-Z. The public mod37_2_check,
+    # luhn_check, luhn36_check and gs1_check are in twproto.tagshost.
+    a = ALNUM if n > 35 else DIGITS
     m = len(a)
     _over(code)
-    vals = []
-    for c in code:
-        v = a.find(c)
-        if v < 0:
-            raise TagError("bad_char", repr(c) + " not allowed")
-        vals.append(v)
+    k = len(code)
     total = 0
-    w = 3 if n == 3 else 2
-    for i in range(len(vals) - 1, -1, -1):
-        p = vals[i] * w
-        total += p if n == 3 else p // m + p % m
-        w = (4 if n == 3 else 3) - w  # 3 <-> 1 (GS1), 2 <-> 1 (Luhn)
+    for i in range(k):
+        v = a.find(code[i])
+        if v < 0:
+            raise TagError("bad_char", repr(code[i]) + " not allowed")
+        if n == 37:
+            total = (total + v) * 2 % 37
+        else:
+            p = v * ((3 if n == 3 else 2) if (k - i) % 2 else 1)  # weight by place from the right
+            total += p if n == 3 else p // m + p % m
+    if n == 37:
+        return MOD37[(38 - total) % 37]
     return a[(m - total % m) % m]
 
 
@@ -138,6 +115,10 @@ def _valid(text, n):
 
 
 # A format's `valid` is one of these (the station's compact rule set names it).
+def mod37_2_valid(text):
+    return _valid(text, 37)
+
+
 def luhn_valid(text):
     return _valid(text, 10)
 

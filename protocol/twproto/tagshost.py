@@ -3,7 +3,7 @@
 # copies of the numbers, a rule set checks codes with tags' xxx_valid functions, identify()
 # builds the fallback key itself and asks tags._uid). Reached as tags.X (tags' module __getattr__), so code keeps importing
 # everything from twproto.tags.
-from twproto.tags import MOD37, _check, _hex, _over, _sum, _uid, canonical
+from twproto.tags import _check, _hex, _uid, canonical
 
 __all__ = (  # twproto.tags' public API
     "MAX_TAG", "KIND_UID", "KIND_NDEF_TEXT", "KIND_NDEF_URI", "KIND_QR", "KIND_BARCODE", "OK",
@@ -27,11 +27,7 @@ BAD_CHECK = 2
 
 def mod37_2_check(code):
     """ISO/IEC 7064 MOD 37-2 check character of code (0-9 A-Z)."""
-    _over(code)
-    p = _sum(code, len(code))
-    if p < 0:
-        _check(code, 36)  # raises TagError naming the bad character (0-9 A-Z, as MOD 37-2)
-    return MOD37[(38 - p) % 37]
+    return _check(code, 37)
 
 
 def luhn_check(digits):
