@@ -193,7 +193,7 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
         from twproto.ruleset import load_file
 
         try:
-            ruleset = load_file(st.ruleset_path())
+            ruleset = load_file(settings.join(root, "ruleset.json"))
         except (OSError, ValueError, ProtocolError):  # missing or invalid: SF_NO_RULESET
             ruleset = None
         else:

@@ -217,7 +217,7 @@ def _rs_begin(st, a):
     n = a["length"]
     if n < 1 or n > 16384:
         return _RS_BAD_ARGS, 0, b"length 1..16384"
-    tmp = st.ruleset_path() + ".part"
+    tmp = config_mod.join(st.root, "ruleset.json.part")
     try:
         open(tmp, "wb").close()
     except OSError:
@@ -263,7 +263,7 @@ def _rs_end(st, now):
     except (ProtocolError, ValueError) as e:
         _rm(tmp)
         return _RS_BAD_ARGS, 0, str(e).encode()[:120]
-    path = st.ruleset_path()
+    path = config_mod.join(st.root, "ruleset.json")
     try:
         os.rename(tmp, path)
     except OSError:

@@ -887,11 +887,6 @@ class Station:
                         _TS_READ if self._tag is not None else _TS_NONE)
         self.link.send(_T_LIVE, n)
 
-    # ------------------------------------------------------------------ files
-    def ruleset_path(self):
-        r = self.root
-        return ("" if not r or r == "/" else r.rstrip("/")) + "/ruleset.json"
-
 
 def __getattr__(name):
     # STATE_NAMES (tools, tests): kept in twstation.assemble, out of the station's heap

@@ -420,7 +420,7 @@ def test_pushed_rule_set_gets_its_compact_boot_copy_at_once(rig, monkeypatch):
     r.bridge.command(M.OP_RULESET_END)
     r.run(20)
     assert r.bridge.of(F.T_RESULT)[-1].status == M.RS_OK
-    path = r.st.ruleset_path()
+    path = config.join(r.st.root, "ruleset.json")
     with open(path[:-5] + ".bin", "rb") as f:
         assert f.read(36)[4:] == hashlib.sha256(data).digest()  # made from the pushed bytes
     monkeypatch.setitem(sys.modules, "twproto.rsload", None)  # importing it now fails

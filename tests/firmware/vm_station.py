@@ -691,7 +691,7 @@ def test_ruleset_push_good_hash_replaces_file_atomically():
     assert res.status == M.RS_OK
     assert r.st.ruleset is not None and r.st.ruleset.version == "8"
     assert res.value & 0xFFFFFFFF == r.st.ruleset.id
-    with open(r.st.ruleset_path(), "rb") as f:
+    with open(config_mod.join(r.st.root, "ruleset.json"), "rb") as f:
         assert f.read() == data
 
 
@@ -705,7 +705,7 @@ def test_ruleset_push_bad_hash_keeps_old_ruleset():
     res = _push(r, data, b"\x00" * 32)
     assert res.status == M.RS_BAD_HASH and r.st.ruleset is old
     try:
-        os.stat(r.st.ruleset_path())
+        os.stat(config_mod.join(r.st.root, "ruleset.json"))
         exists = True
     except OSError:
         exists = False
