@@ -12,28 +12,9 @@ from twproto.port import const
 from twproto.ruleset import KINDS, Allocation, Rule, RuleSet
 
 _MAX_BIN = const(49152)  # rsload.compact never writes a larger file
-_MAX_BYTES = const(16384)  # canon.MAX_BYTES (a test checks they are equal)
 # Strings the engine's objects share with the modules (a rule's kind, a format's alphabet and
 # check characters), as a validated load shares them: not one heap copy per entry.
 _SHARED = KINDS + (tags.DIGITS, tags.ALNUM, tags.HEX, tags.MOD37)
-
-
-def load_file(path, cache):
-    # twproto.ruleset.load_file: the compact copy if it is intact and current, else the JSON
-    # validated in full (rsload, which also rewrites the copy)
-    with open(path, "rb") as f:
-        data = f.read(min(os.stat(path)[6], _MAX_BYTES) + 1)
-    src = None
-    if cache and path.endswith(".json"):
-        src = sha256(data).digest()
-        path = path[:-5] + ".bin"
-        try:
-            return load(path, src)
-        except Exception:  # absent, stale or damaged (whatever it raises): validate the JSON
-            pass
-    from twproto import rsload
-
-    return rsload.load_file(data, path, src)
 
 
 def load(path, src):
