@@ -102,6 +102,7 @@ def __getattr__(name):
 
 
 _LONG_MAX = const(20000)  # samples in the long average (4 min at 80 SPS): its sum stays small
+_SWING_MAX = const(40)  # samples: the longest half period taken for a swing (~1 Hz at 80 SPS)
 
 
 class Scale:
@@ -349,10 +350,16 @@ class Scale:
         # a band. A swing at least 10 samples long (under 4 Hz) that decayed by less than half
         # since the previous one marks a lightly damped, slowly swinging load: the hold is then
         # at least _hslow. A bag that rocks and stops (damping >= 0.3) decays by more than half
-        # per swing; a new load's landing is a swing far larger than the next.
+        # per swing; a new load's landing is a swing far larger than the next. Only half periods
+        # of a swing's length count: a bag set down and lifted off 4 s later are two equal
+        # "swings" that are none (the next bag then waited on a hold it never got through).
         age = self._age + 1
         if age < 30000:
             self._age = age
+        if age > _SWING_MAX:
+            # no turning point for longer than a slow swing's half period: whatever swung has
+            # died down below the band (or never swung), and the hold it asked for ends with it
+            self._slow = False
         d = self._dir
         ext = self._outer
         if d > 0 or d == 0:
@@ -372,7 +379,10 @@ class Scale:
         if amp < 0:
             amp = -amp
         if age >= 10:
-            self._slow = self._pper >= 10 and 2 * amp > self._amp
+            # both half periods of a swing's length, and not larger than the one before (a new
+            # load after a removal is)
+            self._slow = (10 <= self._pper <= _SWING_MAX and age <= _SWING_MAX
+                          and amp <= self._amp and 2 * amp > self._amp)
         self._amp = amp
         self._pper = age
         self._age = 0
