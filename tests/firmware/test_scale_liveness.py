@@ -16,6 +16,8 @@ from tagweigh.hw.loadcell import LoadCell
 from twstation import scale as S
 from twstation.calib import Calibration, nominal
 
+from test_scale import run  # the same sample times as the round trip, so the same noise
+
 CAP = 60_000
 E = 10
 
@@ -25,16 +27,6 @@ def _scale(cell, sps):
     # the exact calibration of the modelled cell: offset and a ratio of integers
     return S.Scale(Calibration(1, cell.zero_counts, 1000, round(cpg * 1000), E, CAP, 20_000, 0, 1),
                    sps=sps)
-
-
-def _run(sc, cell, t0, t1):
-    # test_scale.run: the same sample times, so the same noise
-    dt = 1.0 / sc.sps
-    t = t0
-    while t < t1 - 1e-9:
-        sc.add_sample(cell.counts(t))
-        t += dt
-    return t1
 
 
 def _until_stable(sc, cell, t, limit_s, moved=False):
@@ -60,14 +52,14 @@ def _until_stable(sc, cell, t, limit_s, moved=False):
 def test_the_next_bag_after_a_removal_becomes_stable(first, second, sps, seed):
     cell = LoadCell(sps=sps, seed=seed)
     sc = _scale(cell, sps)
-    _run(sc, cell, 0.0, 2.0)
+    run(sc, cell, 0.0, 2.0)
     assert sc.stable  # the empty platform
     cell.place(first, 2.0, rise_s=0.15, impact_g=0)
-    _run(sc, cell, 2.0, 4.0)
+    run(sc, cell, 2.0, 4.0)
     assert sc.stable and abs(sc.gross_g - first) <= E
     cell.remove(4.0, rise_s=0.15)
     cell.place(second, 4.5, rise_s=0.15, impact_g=0)  # the next bag half a second later
-    _run(sc, cell, 4.0, 4.5)
+    run(sc, cell, 4.0, 4.5)
     limit = 1.0 if sps == 80 else 1.5
     took = _until_stable(sc, cell, 4.5, limit)
     assert took is not None, "not stable %.1f s after a %d g bag landed" % (limit, second)
@@ -81,13 +73,13 @@ def test_a_removal_then_a_heavier_bag_is_not_taken_for_a_swing():
     # 4 s apart; they are not a swing, and the 60 kg bag must settle as fast as any other.
     cell = LoadCell(sps=80, seed=286, counts_per_g=40.0, zero_counts=0, noise_counts=None)
     sc = S.Scale(nominal(E, CAP), sps=80, calibrated=False)
-    t = _run(sc, cell, 0, 4.0)
+    t = run(sc, cell, 0, 4.0)
     assert sc.cal_zero() == S.OK
     cell.place(6_000, t, rise_s=0.1, impact_g=0)
-    t = _run(sc, cell, t, t + 4.0)
+    t = run(sc, cell, t, t + 4.0)
     assert sc.cal_span(6_000, time=1, operator=2).e_g == E
     cell.remove(t, rise_s=0.1)
     cell.place(CAP, t + 1.0, rise_s=0.1, impact_g=0)
-    t = _run(sc, cell, t, t + 1.0)
+    t = run(sc, cell, t, t + 1.0)
     took = _until_stable(sc, cell, t, 1.5)
     assert took is not None and took < 0.6, took
