@@ -1,0 +1,45 @@
+"""What stays in a booted station's heap, in the real MicroPython VM, from .mpy files: the boot's
+and the commands' code (cold modules) and the host-only halves of the shared modules must be gone
+once the station runs, and the whole station must stay inside the RAM budget of an ESP32 without
+PSRAM (firmware/MEMORY.md). Uses bench/firmware_memory.py's boot, the scenario its figures come
+from: a provisioned flash (RFID + QR reader, the example depot rule set)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Modules a station needs only at boot or for a command, and the host-side halves of the shared
+# modules (reached through module __getattr__ on the host). None may stay resident.
+NOT_RESIDENT = {
+    "twproto.canon", "twproto.rsload", "twproto.rsbin", "twproto.messages", "twproto.reasontext",
+    "twproto.framehost", "twproto.cpython", "twproto.tagshost", "twproto.ruleshost",
+    "twstation.settings", "twstation.board", "twstation.commands", "twstation.selftest",
+    "twstation.jrecover", "twstation.assemble", "twstation.calwork", "twstation.rfdiag",
+    "twstation.gm65", "twstation.display",
+}
+# A booted station's heap (modules, interned names, rule set, buffers, journal, rule state).
+# A stock ESP32-WROOM gives MicroPython ~100 KB; a reading, a command and a rule-set push need
+# ~25 KB on top for a moment. Measured 77.4 KB on 2026-11-22.
+BUDGET = 85_000
+
+
+@pytest.fixture(scope="module")
+def bench(mpvm_available):
+    path = ROOT / "bench" / "firmware_memory.py"
+    spec = importlib.util.spec_from_file_location("firmware_memory", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["provisioned", "validating"])
+def test_booted_station_keeps_no_cold_or_host_module(bench, compact):
+    resident, held = bench.boot_station(compact=compact)
+    assert "twstation.station" in resident and "twproto.rules" in resident
+    assert not NOT_RESIDENT & set(resident), sorted(NOT_RESIDENT & set(resident))
+    assert held <= BUDGET, held
