@@ -18,11 +18,13 @@ from itertools import chain
 
 from twproto import frame as F
 from twproto.mac import DIR_BRIDGE
-from twproto.messages import ACK_MAX
+from twproto.messages import ACK_MAX, E_CODES as _E_CODES, F_E_MASK as _F_E_MASK
+from twproto.messages import F_OUT_OF_RANGE as _F_OUT_OF_RANGE, F_STABLE as _F_STABLE
+from twproto.messages import F_STATUS_MASK as _F_STATUS, F_TIME_SYNCED as _F_SYNCED
+from twproto.messages import TAG_MAX as _TAG_MAX
 
 __all__ = ["FastReading", "ack_frame", "tag_text", "unpack_reading"]
 
-_TAG_MAX = 64
 _BLANKS = " \t\r\n"
 _ACK_STRUCTS = [struct.Struct("<B" + "IB" * n) for n in range(ACK_MAX + 1)]
 
@@ -51,11 +53,6 @@ def ack_frame(buf: bytearray, entries: list[tuple[int, int]], mac, nonce: bytes)
 
 _R_SYNC = struct.Struct("<IBBBIHbHHHII")  # SPEC.md READING body, time synced
 _R_BOOT = struct.Struct("<IBBBHIHbHHHII")  # not synced: boot counter + uptime
-_E_CODES = (1, 2, 5, 10, 20, 50, 100, 200)
-_F_SYNCED = 0x10
-_F_STATUS = 0xE8
-_F_STABLE = 0x08
-_F_OUT_OF_RANGE = 0x20
 
 
 class FastReading:
@@ -114,7 +111,7 @@ def unpack_reading(frame: bytes) -> FastReading:
     if v & 3 > 2:
         raise MessageError("bad_field", "verdict")
     r.flags = flags & _F_STATUS
-    r.e_g = _E_CODES[flags & 7]
+    r.e_g = _E_CODES[flags & _F_E_MASK]
     r.step = sk >> 4
     r.tag_kind = kind
     r.verdict = v & 3
