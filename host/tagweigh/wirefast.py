@@ -17,6 +17,7 @@ import struct
 from itertools import chain
 
 from twproto import frame as F
+from twproto.errors import MessageError
 from twproto.mac import DIR_BRIDGE
 from twproto.messages import ACK_MAX, E_CODES as _E_CODES, F_E_MASK as _F_E_MASK
 from twproto.messages import F_OUT_OF_RANGE as _F_OUT_OF_RANGE, F_STABLE as _F_STABLE
@@ -77,8 +78,6 @@ class FastReading:
 def unpack_reading(frame: bytes) -> FastReading:
     """Parse the READING body of a complete frame (CRC already checked). Same results and same
     MessageError codes as twproto.messages.unpack_reading on the body."""
-    from twproto.errors import MessageError
-
     n = frame[1]
     if n < 5:
         raise MessageError("truncated")
