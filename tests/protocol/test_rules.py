@@ -10,32 +10,17 @@ from hypothesis import strategies as st
 
 from twproto import reasons, rules, ruleset, tags
 from twproto.rules import MemoryRuleState, RuleState, evaluate
+from vm_rules import FakeReading
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "protocol" / "rulesets" / "example-depot.json"
 RS = ruleset.load_file(str(EXAMPLE))
 T0 = 1790000000
 
 
-class Reading:
-    def __init__(self, seq, step, kind, tag, time, net_g, operator, stable=True, out_of_range=False, ruleset_id=None):
-        self.seq = seq
-        self.step = step
-        self.tag_kind = kind
-        self.tag = tag
-        self.time = time
-        self.time_synced = time is not None
-        self.net_g = net_g
-        self.tare_g = 0
-        self.e_g = 20
-        self.operator = operator
-        self.cal_id = 1
-        self.ruleset_id = RS.id if ruleset_id is None else ruleset_id
-        self.prev = 0
-        self.flags = 0
-        self.boot = 1
-        self.uptime_ms = 0
-        self.stable = stable
-        self.out_of_range = out_of_range
+def reading(seq, step, kind, tag, time, net_g, operator, stable=True):
+    """A reading of the example rule set, as the station would send it."""
+    return FakeReading(seq=seq, step=step, tag_kind=kind, tag=tag, time=time, net_g=net_g,
+                       operator=operator, stable=stable, tare_g=0, uptime_ms=0, ruleset_id=RS.id)
 
 
 class ReferenceState(RuleState):
@@ -95,7 +80,7 @@ readings = st.tuples(
 def _make(seq, spec):
     step, tag, net, op, dt, stable, synced = spec
     kind = 4 if tag.startswith(b"0615") else 3
-    return Reading(seq, step, kind, tag, T0 + dt if synced else None, net, op, stable)
+    return reading(seq, step, kind, tag, T0 + dt if synced else None, net, op, stable)
 
 
 def _ids(v):
@@ -151,7 +136,7 @@ def test_reloaded_rule_set_gives_the_same_verdicts():
     again = ruleset.load(RS.canonical())
     st_a, st_b = MemoryRuleState(8), MemoryRuleState(8)
     for seq, net in enumerate([40000, 90000, 41000, 15000], 1):
-        r = Reading(seq, 2, 3, TAG_POOL[seq % 3], T0, net, 201)
+        r = reading(seq, 2, 3, TAG_POOL[seq % 3], T0, net, 201)
         a, b = evaluate(RS, r, st_a, T0), evaluate(again, r, st_b, T0)
         assert _ids(a) == _ids(b) and a.byte() == b.byte()
         st_a.record(r, a)
@@ -160,11 +145,11 @@ def test_reloaded_rule_set_gives_the_same_verdicts():
 
 def test_rejected_reading_does_not_block_a_reweigh():
     st_ = MemoryRuleState(8)
-    unstable = Reading(1, 2, 3, TAG_POOL[0], T0, 40000, 201, stable=False)
+    unstable = reading(1, 2, 3, TAG_POOL[0], T0, 40000, 201, stable=False)
     v = evaluate(RS, unstable, st_, T0)
     assert v.rule_id == "NOT-STABLE" and v.verdict == reasons.REJECT
     st_.record(unstable, v)
-    again = Reading(2, 2, 3, TAG_POOL[0], T0, 40000, 201)
+    again = reading(2, 2, 3, TAG_POOL[0], T0, 40000, 201)
     assert evaluate(RS, again, st_, T0).verdict == reasons.ACCEPT
     assert rules.Verdict([], "k", None, 0).byte() == 0
 
