@@ -28,7 +28,7 @@ from twstation.calib import CalStore, Calibration  # noqa: E402
 from twstation.errors import ConfigError  # noqa: E402
 from twstation.journal import Journal  # noqa: E402
 
-from vm_station import KEY, RULESET, ST, Bridge, FakeFeedback, MemStream  # noqa: E402
+from vm_station import KEY, RULESET, ST, Bridge, FakeFeedback, MemStream, _urandom  # noqa: E402
 
 BOARD = {
     "chip": "esp32",
@@ -46,12 +46,6 @@ BOARD_QR = {
     "leds": {"ok": 26, "bad": 13, "attn": 14},
     "buzzer": {"pin": 32},
 }
-
-
-def _urandom(n):
-    import os
-
-    return os.urandom(n)
 
 
 class Rig:
