@@ -21,10 +21,8 @@ from twstation.errors import ConfigError, DriverTimeout  # noqa: E402
 def clock():
     hw.reset_bench()
     c = hw.VirtualClock(step_us=1)
-    undo = c.bind(scm)
-    undo2 = c.bind(gm65)
+    undo = c.bind(scm, gm65)
     yield c
-    undo2()
     undo()
 
 
