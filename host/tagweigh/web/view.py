@@ -96,11 +96,7 @@ class PageData:
         return _local_midnight(self.clock())
 
     def today(self, limit: int = TODAY_LIMIT) -> list[dict[str, Any]]:
-        m = self.midnight()
-        rows = self.queue.rows(
-            f"{_SELECT} WHERE received_at >= ? AND COALESCE(time, received_at) >= ? ORDER BY id DESC LIMIT ?",
-            (m - _EARLY_S, m, int(limit)))
-        return [self.reading(r) for r in rows]
+        return self.filtered(limit=limit)
 
     def since(self, last_id: int, limit: int = TODAY_LIMIT) -> list[dict[str, Any]]:
         """Readings stored after id last_id, newest first (at most limit)."""
