@@ -392,9 +392,7 @@ def load(src):
     bad entry. Never returns a partly built rule set."""
     if isinstance(src, dict):
         text = canon.dumps(src)  # refuses non-JSON values, floats and excess depth
-        if len(text) > canon.MAX_BYTES or len(text.encode("utf-8")) > canon.MAX_BYTES:
-            raise RuleSetError("too_large", "more than " + str(canon.MAX_BYTES) + " bytes")
-        doc = canon.loads(text)  # a private copy: the caller's dict may change later
+        doc = canon.loads(text)  # a private copy (the caller's dict may change later); size-checked
     else:
         doc = canon.loads(src)
         text = canon.dumps(doc)
