@@ -144,7 +144,6 @@ RS_OUT_OF_RANGE = 9
 RS_NO_SPACE = 10
 
 ACK_MAX = 32
-ACK_MAX = 32
 R_FIXED_SYNC = 28  # READING fixed part, time-synced (time u32)
 R_FIXED_BOOT = 30  # READING fixed part, not synced (boot u16 + uptime u32)
 CMD_DATA = ("data", 0, 229)  # the tail of an op this version does not know (MAX_BODY - 3)
@@ -269,12 +268,8 @@ def struct_range(code):
 
 def pack_tail(buf, off, t, value):
     """Copy a trailing byte string bounded by t = (name, min, max); return its length."""
-    if isinstance(value, int) or isinstance(value, str):
-        raise MessageError("bad_field", t[0])
-    n = len(value)
-    if n < t[1] or n > t[2]:
-        raise MessageError("bad_field", t[0])
-    for i in range(n):  # a plain index loop: MicroPython runs it without allocating (a slice would)
+    n = bytes_len(t[0], value, t[1], t[2])
+    for i in range(n):  # a plain index loop: any sequence of byte values into any buffer
         buf[off + i] = value[i]
     return n
 
