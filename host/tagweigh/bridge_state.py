@@ -16,19 +16,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from twproto.frame import HEADER
-from twproto.mac import MAC_LEN
+from twproto.frame import frame_mac
 from twproto.rules import RuleState
 
 from tagweigh.queue import Queue
 
 __all__ = ["BridgeState", "DeviceState"]
-
-
-def frame_mac(raw: bytes) -> bytes:
-    """The MAC field of a stored frame (its chain head when it is the device's latest)."""
-    end = HEADER + raw[1]
-    return bytes(raw[end : end + MAC_LEN])
 
 
 class DeviceState(RuleState):
@@ -106,7 +99,7 @@ class BridgeState:
                           (device_id,))
             boots = dict(q.rows("SELECT boot, origin FROM boots WHERE device_id=?", (device_id,)))
             site = q.rows("SELECT site FROM devices WHERE device_id=?", (device_id,))
-            seq, head = (last[0][0], frame_mac(last[0][1])) if last else (None, None)
+            seq, head = (last[0][0], bytes(frame_mac(last[0][1]))) if last else (None, None)
             dev = DeviceState(device_id, self.tags, seq, head, boots, self._provisioned(device_id))
             dev.site = site[0][0] if site else None
             self.devices[device_id] = dev

@@ -24,9 +24,10 @@ from typing import Any, Callable
 
 from twproto import reasons as R
 from twproto.messages import NACK_CONFLICT, NACK_OUT_OF_ORDER, NACK_STORAGE_UNAVAILABLE, chain_link
+from twproto.frame import frame_mac
 from twproto.rules import evaluate
 
-from tagweigh.bridge_state import BridgeState, frame_mac
+from tagweigh.bridge_state import BridgeState
 from tagweigh.queue import Queue, QueueError
 from tagweigh.wirefast import tag_text as _tag_text
 

@@ -14,10 +14,11 @@ import time as _time
 from importlib import resources
 from typing import Any, Iterable
 
+from twproto.frame import frame_mac
 from twproto.messages import STEP_NAMES, TAG_KIND_NAMES
 
 __all__ = [
-    "BATCH_SCHEMA", "RECORD_FIELDS", "RECORD_SCHEMA", "batch_body", "batch_key", "frame_mac",
+    "BATCH_SCHEMA", "RECORD_FIELDS", "RECORD_SCHEMA", "batch_body", "batch_key",
     "load_schema", "record_from_row", "record_id", "rfc3339",
 ]
 
@@ -50,12 +51,6 @@ def rfc3339(t: float | None) -> str | None:
 def record_id(device_id: str, seq: int) -> str:
     """The record's identity and per-record idempotency key: '<device>:<seq>'."""
     return f"{device_id}:{seq}"
-
-
-def frame_mac(raw: bytes) -> bytes:
-    """The 16-byte MAC of a READING frame (SOF LEN TYPE BODY MAC CRC)."""
-    end = 3 + raw[1]
-    return bytes(raw[end : end + 16])
 
 
 def _findings(text: str | None) -> list[dict[str, Any]]:
