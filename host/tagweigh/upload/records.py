@@ -15,6 +15,8 @@ from importlib import resources
 from typing import Any, Iterable
 
 from twproto.frame import frame_mac
+from twproto.messages import F_OUT_OF_RANGE as _F_OUT_OF_RANGE, F_PRESET_TARE as _F_PRESET_TARE
+from twproto.messages import F_STABLE as _F_STABLE, F_ZERO_TRACKED as _F_ZERO_TRACKED
 from twproto.messages import STEP_NAMES, TAG_KIND_NAMES
 
 __all__ = [
@@ -35,8 +37,6 @@ RECORD_FIELDS = (
     "station_reason", "verdict", "reason", "rule_id", "findings", "chain_ok", "voided",
     "void_reason", "bridge_id",
 )  # fmt: skip
-
-_F_STABLE, _F_OUT_OF_RANGE, _F_ZERO_TRACKED, _F_PRESET_TARE = 0x08, 0x20, 0x40, 0x80
 
 
 def rfc3339(t: float | None) -> str | None:
