@@ -8,6 +8,7 @@ import json
 import os
 
 from twproto.port import const
+from twstation.calib import DIVISIONS  # index = division code e in READING flags bits 0-2
 from twstation.errors import ConfigError
 
 _KEY_LEN = const(32)
@@ -21,8 +22,6 @@ def __getattr__(name):
     if name not in names:
         raise AttributeError(name)
     return (_KEY_LEN, _MAX_FILE)[names.index(name)]
-
-DIVISIONS = (1, 2, 5, 10, 20, 50, 100, 200)  # index = division code e in READING flags bits 0-2
 
 # name: (kind, default or None if required, low, high). kind "i" int in [low, high],
 # "s" str with low..high characters, "c" one of the tuple in `low`. One table of mixed rows.
