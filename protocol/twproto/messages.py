@@ -312,12 +312,6 @@ class _Fixed(Message):
 
     SPEC = ()  # type: tuple  # (name, struct code) pairs
     TAIL = None  # type: tuple | None  # (name, min, max) or None
-    FMT = "<"
-    SIZE = 0
-
-    def check(self):
-        """Semantic checks shared by pack and unpack (ranges beyond the struct's own)."""
-        check_values(self.TYPE, tuple(getattr(self, s[0]) for s in self.SPEC))
 
     def pack(self, buf, off=BODY):
         vals = tuple(getattr(self, s[0]) for s in self.SPEC)
@@ -363,8 +357,6 @@ def _table(cls):
     cls.TAIL = tail
     cls.NAMES = tuple(s[0] for s in cls.SPEC) + ((tail[0],) if tail else ())
     cls.BYTES = tuple(s[0] for s in cls.SPEC if s[1][-1] == "s") + ((tail[0],) if tail else ())
-    cls.FMT = fmt
-    cls.SIZE = struct.calcsize(fmt)
     return cls
 
 
@@ -444,7 +436,6 @@ class Live(Message):
 
     TYPE = T_LIVE
     NAMES = ("net_g", "tare_g", "flags", "tag_state")
-    SIZE = 7
 
     def __init__(self, net_g=0, tare_g=0, flags=0, tag_state=0):
         self.net_g = net_g
