@@ -489,7 +489,7 @@ class Station:
                 self._sf |= _B_STABLE_CAP
                 self.state = _VALIDATE
             elif ticks_diff(now, self._at[_AT_DEADLINE]) >= 0:
-                if self._loaded():
+                if loaded:
                     # load on but never settled: record it unstable (rejected NOT-STABLE)
                     self.net_g = self.scale.net_g
                     self._sf &= ~_B_STABLE_CAP
