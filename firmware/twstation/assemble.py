@@ -246,15 +246,15 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
     st._rs_push = None  # (tmp path, expected length, sha256 obj, expected digest, received)
     st._reboot_at = None
     # Readings not yet acknowledged are still in the journal: feed them to the rule state so
-    # a duplicate weighed before the reboot is still seen.
-    for fr in journal.pending():
-        if fr[2] != _T_READING:
-            continue
-        try:
-            r = M.unpack_reading(memoryview(fr)[_BODY : _BODY + fr[1]])
-        except Exception:
-            continue
-        if ruleset is not None:
+    # a duplicate weighed before the reboot is still seen (without a rule set nothing reads it).
+    if ruleset is not None:
+        for fr in journal.pending():
+            if fr[2] != _T_READING:
+                continue
+            try:
+                r = M.unpack_reading(memoryview(fr)[_BODY : _BODY + fr[1]])
+            except Exception:
+                continue
             st.rule_state.record(r, rules.evaluate(ruleset, r, None, None))
     # boot events (queued until the first session)
     st.event(_EV_BOOT, _SEV_INFO, boot)
