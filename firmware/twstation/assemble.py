@@ -101,7 +101,7 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
     if board is None:
         from twstation import board as board_mod
 
-        board = board_mod.load("%s/board.json" % root.rstrip("/"))
+        board = board_mod.load(settings.join(root, "board.json"))
     if clock is None:
         from twproto import port as clock  # its ticks_ms(): the default clock
     devs, rate = devices(board, cfg)
@@ -110,7 +110,7 @@ def build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=No
     from twstation.calib import CalStore, Calibration
     from twstation.scale import Scale
 
-    store = CalStore("%s/scale.json" % root.rstrip("/"))
+    store = CalStore(settings.join(root, "scale.json"))
     got = store.load()  # CalibrationError for a bad file: never guess a calibration
     if got is None:
         sc = Scale(Calibration(0, 0, 1, 1, cfg.division_g, cfg.capacity_g), sps=rate, store=store)
@@ -135,7 +135,7 @@ def selftest(root="/", board=None, clock=None):
     if board is None:
         from twstation import board as board_mod
 
-        board = board_mod.load("%s/board.json" % root.rstrip("/"))
+        board = board_mod.load(settings.join(root, "board.json"))
     devs, _ = devices(board, cfg)
     try:
         jnl = journal(root, cfg)
