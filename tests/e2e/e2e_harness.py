@@ -555,9 +555,18 @@ def journal_snapshot(root: Path, scratch: Path) -> tuple[int, list[bytes]]:
     from twstation.app import journal_bytes
     from twstation.journal import Journal
 
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    shutil.copytree(root / "journal", scratch)
+    for attempt in range(20):
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        try:
+            shutil.copytree(root / "journal", scratch)
+            break
+        except (shutil.Error, FileNotFoundError):
+            # the running station renamed or removed a file (ack-log rewrite, compaction)
+            # while it was being copied: copy again
+            if attempt == 19:
+                raise
+            time.sleep(0.01)
     j = Journal(str(scratch), journal_bytes(2000))
     return j.head()[0], [bytes(f) for f in j.pending(0)]
 
