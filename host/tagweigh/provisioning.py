@@ -55,6 +55,11 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = "/lib/tagweigh-app.json"
 APP_DIRS = ("/lib/twstation", "/lib/twproto")
+# mpy-cross options for the station app. -O3 leaves out the source line numbers (bytecode line
+# tables; it also drops `assert`, which the app does not use): ~3 KB less resident heap on a board
+# whose whole heap is ~100 KB (firmware/MEMORY.md). A traceback still names the file and the
+# function, at "line 1". `tagweigh provision --line-numbers` keeps them, for a bench session.
+MPY_OPT = ("-O3",)
 FileProgress = Callable[[str, int, int], None]  # (dest path, bytes done, bytes total)
 
 
@@ -199,8 +204,10 @@ def mpy_cross_for(version: int | None, sub: int | None) -> str | None:
     return str(found[0]) if found else None
 
 
-def plan_app(info: DeviceInfo | None, *, force_py: bool = False) -> AppPlan:
-    """The files of the station app for this board, compiled for it when possible."""
+def plan_app(info: DeviceInfo | None, *, force_py: bool = False,
+             line_numbers: bool = False) -> AppPlan:
+    """The files of the station app for this board, compiled for it when possible (with
+    ``MPY_OPT``, or keeping source line numbers with ``line_numbers``)."""
     from twstation import FIRMWARE_VERSION
 
     version = "%d.%d.%d" % FIRMWARE_VERSION
@@ -226,6 +233,7 @@ def plan_app(info: DeviceInfo | None, *, force_py: bool = False) -> AppPlan:
         return AppPlan(files, f".py ({why})", version)
     assert info is not None
     arch = ["-march=" + info.mpy_arch] if info.mpy_arch else []
+    opt = [] if line_numbers else list(MPY_OPT)
     with tempfile.TemporaryDirectory(prefix="tagweigh-mpy-") as tmp:
         for dest, p in sources:
             if dest.startswith("/lib/"):
@@ -233,7 +241,7 @@ def plan_app(info: DeviceInfo | None, *, force_py: bool = False) -> AppPlan:
                 # -s: the name in tracebacks is the .mpy's path on the board, the same on every
                 # host; it equals the module's __file__, so the station interns one name per
                 # module instead of two (firmware/MEMORY.md)
-                cmd = [exe, *arch, "-s", dest[:-3] + ".mpy", "-o", str(out), str(p)]
+                cmd = [exe, *arch, *opt, "-s", dest[:-3] + ".mpy", "-o", str(out), str(p)]
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
                 if r.returncode != 0:
                     raise ProvisionError(f"mpy-cross failed on {p}: {r.stderr.strip()[:200]}",
@@ -241,7 +249,8 @@ def plan_app(info: DeviceInfo | None, *, force_py: bool = False) -> AppPlan:
                 files.append(AppFile(dest[:-3] + ".mpy", out.read_bytes(), str(p)))
             else:
                 files.append(AppFile(dest, p.read_bytes(), str(p)))
-    form = f"mpy v{info.mpy_version}.{info.mpy_sub}" + (f" ({info.mpy_arch})" if info.mpy_arch else "")
+    form = (f"mpy v{info.mpy_version}.{info.mpy_sub}" + (f" ({info.mpy_arch})" if info.mpy_arch else "")
+            + (", with line numbers" if line_numbers else ""))
     return AppPlan(files, form, version)
 
 

@@ -40,6 +40,9 @@ def add_station_options(parser: argparse.ArgumentParser, *, flash: bool = False)
     parser.add_argument("--ruleset", help="also copy this rule set file to the station")
     parser.add_argument("--py", action="store_true",
                         help="copy the app as .py source instead of compiled .mpy")
+    parser.add_argument("--line-numbers", action="store_true",
+                        help="keep source line numbers in the app's tracebacks (about 3 KB more "
+                             "station RAM; for a bench session, not for the depot)")
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("--rotate-key", action="store_true",
                       help="give the station a fresh key (registry keeps the old fingerprint)")
@@ -151,7 +154,7 @@ def run_steps(port: str, args: argparse.Namespace, console: Any, *, rerun: str,
                        f"({fmt}){flash}{free}{stopped}")
 
         name = "app"
-        plan = P.plan_app(info, force_py=args.py)
+        plan = P.plan_app(info, force_py=args.py, line_numbers=args.line_numbers)
         with Progress(TextColumn("  {task.description:<34}"), BarColumn(), DownloadColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as bars:
             task = bars.add_task("checking", total=None)
