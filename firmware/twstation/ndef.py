@@ -3,6 +3,8 @@
 # caller's buffer: every length read from the tag is checked against it before use.
 from micropython import const
 
+from twproto.tags import utf8_valid
+
 # Record kinds (parse_record) and find_message statuses. Private constants: inlined by the
 # compiler, no RAM. twstation.mfrc522 keeps copies of the kinds and the protocol uses the same
 # numbers for TAG_NDEF_TEXT / TAG_NDEF_URI (tests/firmware/test_mfrc522.py checks both).
@@ -65,34 +67,6 @@ def find_message(mem, start, end):
     return _NEED, i, 4
 
 
-def utf8_ok(buf, off, n):
-    """True when buf[off:off+n] is well-formed UTF-8 without control characters."""
-    i = off
-    end = off + n
-    while i < end:
-        c = buf[i]
-        i += 1
-        if c < 0x80:
-            if c < 0x20 or c == 0x7F:
-                return False
-            continue
-        if 0xC2 <= c <= 0xDF:
-            more = 1
-        elif 0xE0 <= c <= 0xEF:
-            more = 2
-        elif 0xF0 <= c <= 0xF4:
-            more = 3
-        else:
-            return False
-        if i + more > end:
-            return False
-        for _ in range(more):
-            if buf[i] & 0xC0 != 0x80:
-                return False
-            i += 1
-    return True
-
-
 def parse_record(mem, off, n):
     """Parse the first record of the message mem[off:off+n].
 
@@ -127,28 +101,34 @@ def parse_record(mem, off, n):
     if flags & 0x20 or tnf != 1 or type_len != 1:  # chunked, or not an NFC well-known type
         return _KIND_OTHER, p, plen, 0
     rtype = mem[t]
-    if rtype == 0x54:  # "T"
-        if plen < 1:
-            return _KIND_BAD, 0, 0, 0
-        status = mem[p]
-        lang = status & 0x3F
+    if rtype != 0x54 and rtype != 0x55:  # neither "T" nor "U"
+        return _KIND_OTHER, p, plen, 0
+    if plen < 1:
+        return _KIND_BAD, 0, 0, 0
+    status = mem[p]  # Text: status byte (UTF-16 flag, language code length); URI: prefix code
+    v = p + 1
+    if rtype == 0x54:
         if status & 0x80:  # UTF-16 text: not a tag ID this station accepts
             return _KIND_OTHER, p, plen, 0
-        if 1 + lang > plen:
+        v += status & 0x3F  # the value follows the language code
+        kind = _KIND_TEXT
+        status = 0
+    elif status >= _URI_CODES:
+        return _KIND_BAD, 0, 0, 0
+    else:
+        kind = _KIND_URI
+    vn = p + plen - v
+    if vn < 0:  # the language code is longer than the payload
+        return _KIND_BAD, 0, 0, 0
+    # The value must be well-formed UTF-8 (twproto.tags' strict check: one validator for the
+    # station) without control characters. The slice is one allocation per tag read.
+    b = mem[v : v + vn]
+    if not utf8_valid(b):
+        return _KIND_BAD, 0, 0, 0
+    for c in b:
+        if c < 0x20 or c == 0x7F:
             return _KIND_BAD, 0, 0, 0
-        v = p + 1 + lang
-        vn = plen - 1 - lang
-        if not utf8_ok(mem, v, vn):
-            return _KIND_BAD, 0, 0, 0
-        return _KIND_TEXT, v, vn, 0
-    if rtype == 0x55:  # "U"
-        if plen < 1:
-            return _KIND_BAD, 0, 0, 0
-        code = mem[p]
-        if code >= _URI_CODES or not utf8_ok(mem, p + 1, plen - 1):
-            return _KIND_BAD, 0, 0, 0
-        return _KIND_URI, p + 1, plen - 1, code
-    return _KIND_OTHER, p, plen, 0
+    return kind, v, vn, status
 
 
 def value(mem, kind, off, n, prefix_code):
