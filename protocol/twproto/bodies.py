@@ -53,46 +53,49 @@ LAYOUTS = {
     _T_RESULT: ("<HBi", ("detail", 0, _MAX_BODY - 7)),
 }
 
-# COMMAND ops (private copies of twproto.messages OP_*).
-_OP_TARE = const(1)
-_OP_ZERO = const(2)
-_OP_TARE_PRESET = const(3)
-_OP_CAL_ZERO = const(4)
-_OP_CAL_SPAN = const(5)
-_OP_CAL_CHECK = const(6)
-_OP_CAL_COMMIT = const(7)
-_OP_SET_CONFIG = const(8)
-_OP_RULESET_BEGIN = const(9)
-_OP_RULESET_CHUNK = const(10)
-_OP_RULESET_END = const(11)
-_OP_REBOOT = const(12)
+# The two COMMAND ops unpack_command checks beyond the struct ranges (private copies of
+# twproto.messages OP_*).
 _OP_MAINTENANCE = const(13)
-_OP_SET_OPERATOR = const(14)
 _OP_SET_TIME = const(15)
-_OP_SELF_TEST = const(16)
-_OP_GET_STATUS = const(17)
+_DATA_MAX = const(229)  # MAX_BODY - 3 (cmd_id u16, op u8): the most a COMMAND's arguments take
 
-# COMMAND argument layouts: op -> (struct format, names, trailing bytes (name, min, max) or None).
-_DATA_MAX = const(229)  # MAX_BODY - 3 (cmd_id u16, op u8)
-CMD_ARGS = {
-    _OP_TARE: ("<", (), None),
-    _OP_ZERO: ("<", (), None),
-    _OP_TARE_PRESET: ("<H", ("tare_g",), None),
-    _OP_CAL_ZERO: ("<", (), None),
-    _OP_CAL_SPAN: ("<I", ("mass_g",), None),
-    _OP_CAL_CHECK: ("<I", ("mass_g",), None),
-    _OP_CAL_COMMIT: ("<HHI", ("cal_id", "operator", "time"), None),
-    _OP_SET_CONFIG: ("<B", ("key",), ("value", 0, _DATA_MAX - 1)),
-    _OP_RULESET_BEGIN: ("<I32s", ("length", "sha256"), None),
-    _OP_RULESET_CHUNK: ("<I", ("offset",), ("data", 1, _DATA_MAX - 4)),
-    _OP_RULESET_END: ("<", (), None),
-    _OP_REBOOT: ("<", (), None),
-    _OP_MAINTENANCE: ("<B", ("on",), None),
-    _OP_SET_OPERATOR: ("<H", ("operator",), None),
-    _OP_SET_TIME: ("<IH", ("time", "ms"), None),
-    _OP_SELF_TEST: ("<", (), None),
-    _OP_GET_STATUS: ("<", (), None),
-}
+# COMMAND arguments (SPEC 9), one entry per op 1..17 separated by "/": the struct codes of the
+# fixed arguments (little-endian), then their names. A last name starting with "*" (0 or more
+# bytes) or "+" (1 or more) is a byte string taking the rest of the body, at most what is left
+# of _DATA_MAX after the fixed arguments. One string rather than a dict of tuples: ~1 KB less of
+# the station's heap. cmd_layout(op) reads an entry; twproto.messages.CMD_ARGS (the host's
+# table, reached as bodies.CMD_ARGS too) is built from it, so the two cannot drift.
+_CMDS = ("/"  # 1 TARE
+         "/"  # 2 ZERO
+         "H tare_g/"  # 3 TARE_PRESET
+         "/"  # 4 CAL_ZERO
+         "I mass_g/"  # 5 CAL_SPAN
+         "I mass_g/"  # 6 CAL_CHECK
+         "HHI cal_id operator time/"  # 7 CAL_COMMIT
+         "B key *value/"  # 8 SET_CONFIG
+         "I32s length sha256/"  # 9 RULESET_BEGIN
+         "I offset +data/"  # 10 RULESET_CHUNK
+         "/"  # 11 RULESET_END
+         "/"  # 12 REBOOT
+         "B on/"  # 13 MAINTENANCE
+         "H operator/"  # 14 SET_OPERATOR
+         "IH time ms/"  # 15 SET_TIME
+         "/"  # 16 SELF_TEST
+         "")  # 17 GET_STATUS
+
+
+def cmd_layout(op):
+    """(struct format, argument names, trailing bytes (name, min, max) or None) of COMMAND op,
+    or None for an op this version does not know. Allocates: commands are rare."""
+    if op < 1 or op > 17:
+        return None
+    w = _CMDS.split("/")[op - 1].split()
+    fmt = "<" + w.pop(0) if w else "<"
+    tail = None
+    if w and w[-1][0] in "*+":
+        t = w.pop()
+        tail = (t[1:], 1 if t[0] == "+" else 0, _DATA_MAX - struct.calcsize(fmt))
+    return fmt, tuple(w), tail
 
 
 def check_range(name, v, a, b):
@@ -220,7 +223,7 @@ def unpack_command(buf):
     if n < 3:
         raise MessageError("truncated")
     cmd_id, op = struct.unpack_from("<HB", mv, 0)
-    spec = CMD_ARGS.get(op)
+    spec = cmd_layout(op)
     args = {}  # type: dict
     if spec is None:
         args["data"] = bytes(mv[3:n])

@@ -8,7 +8,7 @@ import struct
 from binascii import hexlify, unhexlify
 
 from twproto import bodies as _b
-from twproto.bodies import CMD_ARGS, E_CODES, pack_reading  # noqa: F401  (public here)
+from twproto.bodies import E_CODES, pack_reading  # noqa: F401  (public here)
 from twproto.errors import MessageError
 from twproto.frame import (  # noqa: F401  (MAX_BODY: public here too)
     BODY, MAX_BODY, T_ACK, T_COMMAND, T_EVENT, T_HELLO, T_LIVE, T_NACK, T_READING, T_RESULT, T_STATUS,
@@ -192,6 +192,9 @@ OP_NAMES = {
     16: "self_test", 17: "get_status",
 }
 _CMD_BYTES = ("value", "sha256", "data")
+# COMMAND argument layouts: op -> (struct format, names, trailing bytes (name, min, max) or
+# None), read from the station's compact table (twproto.bodies.cmd_layout), so they agree.
+CMD_ARGS = {op: _b.cmd_layout(op) for op in OP_NAMES}
 
 
 def _hex(b):

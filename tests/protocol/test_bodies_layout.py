@@ -1,0 +1,60 @@
+"""The station's compact tables in twproto.bodies read back as the layouts SPEC.md fixes."""
+import struct
+
+import pytest
+
+from twproto import bodies, messages
+from twproto.errors import MessageError
+
+# SPEC 9 (COMMAND arguments), written out: the table bodies keeps as one string must decode to
+# exactly this (the host's messages.CMD_ARGS is built from it).
+SPEC_CMD_ARGS = {
+    1: ("<", (), None),
+    2: ("<", (), None),
+    3: ("<H", ("tare_g",), None),
+    4: ("<", (), None),
+    5: ("<I", ("mass_g",), None),
+    6: ("<I", ("mass_g",), None),
+    7: ("<HHI", ("cal_id", "operator", "time"), None),
+    8: ("<B", ("key",), ("value", 0, 228)),
+    9: ("<I32s", ("length", "sha256"), None),
+    10: ("<I", ("offset",), ("data", 1, 225)),
+    11: ("<", (), None),
+    12: ("<", (), None),
+    13: ("<B", ("on",), None),
+    14: ("<H", ("operator",), None),
+    15: ("<IH", ("time", "ms"), None),
+    16: ("<", (), None),
+    17: ("<", (), None),
+}
+
+
+def test_command_layouts_are_the_spec_ones():
+    assert messages.CMD_ARGS == SPEC_CMD_ARGS
+    assert bodies.CMD_ARGS is messages.CMD_ARGS  # host name still reachable through bodies
+    for op, spec in SPEC_CMD_ARGS.items():
+        assert bodies.cmd_layout(op) == spec
+        fmt, names, tail = spec
+        assert len(names) == len(struct.unpack(fmt, bytes(struct.calcsize(fmt))))
+        if tail is not None:  # a byte string fills the rest of the body (MAX_BODY - 3)
+            assert struct.calcsize(fmt) + tail[2] == messages.MAX_BODY - 3
+
+
+@pytest.mark.parametrize("op", [0, 18, 255])
+def test_unknown_ops_have_no_layout_and_unpack_as_data(op):
+    assert bodies.cmd_layout(op) is None
+    assert bodies.unpack_command(memoryview(b"\x05\x00" + bytes([op]) + b"xyz")) == (
+        5, op, {"data": b"xyz"})
+
+
+def test_unpack_command_reads_each_layout():
+    body = struct.pack("<HB", 9, 7) + struct.pack("<HHI", 3, 201, 1790000000)
+    assert bodies.unpack_command(memoryview(body)) == (
+        9, 7, {"cal_id": 3, "operator": 201, "time": 1790000000})
+    body = struct.pack("<HBI", 4, 10, 64) + b"chunk"
+    assert bodies.unpack_command(memoryview(body)) == (4, 10, {"offset": 64, "data": b"chunk"})
+    with pytest.raises(MessageError) as e:  # RULESET_CHUNK needs at least one data byte
+        bodies.unpack_command(memoryview(struct.pack("<HBI", 4, 10, 64)))
+    assert e.value.code == "bad_length" and str(e.value) == "bad_length: data"
+    body = struct.pack("<HBB", 2, 8, 1)  # SET_CONFIG: an empty value is allowed
+    assert bodies.unpack_command(memoryview(body)) == (2, 8, {"key": 1, "value": b""})
