@@ -44,24 +44,20 @@ class Link:
         self.clock = clock
         self.tx = bytearray(MAX_FRAME)
         self._rx = Rx()
-        self.nonce = bytearray(_NONCE_LEN)
+        self.nonce = bytearray(_NONCE_LEN)  # set for each HELLO by twstation.session.hello
         self.exit_requested = False
         self.nack_due = None  # (type, ref) of the last frame that failed its MAC
         self._t0 = clock.ticks_ms()
         self.bad_mac = 0  # bridge frames refused for their MAC (diagnostics, tests)
 
-    def new_nonce(self):
-        """Fresh random session nonce (for a new HELLO). Bridge frames must carry a MAC over it."""
-        self.nonce[0:_NONCE_LEN] = self.urandom(_NONCE_LEN)
-
     def seal(self, t, body_len):
         """Frame and sign the body packed at self.tx[3:3+body_len] without sending; return the
         frame length (a READING is journaled before it is sent)."""
-        return encode(self.tx, t, body_len, self.mac, _DIR_STATION, None)
+        return encode(self.tx, t, body_len, self.mac, _DIR_STATION)
 
     def send(self, t, body_len):
         """Frame, sign and write the body already packed at self.tx[3:3+body_len]."""
-        return self.send_frame(self.tx, encode(self.tx, t, body_len, self.mac, _DIR_STATION))
+        return self.send_frame(self.tx, self.seal(t, body_len))
 
     def send_frame(self, frame, n=-1):
         """Write an already complete frame (a journaled READING being resent), or its first n

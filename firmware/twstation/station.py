@@ -37,7 +37,7 @@
 from twproto.port import const, ticks_add, ticks_diff
 from twproto import bodies as M
 from twproto import rules
-from twstation import FIRMWARE_VERSION, forget
+from twstation import forget
 from twstation.errors import DriverError, StationError
 
 TYPE_CHECKING = const(0)  # true for mypy (it knows this name): Station's attribute declarations
@@ -53,16 +53,12 @@ if TYPE_CHECKING:
 # twproto.messages; tests/protocol/test_bodies_numbers.py checks every copy against those.
 _BODY = const(3)  # frame: offset of the body
 _MAX_FRAME = const(253)
-_T_HELLO = const(0x01)
-_T_WELCOME = const(0x02)
 _T_READING = const(0x10)
 _T_ACK = const(0x11)
 _T_NACK = const(0x12)
 _T_STATUS = const(0x20)
 _T_LIVE = const(0x21)
 _T_EVENT = const(0x22)
-_T_COMMAND = const(0x30)
-_T_RESULT = const(0x31)
 _ACCEPT = const(0)  # verdicts
 _WARN = const(1)
 _REJECT = const(2)
@@ -83,15 +79,10 @@ _SF_JOURNAL_FULL = const(0x10)
 _SF_NO_RULESET = const(0x20)
 _SF_SCALE_FAULT = const(0x40)
 _SF_READER_FAULT = const(0x80)
-_WF_TIME_VALID = const(0x01)  # WELCOME flags
 _TS_NONE = const(0)  # LIVE tag state
 _TS_READ = const(2)
 _NACK_MALFORMED = const(1)
 _NACK_BAD_MAC = const(2)
-_NACK_STORAGE_UNAVAILABLE = const(5)
-_NACK_CONFLICT = const(6)
-_NACK_BUSY = const(8)
-_NACK_NO_SESSION = const(10)
 _EV_HX711_NOT_READY = const(1)
 _EV_OVERLOAD = const(2)
 _EV_UNDERLOAD = const(3)
@@ -104,13 +95,11 @@ _EV_JOURNAL_NEARLY_FULL = const(9)
 _EV_JOURNAL_FULL = const(10)
 _EV_JOURNAL_RECOVERED = const(11)
 _EV_BOOT = const(13)
-_EV_TAMPER = const(15)
 _EV_MOTION_TIMEOUT = const(19)
 _SEV_INFO = const(0)
 _SEV_WARNING = const(1)
 _SEV_ERROR = const(2)
 _SEV_CRITICAL = const(3)
-_RS_STALE_COMMAND = const(6)
 
 # Reading states (self.state). Their names for tools and tests, STATE_NAMES[state], are in
 # twstation.assemble (not kept in the station's heap), reached as station.STATE_NAMES through
@@ -140,8 +129,6 @@ _REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
 _SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
 _EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
 _SESSION_IDLE_MS = const(30000)  # no valid bridge frame for this long: new HELLO (SPEC 9)
-_BACKOFF_MS = const(5000)  # after NACK storage_unavailable / busy: 5 s doubling to 60 s (SPEC 10)
-_BACKOFF_MAX_MS = const(60000)
 _TIME_MIN = const(1700000000)  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
 _EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
 _ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
@@ -687,23 +674,7 @@ class Station:
         """Handle one frame from the bridge (the link checked its MAC where the type has one)."""
         t = f[2]
         body = memoryview(f)[_BODY : _BODY + f[1]]
-        if t == _T_WELCOME:
-            # time ms proto ruleset_id flags window
-            w_time, w_ms, _, _, w_flags, w_window = M.unpack_fixed(_T_WELCOME, body)
-            if w_flags & _WF_TIME_VALID and w_time >= _TIME_MIN:
-                self.set_time(w_time, w_ms)
-            self.session = True
-            self.window = min(self.config.send_window, w_window)  # 0: hold readings for now
-            self.skip = []
-            self._backoff = 0
-            self._inflight = []
-            self._at[_AT_RESEND] = now
-            q = self._events  # the events queued while there was no session, oldest first
-            self._events = []
-            for code, sev, detail, up in q:
-                self.link.send(_T_EVENT, M.pack_event(self.link.tx, _BODY, code, sev, detail, up))
-            self._send_status(now)
-        elif t == _T_ACK:
+        if t == _T_ACK:
             # The link already checked the MAC over our session nonce: a forged ACK never gets
             # here.
             for seq, v in M.unpack_ack(body):
@@ -717,45 +688,15 @@ class Station:
             self._check_fill()
             self._backoff = 0
             self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
-        elif t == _T_COMMAND:
-            # SPEC 9: a higher cmd_id runs; the same id gets the remembered RESULT again (a
-            # bridge retry after a lost RESULT); a lower one is stale and does nothing.
-            # self.cmd_id is the last command run, self._buf[0:self._n] its RESULT frame.
-            cmd_id, op, args = M.unpack_command(body)
-            lk = self.link
-            if cmd_id == self.cmd_id and self._n:
-                lk.send_frame(memoryview(self._buf)[0 : self._n])
-                return
-            if cmd_id <= self.cmd_id:
-                lk.send(_T_RESULT, M.pack_fixed(lk.tx, _BODY, _T_RESULT,
-                                                (cmd_id, _RS_STALE_COMMAND, 0)))
-                return
-            self.cmd_id = cmd_id
-            from twstation import commands
+        else:
+            # WELCOME, COMMAND, NACK: rare (a session starts, a command, a refusal), so handled
+            # by the cold twstation.session, dropped again (with the command code) right after
+            from twstation import session
 
-            st, val, detail = commands.run(self, op, args, now)
-            forget()  # the command code (and a pushed rule set's validation) leaves the heap
-            n = lk.send(_T_RESULT, M.pack_fixed(lk.tx, _BODY, _T_RESULT, (cmd_id, st, val),
-                                                detail))
-            self._buf[0:n] = memoryview(lk.tx)[0:n]
-            self._n = n
-        elif t == _T_NACK:
-            # NACKs are unauthenticated: advisory only, they never delete or change a reading.
-            ref_type, s, r = M.unpack_fixed(_T_NACK, body)
-            if r == _NACK_NO_SESSION:
-                self._lose_session(now)
-            elif r == _NACK_STORAGE_UNAVAILABLE or r == _NACK_BUSY:
-                b = self._backoff * 2 if self._backoff else _BACKOFF_MS
-                self._backoff = b if b < _BACKOFF_MAX_MS else _BACKOFF_MAX_MS
-                self._at[_AT_RESEND] = ticks_add(now, self._backoff)
-            elif ref_type == _T_READING and r in (_NACK_BAD_MAC, _NACK_MALFORMED,
-                                                  _NACK_CONFLICT):
-                # keep it in the journal, stop sending it in this session, say so
-                if s in self._inflight:
-                    self._inflight.remove(s)
-                if s not in self.skip and len(self.skip) < 32:
-                    self.skip.append(s)
-                    self.event(_EV_TAMPER, _SEV_ERROR, s & 0x7FFFFFFF)
+            try:
+                session.handler(self, t, body, now)
+            finally:
+                forget()
 
     # ------------------------------------------------------------------ link: send
     def send(self, now):
@@ -765,28 +706,12 @@ class Station:
         if not self.session:
             if ticks_diff(now, self._at[_AT_HELLO]) < 0:
                 return
-            # HELLO, with a new session nonce, every hello_ms until a WELCOME
-            lk = self.link
-            lk.new_nonce()
-            self.cmd_id = 0  # command ids count afresh per session (the nonce binds them)
-            self._n = 0
-            rs = self.ruleset
-            try:
-                rv = int(rs.version)
-                rv = rv if 0 <= rv <= 0xFFFF else 0
-            except (AttributeError, ValueError, TypeError):  # no rule set, or a non-numeric version
-                rv = 0
-            j = self.journal
-            v = (  # HELLO fields in layout order (twproto.bodies.LAYOUTS)
-                self.config.device_id, FIRMWARE_VERSION[0], FIRMWARE_VERSION[1],
-                FIRMWARE_VERSION[2], 1, 1,  # ..., proto_min, proto_max
-                rs.id if rs is not None else 0, rv, _u32(self.config.hash),
-                self.seq, min(j.backlog(), 0xFFFF), min(j.fill_pct(), 100), self.boot,
-                self.boot_first_seq, self.uptime_ms & 0xFFFFFFFF, self.flags(),
-                bytes(lk.nonce), self.prev,
-            )
-            lk.send(_T_HELLO, M.pack_fixed(lk.tx, _BODY, _T_HELLO, v))
-            self._at[_AT_HELLO] = ticks_add(now, cfg.hello_ms)
+            # HELLO (new session nonce) every hello_ms until a WELCOME: the cold
+            # twstation.session builds it, dropped again right after
+            from twstation import session
+
+            session.hello(self, now)
+            forget()
             return
         if ticks_diff(now, self._at[_AT_RX]) > _SESSION_IDLE_MS:
             self._lose_session(now)  # the bridge went quiet: start a new session

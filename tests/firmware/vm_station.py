@@ -788,3 +788,28 @@ def test_nacks_are_advisory_busy_backs_off_conflict_stops_that_seq():
     assert r.bridge.of(F.T_READING) == []  # not sent again this session...
     assert len(r.journal.frames) == 1  # ...but never deleted
     assert M.EV_TAMPER in [e.code for e in r.bridge.of(F.T_EVENT)]
+
+
+def test_session_code_leaves_the_heap_after_hello_welcome_command_and_nack():
+    # HELLO, WELCOME, COMMAND and NACK are handled by the cold twstation.session: on the
+    # station (MicroPython) it is forgotten again after each use, and the session works as before
+    import sys
+
+    from twproto.port import MICROPYTHON
+
+    r = Rig()
+    r.run(50)
+    assert len(r.bridge.of(F.T_HELLO)) == 1
+    if MICROPYTHON:
+        assert "twstation.session" not in sys.modules
+    r.connect(time=1800000000)
+    assert len(r.bridge.of(F.T_HELLO)) == 1 and r.st.utc() == 1800000000
+    assert r.bridge.of(F.T_STATUS)  # the WELCOME is answered by a STATUS
+    r.bridge.command(M.OP_SET_OPERATOR, operator=202)
+    r.bridge.send(M.Nack(ref_type=F.T_READING, ref_seq=1, reason=M.NACK_BUSY))
+    r.run(50)
+    assert r.st.operator == 202 and r.st._backoff == 5000
+    assert [(x.cmd_id, x.status) for x in r.bridge.of(F.T_RESULT)] == [(1, M.RS_OK)]
+    if MICROPYTHON:
+        assert "twstation.session" not in sys.modules
+        assert "twstation.commands" not in sys.modules
