@@ -7,7 +7,8 @@ FIRMWARE_VERSION = (0, 1, 0)
 # imports them again (firmware/MEMORY.md).
 COLD = ("twproto.rsload", "twproto.canon", "twstation.settings", "twstation.board",
         "twstation.commands", "twstation.selftest", "twstation.jrecover", "twstation.assemble",
-        "twproto.rsbin", "twproto.tagshost")
+        "twproto.rsbin", "twproto.tagshost", "twstation.session",
+        "twstation.drvwork")
 
 
 def forget(names=COLD):
