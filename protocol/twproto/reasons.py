@@ -2,8 +2,9 @@
 # <-> rule ID (a stable string) <-> short operator messages and "what to do" hints in English and
 # French. Codes are never reused or renumbered: a new reason gets a new code. RULES.md lists them.
 #
-# This module holds what the station runs: the codes, the rule IDs, rule_id() and
-# pack_verdict() (the station imports it). The EN/FR texts and the host-side helpers
+# This module holds the codes, the rule IDs, rule_id() and pack_verdict(). The station does not
+# load it (rules keeps private copies of the numbers; a Verdict's rule_id and byte() are made by
+# twproto.ruleshost on the host, firmware/MEMORY.md). The EN/FR texts and the host-side helpers
 # (message, hint, verdict_text, code_of, unpack_verdict, TABLE, __all__) live in
 # twproto.reasontext and are reached here on first use (module __getattr__), so they never take
 # room in the station's heap. So do the public numbers (ACCEPT, WARN, REJECT, NONE, TAG_SYNTAX
@@ -11,6 +12,7 @@
 # copies), and each public name would be an interned name and a dict entry on the station.
 # tests/protocol/test_frame_split.py checks the numbers against RULE_IDS and VERDICT_NAMES.
 from twproto.port import const
+from twproto.ruleset import KINDS
 
 _ACCEPT = const(0)
 _WARN = const(1)
@@ -21,12 +23,12 @@ VERDICT_NAMES = ("accept", "warn", "reject")  # index = verdict (ACCEPT, WARN, R
 _NONE = const(0)
 _MAX_CODE = const(63)
 
-# Rule ID of each code (index = code: NONE 0, TAG_SYNTAX 1, ... TAG_STEP 16; RULES.md).
-RULE_IDS = (
-    "NONE", "TAG-SYNTAX", "TAG-CHECK", "TAG-SITE", "WEIGHT-RANGE", "NOT-STABLE", "OUT-OF-RANGE",
-    "DUPLICATE-STEP", "TIME-FUTURE", "TIME-BEFORE-PROVISIONING", "TIME-NOT-SYNCED", "SEQ-GAP",
-    "OPERATOR", "MASS-BALANCE", "STEP-UNKNOWN", "RULESET-MISMATCH", "TAG-STEP",
-)
+# Rule ID of each code (index = code: NONE 0, TAG_SYNTAX 1, ... TAG_STEP 16; RULES.md):
+# "NONE", "TAG-SYNTAX", "TAG-CHECK", "TAG-SITE", "WEIGHT-RANGE", "NOT-STABLE", "OUT-OF-RANGE",
+# "DUPLICATE-STEP", "TIME-FUTURE", "TIME-BEFORE-PROVISIONING", "TIME-NOT-SYNCED", "SEQ-GAP",
+# "OPERATOR", "MASS-BALANCE", "STEP-UNKNOWN", "RULESET-MISMATCH", "TAG-STEP". The rule kinds'
+# IDs are ruleset.KINDS' strings (the same objects: one copy in memory).
+RULE_IDS = ("NONE",) + KINDS[:1] + ("TAG-CHECK",) + KINDS[1:] + ("TAG-STEP",)
 
 
 def __getattr__(name):

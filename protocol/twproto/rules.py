@@ -10,7 +10,6 @@ import hashlib
 from array import array
 
 from twproto.port import const
-from twproto.reasons import VERDICT_NAMES, pack_verdict, rule_id
 from twproto.ruleset import KINDS
 from twproto.tags import identify
 
@@ -56,8 +55,8 @@ _K_RULESET_MISMATCH = const(13)
 
 
 def __getattr__(name):
-    # Host-only names (RuleState, the base the bridge's state implements, and __all__) live in
-    # twproto.ruleshost: the station's MemoryRuleState does not need the base class.
+    # Host-only names (RuleState, the base the bridge's state implements, Finding and __all__)
+    # live in twproto.ruleshost: the station's MemoryRuleState does not need the base class.
     if name[:2] == "__" and name != "__all__":  # a probe for a module dunder: not ours to load
         raise AttributeError(name)
     from twproto import ruleshost
@@ -65,49 +64,44 @@ def __getattr__(name):
     return getattr(ruleshost, name)
 
 
-class Finding:
-    """One failed rule: rule_id (stable reason ID, e.g. 'TAG-CHECK'), reason (its code), severity
-    (1 warn, 2 reject), entry (the rule's id in the rule set) and detail (short English text with
-    the numbers involved, for logs; not translated)."""
-
-    def __init__(self, reason, severity, entry, detail=None):
-        self.reason = reason
-        self.rule_id = rule_id(reason)
-        self.severity = severity
-        self.entry = entry
-        self.detail = detail
-
-    def __repr__(self):
-        return "Finding(%s, %s, %r)" % (self.rule_id, VERDICT_NAMES[self.severity], self.detail)
+# The station reads a Verdict's verdict, reason and tag_key only. What the bridge and the tools
+# read besides (rule_id, findings as Finding objects with their detail texts, byte(), repr) is
+# made by twproto.ruleshost on first use (Verdict.__getattr__), so neither the Finding class nor
+# the detail texts nor twproto.reasons take room in the station's heap (firmware/MEMORY.md).
+# evaluate() records each finding as a tuple (reason, severity, entry, detail) where detail is
+# None or the tuple of values its text shows (ruleshost.DETAILS has the text of each reason).
 
 
 class Verdict:
     """verdict (0 accept, 1 warn, 2 reject), reason (code of the deciding finding, 0 if none),
-    rule_id, findings (all of them, rule order), tag_key (the tag identity the rules used: the
-    format's code or the canonical text), mineral (from the tag's allocation, or None) and
-    ruleset_id (u32 of the rule set used)."""
+    rule_id, findings (all of them as Finding, rule order), tag_key (the tag identity the rules
+    used: the format's code or the canonical text), mineral (from the tag's allocation, or None)
+    and ruleset_id (u32 of the rule set used); byte() gives the READING verdict byte. Built from
+    evaluate()'s (reason, severity, entry, detail values) tuples."""
 
     def __init__(self, findings, tag_key, mineral, ruleset_id):
         v = 0
         reason = 0
         for f in findings:
-            if f.severity > v:
-                v = f.severity
-                reason = f.reason
+            if f[1] > v:
+                v = f[1]
+                reason = f[0]
         self.verdict = v
         self.reason = reason
-        self.rule_id = rule_id(reason)
-        self.findings = findings
+        self._f = findings
         self.tag_key = tag_key
         self.mineral = mineral
         self.ruleset_id = ruleset_id
 
-    def byte(self):
-        """The READING verdict byte: bits 0-1 verdict, bits 2-7 reason."""
-        return pack_verdict(self.verdict, self.reason)
+    def __getattr__(self, name):  # rule_id, findings, byte: the host's side (see above)
+        from twproto import ruleshost
+
+        return ruleshost.verdict_attr(self, name)
 
     def __repr__(self):
-        return "Verdict(%s, %s, %r)" % (VERDICT_NAMES[self.verdict], self.rule_id, self.findings)
+        from twproto import ruleshost
+
+        return ruleshost.verdict_attr(self, "__repr__")()
 
 
 class MemoryRuleState:
@@ -219,7 +213,7 @@ def evaluate(ruleset, msg, state=None, now=None):
             continue
         k = KINDS.index(r.kind)  # the kind's number (a validated rule set has only these kinds)
         code = 0
-        detail = None
+        detail = None  # type: tuple | None  # values its text shows (ruleshost.DETAILS)
         if k == _K_TAG_SYNTAX:
             res = res0 if r.all_formats else identify(r.formats, kind, tag)[0]
             if res != _TAG_OK:
@@ -229,13 +223,13 @@ def evaluate(ruleset, msg, state=None, now=None):
                 code = _TAG_SITE
             elif alloc.steps is not None and step not in alloc.steps:
                 code = _TAG_STEP
-                detail = "allocated to %s for steps %s" % (alloc.origin, list(alloc.steps))
+                detail = (alloc.origin, list(alloc.steps))
         elif k == _K_WEIGHT_RANGE:
             for steps, mins, lo, hi in r.ranges:
                 if (steps is None or step in steps) and (mins is None or mineral in mins):
                     if not lo <= net <= hi:
                         code = _WEIGHT_RANGE
-                        detail = "net %s g not in %s..%s g" % (net, lo, hi)
+                        detail = (net, lo, hi)
                     break
         elif k == _K_NOT_STABLE:
             if not msg.stable:
@@ -249,7 +243,7 @@ def evaluate(ruleset, msg, state=None, now=None):
         elif k == _K_TIME_FUTURE:
             if t is not None and now is not None and t > now + r.skew_s:
                 code = _TIME_FUTURE
-                detail = "time %s > now %s + %s s" % (t, now, r.skew_s)
+                detail = (t, now, r.skew_s)
         elif k == _K_STEP_UNKNOWN:
             if step not in ruleset.steps:
                 code = _STEP_UNKNOWN
@@ -257,16 +251,16 @@ def evaluate(ruleset, msg, state=None, now=None):
             op = msg.operator
             if op not in r.operators:
                 code = _OPERATOR
-                detail = "operator %s not listed" % (op,)
+                detail = (op,)
             else:
                 steps = r.operators[op]
                 if steps is not None and step not in steps:
                     code = _OPERATOR
-                    detail = "operator %s not listed for step %s" % (op, step)
+                    detail = (op, step)
         elif k == _K_RULESET_MISMATCH:
             if msg.ruleset_id != ruleset.id:
                 code = _RULESET_MISMATCH
-                detail = "reading has %08x, rule set is %08x" % (msg.ruleset_id, ruleset.id)
+                detail = (msg.ruleset_id, ruleset.id)
         elif k == _K_TIME_BEFORE_PROVISIONING:
             bound = r.not_before
             p = state.provisioned_at() if state is not None else None
@@ -274,7 +268,7 @@ def evaluate(ruleset, msg, state=None, now=None):
                 bound = p
             if t is not None and t + r.skew_s < bound:
                 code = _TIME_BEFORE_PROVISIONING
-                detail = "time %s < %s - %s s" % (t, bound, r.skew_s)
+                detail = (t, bound, r.skew_s)
         elif state is None:
             continue  # stateful rules below need a state
         elif k == _K_DUPLICATE_STEP:
@@ -284,14 +278,14 @@ def evaluate(ruleset, msg, state=None, now=None):
             last = state.last_seq()
             if last is not None and msg.seq > last + 1 + r.max_gap:
                 code = _SEQ_GAP
-                detail = "%s missing after seq %s" % (msg.seq - last - 1, last)
+                detail = (msg.seq - last - 1, last)
         elif k == _K_MASS_BALANCE:
             prev = state.earlier_weight(key, step)
             if prev is not None and prev > 0:
                 allowed = r.tolerance_g + prev * r.tolerance_permille // 1000
                 if net - prev > allowed:
                     code = _MASS_BALANCE
-                    detail = "net %s g > earlier %s g + %s g" % (net, prev, allowed)
+                    detail = (net, prev, allowed)
         if code:
-            found.append(Finding(code, r.severity, r.id, detail))
+            found.append((code, r.severity, r.id, detail))
     return Verdict(found, key, mineral, ruleset.id)

@@ -9,7 +9,6 @@
 # at the next boots while it matches the JSON file's SHA-256: then neither the JSON parser nor
 # the validation is imported at boot.
 from twproto.port import MICROPYTHON, const
-from twproto.reasons import RULE_IDS
 
 __all__ = (
     "FORMAT",
@@ -23,12 +22,15 @@ __all__ = (
 
 FORMAT = "tagweigh-ruleset/1"
 
-# Rule kinds: the rule ID of the main reason each kind emits (see reasons.py), in this order:
-# TAG-SYNTAX (also emits TAG-CHECK), TAG-SITE (also emits TAG-STEP), WEIGHT-RANGE, NOT-STABLE,
-# OUT-OF-RANGE, DUPLICATE-STEP, TIME-FUTURE, TIME-BEFORE-PROVISIONING, TIME-NOT-SYNCED, SEQ-GAP,
-# OPERATOR, MASS-BALANCE, STEP-UNKNOWN, RULESET-MISMATCH: reason codes 1 and 3..15, taken from
-# reasons.RULE_IDS so the station holds these strings once (tests pin the tuple).
-KINDS = RULE_IDS[1:2] + RULE_IDS[3:16]
+# Rule kinds: the rule ID of the main reason each kind emits (see reasons.py): TAG-SYNTAX (also
+# emits TAG-CHECK), TAG-SITE (also emits TAG-STEP), then reason codes 4..15 in order. The index
+# is the kind's number in rules.evaluate(). reasons.RULE_IDS is built from these strings (the
+# host holds them once; the station does not load twproto.reasons at all). Tests pin the tuple.
+KINDS = (
+    "TAG-SYNTAX", "TAG-SITE", "WEIGHT-RANGE", "NOT-STABLE", "OUT-OF-RANGE", "DUPLICATE-STEP",
+    "TIME-FUTURE", "TIME-BEFORE-PROVISIONING", "TIME-NOT-SYNCED", "SEQ-GAP", "OPERATOR",
+    "MASS-BALANCE", "STEP-UNKNOWN", "RULESET-MISMATCH",
+)
 
 _MAX_BYTES = const(16384)  # canon.MAX_BYTES (a test checks they are equal)
 
