@@ -251,11 +251,16 @@ def station(devices, scale, journal, config, link, clock=None, boot=1, root="/",
         for fr in journal.pending():
             if fr[2] != _T_READING:
                 continue
+            # the station unpacks READINGs only here: the unpacker is not resident (dropped
+            # below, as this module is by build's forget())
+            from twproto.readingbody import unpack_reading
+
             try:
-                r = M.unpack_reading(memoryview(fr)[_BODY : _BODY + fr[1]])
+                r = unpack_reading(memoryview(fr)[_BODY : _BODY + fr[1]])
             except Exception:
                 continue
             st.rule_state.record(r, rules.evaluate(ruleset, r, None, None))
+        forget(("twproto.readingbody",))  # a no-op when no READING was pending
     # boot events (queued until the first session)
     st.event(_EV_BOOT, _SEV_INFO, boot)
     if "rfid" in devices.faults:

@@ -1,14 +1,16 @@
-# Message bodies (SPEC.md section 5), the station's half: the ONE layout table of every body
-# (struct format + field names) and allocation-free packers/unpackers for what the station sends
-# and receives. Kept small on purpose: this module is resident in the station's heap.
+# Message bodies (SPEC.md section 5), the station's half: the layout table of every body (struct
+# formats) and allocation-free packers/unpackers for what the station sends and receives. Kept
+# small on purpose: this module is resident in the station's heap.
 #
-# The protocol's PUBLIC numbers (EV_*, OP_*, RS_*, NACK_*, SF_*, TAG_*, ...) and the host-only
-# paths (unpack LIVE, pack ACK, chain_link, ...) live in twproto.messages (host: bridge, tools,
-# tests), which builds its message classes from the layouts and functions here, so the two sides
-# cannot drift. Host code may still write `bodies.EV_BOOT`: the module __getattr__ at the end
-# forwards to twproto.messages (never reached on the station). The numbers this module needs
-# are private const() copies below: the compiler inlines them, so they cost no dict entry and
-# no interned name; tests/protocol/test_bodies_numbers.py checks each against the public one.
+# The protocol's PUBLIC numbers (EV_*, OP_*, RS_*, NACK_*, SF_*, TAG_*, ...), the field names and
+# the host-only paths (unpack LIVE, pack ACK, chain_link, ...) live in twproto.messages (host:
+# bridge, tools, tests), which builds its message classes from the layouts and functions here,
+# so the two sides cannot drift. READINGs are unpacked by twproto.readingbody (the host, and the
+# station once per boot: not resident). Host code may still write `bodies.EV_BOOT`: the module
+# __getattr__ at the end forwards to twproto.messages (never reached on the station). The
+# numbers this module needs are private const() copies below: the compiler inlines them, so
+# they cost no dict entry and no interned name; tests/protocol/test_bodies_numbers.py checks
+# each against the public one.
 import struct
 
 from twproto.errors import MessageError
@@ -24,8 +26,7 @@ _T_STATUS = const(0x20)
 _T_RESULT = const(0x31)
 
 _REJECT = const(2)  # verdicts: ACCEPT 0, WARN 1, REJECT 2
-_F_E_MASK = const(0x07)  # READING flags: bits 0-2 the division code
-_F_TIME_SYNCED = const(0x10)
+_F_TIME_SYNCED = const(0x10)  # READING flags (bits 0-2: the division code)
 _F_STATUS_MASK = const(0xE8)  # the bits a Reading's .flags keeps
 _F_STABLE = const(0x08)
 _F_OUT_OF_RANGE = const(0x20)
@@ -245,8 +246,9 @@ def unpack_command(buf):
 
 
 # READING: fixed part for a synced (time u32) and an unsynced (boot u16 + uptime u32) reading.
-_R_SYNC = "<IBBBIHbHHHII"
-_R_BOOT = "<IBBBHIHbHHHII"
+# (twproto.readingbody, which unpacks READINGs, has the same copies: a test checks they agree)
+_R_SYNC = const("<IBBBIHbHHHII")
+_R_BOOT = const("<IBBBHIHbHHHII")
 _R_FIXED_SYNC = const(28)
 _R_FIXED_BOOT = const(30)
 
@@ -338,42 +340,6 @@ def pack_reading(buf, off, r):
     for i in range(nt):  # an index loop: no allocation (a slice would)
         buf[off + i] = tag[i]
     return n + nt
-
-
-def unpack_reading(buf, cls=Reading):
-    """Parse a READING body (`buf` a memoryview of it) into a `cls` (Reading's constructor
-    arguments); strict bounds and field checks (MessageError)."""
-    mv = buf
-    n = len(mv)
-    if n < 5:
-        raise MessageError("truncated")
-    flags = mv[4]
-    if flags & _F_TIME_SYNCED:
-        fixed = _R_FIXED_SYNC
-        if n < fixed:
-            raise MessageError("truncated")
-        seq, f, sk, v, t, lo, hi, tare, op, cal, rs, prev = struct.unpack_from(_R_SYNC, mv, 0)
-        boot = ms = None
-    else:
-        fixed = _R_FIXED_BOOT
-        if n < fixed:
-            raise MessageError("truncated")
-        seq, f, sk, v, boot, ms, lo, hi, tare, op, cal, rs, prev = struct.unpack_from(
-            _R_BOOT, mv, 0)
-        t = None
-    if n == fixed:
-        raise MessageError("tag_empty")
-    if n - fixed > _TAG_MAX:
-        raise MessageError("tag_too_long")
-    if seq == 0:
-        raise MessageError("bad_field", "seq")
-    if sk & 0x0F > _TAG_BARCODE:
-        raise MessageError("bad_field", "tag_kind")
-    if v & 3 > _REJECT:
-        raise MessageError("bad_field", "verdict")
-    return cls(seq, flags & _F_STATUS_MASK, sk >> 4, sk & 0x0F, v & 3, v >> 2, t, boot, ms,
-               (hi << 16) | lo, tare, E_CODES[flags & _F_E_MASK], op, cal, rs, prev,
-               bytes(mv[fixed:n]))
 
 
 def __getattr__(name):

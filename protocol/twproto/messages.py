@@ -15,6 +15,7 @@ from twproto.frame import (  # noqa: F401  (MAX_BODY: public here too)
     T_WELCOME, check_direction, encode, verify,
 )
 from twproto.mac import DIR_STATION
+from twproto.readingbody import unpack_reading as _unpack_reading
 
 # The protocol's numbers (SPEC.md section 5), public for the host. The station does not import
 # this module: twproto.bodies and the firmware keep private const() copies of the numbers they
@@ -607,7 +608,7 @@ class Reading(_b.Reading):
 
 def unpack_reading(mv):
     """Parse a READING body (memoryview); strict bounds and field checks (MessageError)."""
-    return _b.unpack_reading(mv, Reading)
+    return _unpack_reading(mv, Reading)
 
 
 CLASSES = {  # type: dict

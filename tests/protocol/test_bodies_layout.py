@@ -58,3 +58,24 @@ def test_unpack_command_reads_each_layout():
     assert e.value.code == "bad_length" and str(e.value) == "bad_length: data"
     body = struct.pack("<HBB", 2, 8, 1)  # SET_CONFIG: an empty value is allowed
     assert bodies.unpack_command(memoryview(body)) == (2, 8, {"key": 1, "value": b""})
+
+
+def test_reading_formats_agree_between_packer_and_unpacker():
+    from twproto import readingbody
+
+    for name in ("_R_SYNC", "_R_BOOT", "_R_FIXED_SYNC", "_R_FIXED_BOOT"):
+        assert getattr(readingbody, name) == getattr(bodies, name), name
+    assert struct.calcsize(bodies._R_SYNC) == messages.R_FIXED_SYNC
+    assert struct.calcsize(bodies._R_BOOT) == messages.R_FIXED_BOOT
+
+
+def test_unpack_reading_still_reachable_through_bodies():
+    r = messages.Reading(seq=3, step=2, tag_kind=1, time=1790000000, net_g=-5, e_g=20,
+                         tag=b"T1")
+    buf = bytearray(64)
+    n = bodies.pack_reading(buf, 0, r)
+    from twproto import readingbody
+
+    back = readingbody.unpack_reading(memoryview(buf)[0:n])
+    assert type(back) is bodies.Reading and messages.Reading(**vars(back)) == r
+    assert bodies.unpack_reading(memoryview(buf)[0:n]) == r  # the host's, messages.Reading

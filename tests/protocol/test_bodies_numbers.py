@@ -50,6 +50,14 @@ def test_private_copies_equal_the_protocol_numbers(path):
     assert not wrong, wrong
 
 
+def test_reading_unpacker_copies_equal_the_protocol_numbers():
+    copies = private_consts("protocol/twproto/readingbody.py")
+    numbers = {n: v for n, v in copies.items() if n.startswith(PREFIXES) or n in EXACT}
+    assert len(numbers) == 8, copies  # REJECT, F_* x3, TAG_* x2, R_FIXED_* x2
+    wrong = {n: (v, public(n)) for n, v in numbers.items() if public(n) != v}
+    assert not wrong, wrong
+
+
 def test_every_op_has_arguments_and_a_name():
     assert sorted(bodies.CMD_ARGS) == sorted(messages.OP_NAMES) == list(range(1, 18))
 
