@@ -12,12 +12,12 @@
 # or DOUT still low after the gain pulses means the read cannot be trusted: the sample is dropped,
 # counted in `glitches`, and the chip is power-cycled into a known state.
 # Saturation codes 0x7FFFFF / 0x800000 are dropped and counted in `spikes`.
-# No allocation per sample: ints stay small, pin methods are bound once in __init__.
+# No allocation per sample: ints stay small, pin methods are bound once at construction.
 import machine
 from micropython import const
 
 from twproto.port import sleep_us, ticks_diff, ticks_ms, ticks_us
-from twstation.errors import ConfigError, DriverTimeout
+from twstation.errors import DriverTimeout
 
 _SAT_HI = const(0x7FFFFF)
 _SAT_LO = const(0x800000)
@@ -25,71 +25,44 @@ _SIGN = const(0x800000)
 _WRAP = const(0x1000000)
 _HIGH_MAX_US = const(50)  # datasheet T3 max
 _PD_HOLD_US = const(80)  # > 60 us high = power down
-_SETTLE_PERIODS = const(4)  # settling time = 4 output periods (400 ms @ 10 SPS, 50 ms @ 80 SPS)
-
-
-
-def _pulses(gain):
-    # gain -> PD_SCK pulses per read (25: A/128, 26: B/32, 27: A/64)
-    if gain == 128:
-        return 25
-    if gain == 32:
-        return 26
-    if gain == 64:
-        return 27
-    raise ConfigError("hx711 gain must be 128, 64 (channel A) or 32 (channel B)")
 
 
 class HX711:
+    # Construction (argument checks, counters) and the rare methods run in the cold
+    # twstation.drvwork (imported on use, forgotten after the boot or the command): only poll(),
+    # the sample read and the power-cycle stay in the heap. drvwork reads the clock through this
+    # module (tests and the simulator bind a virtual clock to its ticks/sleep names).
+    # Attributes drvwork sets (declarations for mypy: the compiler emits nothing for them):
+    samples: int
+    timeouts: int
+    spikes: int
+    glitches: int
+    last_high_us: int  # longest clock-high phase of the last read
+
     def __init__(self, dout, pd_sck, gain=128, rate_sps=10, stall_ms=0):
-        self._pulses = _pulses(gain)
-        if rate_sps not in (10, 80):
-            raise ConfigError("hx711 rate_sps must be 10 or 80 (RATE pin)")
-        self._dout = dout.value
-        self._sck = pd_sck.value
-        self.gain = gain
-        period = (1000 + rate_sps - 1) // rate_sps
-        # No sample for this long = DOUT stuck high (unplugged, no power): report, don't hang.
-        # Settling takes _SETTLE_PERIODS output periods, then a few periods of margin.
-        self.stall_ms = stall_ms or (_SETTLE_PERIODS + 3) * period
-        self.samples = 0
-        self.timeouts = 0
-        self.spikes = 0
-        self.glitches = 0
-        self.last_high_us = 0  # longest clock-high phase of the last read
-        self.reset()
+        from twstation import drvwork
 
-    # -- state ---------------------------------------------------------------------------------
-    def reset(self):
+        drvwork.hx711(self, dout, pd_sck, gain, rate_sps, stall_ms)
+
+    def __getattr__(self, name):
+        # power_down(), power_up(), set_gain(gain), ready(), read_raw(timeout_ms=0): the cold
+        # drvwork.hx_<name>(hx, ...). A name it does not have is an AttributeError, as usual.
+        from twstation import drvwork
+
+        f = getattr(drvwork, "hx_" + name)
+        return lambda *a, **k: f(self, *a, **k)
+
+    def reset(self, n=_PD_HOLD_US):
         """Power-cycle the chip into a known state (channel A gain 128, settling): PD_SCK high
-        > 60 us, then low. Restarts the stall window."""
-        self._sck(1)
-        sleep_us(_PD_HOLD_US)
-        self.power_up()
-
-    def power_down(self):
-        """PD_SCK high: the chip sleeps 60 us later (~1 uA). Call power_up() to wake it."""
+        for n > 60 us, then low. Restarts the stall window. n=0: PD_SCK low only (power_up)."""
+        if n:
+            self._sck(1)
+            sleep_us(n)
         self._sck(0)
-        self._sck(1)
-        self._discard = -1  # powered down (no separate flag: one attribute name less)
-
-    def power_up(self):
-        self._sck(0)
-        # _discard: samples still to drop (>= 0 while powered). The chip wakes at gain 128:
-        # the first sample is at 128 whatever we ask for next.
+        # _discard: samples still to drop (>= 0 while powered; -1 powered down). The chip wakes
+        # at gain 128: the first sample is at 128 whatever we ask for next.
         self._discard = 0 if self._pulses == 25 else 1
         self._t0 = ticks_ms()
-
-    def set_gain(self, gain):
-        pulses = _pulses(gain)
-        if gain != self.gain:
-            self.gain = gain
-            self._pulses = pulses
-            if self._discard >= 0:  # powered
-                self._discard = 1  # the next read still carries the old gain's conversion
-
-    def ready(self):
-        return self._discard >= 0 and not self._dout()
 
     # -- reads ---------------------------------------------------------------------------------
     def _sample(self):
@@ -137,6 +110,7 @@ class HX711:
         if raw & _SIGN:
             return raw - _WRAP
         return raw
+
     def poll(self):
         """Non-blocking: a new sample (int), or None. Raises DriverTimeout on a stall."""
         if self._discard < 0:  # powered down
@@ -150,19 +124,3 @@ class HX711:
             self.reset()  # also restarts the stall window: one report per window
             raise DriverTimeout("hx711: no conversion within stall_ms (DOUT stuck?)")
         return None
-
-    def read_raw(self, timeout_ms=0):
-        """Blocking read of one valid sample, within timeout_ms (default: stall_ms)."""
-        if self._discard < 0:  # powered down
-            self.power_up()
-        start = ticks_ms()
-        limit = timeout_ms or self.stall_ms
-        while True:
-            if not self._dout():
-                v = self._sample()
-                if v is not None:
-                    return v
-            if ticks_diff(ticks_ms(), start) > limit:
-                self.timeouts += 1
-                raise DriverTimeout("hx711: no valid sample before the deadline")
-            sleep_us(500)

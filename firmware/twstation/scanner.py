@@ -13,13 +13,12 @@
 # the station does not load. Their replies arrive in the same byte stream as the lines, so poll()
 # recognises them here: 02 00 | 00 | 01 | data | CRC (7 bytes), CRC-16/XMODEM (crc_gm65) over
 # bytes 2..4; a good one is counted in `replies` with its data byte in `reply_data`, a broken one
-# in `reply_errors`; neither is ever taken for a line.
+# in `reply_errors`; neither is ever taken for a line. The constructor's checks and set-up run in
+# the cold twstation.drvwork (boot only).
 from micropython import const
 
 from twproto.port import ticks_diff, ticks_ms
-from twstation.errors import ConfigError
 
-_CHUNK = const(64)
 _LINE_MS = const(300)  # a partial line left unterminated this long is dropped as garbage
 
 
@@ -37,30 +36,31 @@ def crc_gm65(buf, start, n):
 
 
 class Scanner:
+    # Attributes twstation.drvwork.scanner() sets (declarations for mypy: the compiler emits
+    # nothing for them). _buf the line being assembled, _rx the chunk read from the UART, _i/_end
+    # the read position and end in _rx, _reply/_len a module reply frame and its bytes collected,
+    # _term the terminator's last byte, _pre its first (-1: one-byte terminator).
+    _buf: bytearray
+    _rx: bytearray
+    _reply: bytearray
+    _i: int
+    _end: int
+    _term: int
+    _pre: int
+    max_line: int
+    lines: int
+    overlong: int
+    garbage: int
+    replies: int
+    reply_errors: int
+    reply_data: int
+
     def __init__(self, uart, terminator=b"\r", max_line=64):
-        if len(terminator) not in (1, 2):
-            raise ConfigError("scanner terminator must be 1 or 2 bytes (e.g. CR or CR LF)")
-        if not 1 <= max_line <= 256:
-            raise ConfigError("scanner max_line must be 1..256")
+        # argument checks, buffers and counters: boot only, in the cold twstation.drvwork
+        from twstation import drvwork
+
         self._io = uart
-        self._term = terminator[-1]
-        self._pre = terminator[0] if len(terminator) == 2 else -1
-        self.max_line = max_line
-        # Private attribute names reuse names the app already interns (firmware/MEMORY.md):
-        # _buf the line being assembled, _rx the chunk read from the UART, _i/_end the read
-        # position and end in _rx, _len bytes of a module reply frame collected.
-        self._buf = bytearray(max_line)
-        self._rx = bytearray(_CHUNK)
-        self._i = 0
-        self._end = 0
-        self._reply = bytearray(7)
-        self.lines = 0
-        self.overlong = 0
-        self.garbage = 0
-        self.replies = 0
-        self.reply_errors = 0
-        self.reply_data = 0
-        self.reset()
+        drvwork.scanner(self, terminator, max_line)
         self._t0 = ticks_ms()
 
     def reset(self):

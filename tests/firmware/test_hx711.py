@@ -219,3 +219,12 @@ def test_real_clock_smoke():
     model = HX711Model(-4242, rate_sps=80, strict_timing=False)
     drv = hx711_mod.HX711(model.dout, model.pd_sck, rate_sps=80)
     assert drv.read_raw(timeout_ms=1000) == -4242
+
+
+def test_rare_methods_come_from_the_cold_module_and_unknown_names_stay_errors(clock):
+    # power_down/power_up/set_gain/ready/read_raw live in twstation.drvwork (HX711.__getattr__)
+    model, drv = make(clock, 9)
+    assert callable(drv.set_gain) and callable(drv.read_raw)
+    assert not hasattr(drv, "no_such_method") and not hasattr(drv, "hx711")
+    with pytest.raises(AttributeError):
+        drv.__wrapped__
