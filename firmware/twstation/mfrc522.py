@@ -104,40 +104,45 @@ def crc_a(buf, n, start=0):
 
 
 class MFRC522:
+    # The buffers and counters are allocated by twstation.rfdiag.init() (boot only, code that
+    # then leaves the heap); declared here for mypy (the compiler emits nothing for these).
+    # Private attribute names reuse names the app already interns (firmware/MEMORY.md):
+    # _w the 2-byte register buffer; _io the SPI transfer buffer (address byte + 64 FIFO bytes
+    # + end marker: a frame to send is built in place at io[1:], no separate TX buffer, no
+    # copy); _rx the bytes received; _mem the tag memory read (_MEM_MAX), _n bytes of it read
+    # (the next READ is page 3 + _n/4); _buf the UID being selected: each cascade level's 4
+    # bytes (CLn) land at _end, a cascade tag 0x88 is then shifted out (max 10 bytes: 3 + 3 + 4);
+    # _present the UID of the tag reported and still in the field; _s the scan state (_ST_*);
+    # _i scans without an answer while a tag is present; _hold the last result while it was
+    # MULTIPLE or ERROR (a MULTIPLE is reported once); _over() how the running command stands
+    # (_OK, _BUSY, ...).
+    _w: bytearray
+    _io: bytearray
+    _rx: bytearray
+    _mem: bytearray
+    _buf: bytearray
+    _n: int
+    _end: int
+    _present: bytes
+    _i: int
+    _hold: int
+    uid: bytes
+    sak: int
+    atqa: int
+    ndef_kind: int
+    error: int
+    scans: int
+    tags: int
+    multiples: int
+    errors: int
+    version: int
+
     def __init__(self, spi, cs, rst=None, scan_ms=100):
         self._spi = spi
         self._cs = cs
         self._rst = rst
         self.scan_ms = scan_ms
-        # Private attribute names reuse names the app already interns (firmware/MEMORY.md):
-        # _w the 2-byte register buffer, _s the scan state (_ST_*), _end the UID bytes selected
-        # so far (in _buf), _i scans without an answer while a tag is present, _hold the last
-        # result while it was MULTIPLE or ERROR (a MULTIPLE is reported once), _over() how the
-        # running command stands (_OK, _BUSY, ...).
-        self._w = bytearray(2)
-        # SPI transfer buffer: address byte + 64 FIFO bytes + end marker. A frame to send is
-        # built in place at io[1:] (no separate TX buffer, no copy).
-        self._io = bytearray(66)
-        self._rx = bytearray(64)
-        self._mem = bytearray(_MEM_MAX)
-        self._n = 0  # bytes of tag memory read into _mem (the next READ is page 3 + _n/4)
-        # UID being selected: each cascade level's 4 bytes (CLn) land at _end; a cascade tag
-        # 0x88 is then shifted out. Max 10 bytes (3 + 3 + 4).
-        self._buf = bytearray(10)
-        self._end = 0
-        self._present = b""  # UID of the tag reported and still in the field
-        self.uid = b""
-        self.sak = 0
-        self.atqa = 0
-        self.ndef_kind = _KIND_NONE
-        self.value = None
-        self.error = 0
-        self.scans = 0
-        self.tags = 0
-        self.multiples = 0
-        self.errors = 0
-        cs.value(1)
-        self.init()
+        self.init(1)
 
     # -- register access -------------------------------------------------------------------------
     def _wreg(self, n, val):  # register n := val
@@ -158,19 +163,17 @@ class MFRC522:
         return b[1]
 
     # -- chip control ----------------------------------------------------------------------------
-    def init(self):
-        """Reset, check the chip is there, set the timer (5 ms reply timeout), antenna on.
-        Boot and self-test only: the code lives in twstation.rfdiag, forgotten afterwards."""
+    def init(self, n=0):
+        """Reset, check the chip is there, set the timer (5 ms reply timeout), antenna on; n=1
+        (the constructor): allocate the buffers and zero the counters first. Boot and self-test
+        only: the code lives in twstation.rfdiag, forgotten afterwards."""
         from twstation import forget, rfdiag
 
         try:
-            rfdiag.init(self)
+            rfdiag.init(self, n)
         finally:  # also when the chip is missing (DriverError)
             forget(("twstation.rfdiag",))
-        self._s = _ST_IDLE
         self._next = ticks_add(ticks_ms(), _RF_GUARD_MS)
-        self._i = 0
-        self._hold = _NONE
 
     def antenna(self, on):
         """Field on (TX1 and TX2 drivers) or off (every card in the field loses power)."""

@@ -17,6 +17,7 @@ _FIFOLevelReg = const(0x0A)
 _CRCResultRegH = const(0x21)
 _CRCResultRegL = const(0x22)
 _VersionReg = const(0x37)
+_MEM_MAX = const(144)  # mfrc522._MEM_MAX: CC + up to 140 bytes of data area
 _IDLE = const(0x00)
 _CALC_CRC = const(0x03)
 _SOFT_RESET = const(0x0F)
@@ -34,8 +35,30 @@ _VERSIONS = const((0x88, 0x90, 0x91, 0x92, 0x12, 0xB2))
 _SETUP = b"\x2a\x80\x2b\xa9\x2c\x00\x2d\xc8\x15\x40\x11\x3d\x26\x70"
 
 
-def init(rf):
-    """MFRC522.init's work: reset, check the chip is there, set the timer, antenna on."""
+def init(rf, n):
+    """MFRC522.init's work: (n=1, from the constructor: allocate the buffers and zero the
+    counters, see MFRC522's comments), reset, check the chip is there, set the timer, antenna on,
+    scan state idle."""
+    if n:
+        rf._w = bytearray(2)
+        rf._io = bytearray(66)
+        rf._rx = bytearray(64)
+        rf._mem = bytearray(_MEM_MAX)
+        rf._n = 0
+        rf._buf = bytearray(10)
+        rf._end = 0
+        rf._present = b""
+        rf.uid = b""
+        rf.sak = 0
+        rf.atqa = 0
+        rf.ndef_kind = 0  # _KIND_NONE
+        rf.value = None
+        rf.error = 0
+        rf.scans = 0
+        rf.tags = 0
+        rf.multiples = 0
+        rf.errors = 0
+        rf._cs.value(1)
     rst = rf._rst
     if rst is not None:
         rst.value(0)
@@ -55,6 +78,9 @@ def init(rf):
     for i in range(0, len(_SETUP), 2):
         rf._wreg(_SETUP[i], _SETUP[i + 1])
     rf.antenna(1)
+    rf._s = 0  # _ST_IDLE
+    rf._i = 0
+    rf._hold = 0  # _NONE
 
 
 def crc_self_test(rf):

@@ -304,3 +304,11 @@ def test_every_uri_prefix_code_expands():
         assert ndef.value(rec, kind, off, n, pre) == prefix.encode() + b"a/b"
     rec = bytearray((0xD1, 1, 4, 0x55, len(URI_RTD))) + b"a/b"  # no such code
     assert ndef.parse_record(rec, 0, len(rec))[0] == ndef._KIND_BAD
+
+
+def test_rfdiag_copies_of_the_driver_numbers():
+    # rfdiag.init allocates the driver's buffers and sets its idle state with literal copies
+    from twstation import rfdiag
+
+    assert rfdiag._MEM_MAX == rfm._MEM_MAX
+    assert rfm._ST_IDLE == rfm._NONE == rfm._KIND_NONE == 0  # written as 0 by rfdiag.init
