@@ -57,7 +57,8 @@ def _tuple(v):
 
 def _fill(o, d, formats):
     # Attributes from a compact entry (rsload.compact writes them): the same values and types a
-    # validated load gives. Functions are stored by name, tag formats by index, a rule's
+    # validated load gives. A format's check scheme (its number, TagFormat.valid) is stored by
+    # the name of its xxx_valid function (tags.VALID), a rule's tag formats by index, a rule's
     # operators as [id, steps] pairs.
     for k in d:
         v = d[k]
@@ -65,8 +66,8 @@ def _fill(o, d, formats):
             pass
         elif k == "ranges":
             v = [_tuple(x) for x in v]
-        elif k == "valid":
-            v = getattr(tags, v)
+        elif k == "valid":  # IndexError for a name that is not one of them
+            v = [n for n in tags.VALID if tags.VALID[n] == v][0]
         elif k == "formats":
             v = [formats[i] for i in v]
         elif k == "operators":

@@ -10,22 +10,20 @@
 from twproto import canon
 from twproto.errors import RuleSetError
 from twproto.ruleset import FORMAT, KINDS, Allocation, Rule, RuleSet
-from twproto.tags import (
-    ALNUM, DIGITS, HEX, KIND_UID, MAX_TAG, MOD37, TagFormat, gs1_valid, luhn36_valid, luhn_valid,
-    mod37_2_valid,
-)
+from twproto.tags import ALNUM, DIGITS, HEX, KIND_UID, MAX_TAG, MOD37, VALID, TagFormat
 
 _PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
 ALPHABETS = {"digits": DIGITS, "alnum": ALNUM, "hex": HEX, "printable": _PRINTABLE}
 GS1_LENGTHS = (8, 12, 13, 14, 17, 18)  # GTIN-8/12/13/14, GSIN, SSCC (check digit included)
 
-# scheme -> (validator, alphabets its body may use, alphabet of the check character)
+# scheme -> (its number: TagFormat.valid, alphabets its body may use, alphabet of the check
+# character)
 SCHEMES = {
     "none": (None, ("digits", "alnum", "hex", "printable"), None),
-    "mod37-2": (mod37_2_valid, ("digits", "alnum"), MOD37),
-    "luhn": (luhn_valid, ("digits",), DIGITS),
-    "luhn-mod36": (luhn36_valid, ("digits", "alnum", "hex"), ALNUM),
-    "gs1": (gs1_valid, ("digits",), DIGITS),
+    "mod37-2": (37, ("digits", "alnum"), MOD37),
+    "luhn": (10, ("digits",), DIGITS),
+    "luhn-mod36": (36, ("digits", "alnum", "hex"), ALNUM),
+    "gs1": (3, ("digits",), DIGITS),
 }
 SEVERITIES = {"warn": 1, "reject": 2}
 MAX_G = (1 << 23) - 1  # net weight is a signed 24-bit number of grams on the wire
@@ -436,7 +434,7 @@ def compact(rs, src):
     for f in fs:
         d = dict(f.__dict__)
         if d.get("valid") is not None:
-            d["valid"] = d["valid"].__name__  # a public function of twproto.tags
+            d["valid"] = VALID[d["valid"]]  # by the name of its twproto.tags function
         body[4].append(d)
     for a in rs.allocations:
         body[5].append(a.__dict__)

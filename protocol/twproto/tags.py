@@ -1,17 +1,12 @@
 # Tag IDs: check characters, RFID UID sanity, canonical text, and the tag-format spec of rule sets.
 # Every entry point refuses input longer than MAX_TAG before doing any work.
-from twproto.errors import TagError
 from twproto.port import const
 
-TYPE_CHECKING = const(0)  # true for mypy (it knows this name): the import is for annotations
-if TYPE_CHECKING:
-    from typing import Callable
-
 # The numbers are private copies (inlined: no interned names on the station, whose code uses
-# its own copies); the public MAX_TAG, KIND_*, OK, BAD_SYNTAX, BAD_CHECK and the host-only
-# check-character functions, fallback_text, uid_problem (and __all__) live in
-# twproto.tagshost and are reached as tags.X (module __getattr__ below).
-# tests/protocol/test_tags.py checks the copies against them.
+# its own copies); the public MAX_TAG, KIND_*, OK, BAD_SYNTAX, BAD_CHECK, the alphabets DIGITS,
+# HEX and MOD37, the check-character functions (xxx_check, xxx_valid: each refuses a text over
+# MAX_TAG with TagError), fallback_text, uid_problem (and __all__) live in twproto.tagshost and
+# are reached as tags.X (module __getattr__ below). tests/protocol/test_tags.py checks the copies.
 _MAX_TAG = const(64)  # bytes, the READING limit (SPEC.md)
 _KIND_UID = const(0)
 _OK = const(0)
@@ -27,10 +22,9 @@ def __getattr__(name):
     return getattr(tagshost, name)
 
 
-DIGITS = "0123456789"
-ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # value of a character = its index
-HEX = "0123456789ABCDEF"
-MOD37 = ALNUM + "*"
+# Value of a character = its index. Its first 10 characters are the digits, its first 16 the
+# upper-case hex digits (tagshost.DIGITS and HEX are these slices).
+ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def utf8_valid(b):
@@ -67,68 +61,39 @@ def utf8_valid(b):
 
 
 
-def _over(s):
-    # Refuse a text longer than MAX_TAG before any work (named _over, a name the station already
-    # interns).
-    if len(s) > _MAX_TAG:
-        raise TagError("tag_too_long", "more than %d characters" % _MAX_TAG)
-
-
 def _check(code, n):
-    # The check character of `code` (TagError for a bad character or length) by scheme n, in one
-    # pass from the left without a list (this runs for every bag on the station and in the
-    # bridge's hot path): 10 Luhn (ISO/IEC 7812-1) over digits, 36 Luhn mod N over 0-9 A-Z
-    # (value = index), 3 GS1 mod 10 (EAN/UPC/GTIN/SSCC) over digits: from the rightmost character
-    # the weights are 2, 1, 2, ... with the digits of each product summed in base n (Luhn), or
-    # 3, 1, 3, ... with the products summed (GS1); 37 ISO/IEC 7064 MOD 37-2 (pure system,
-    # modulus 37, radix 2, check character from 0-9 A-Z *: detects every single substitution and
-    # every transposition of adjacent characters) over 0-9 A-Z. The public mod37_2_check,
-    # luhn_check, luhn36_check and gs1_check are in twproto.tagshost.
-    a = ALNUM if n > 35 else DIGITS
-    m = len(a)
-    _over(code)
+    # The check character of `code` by scheme n, None if a character is not in the scheme's
+    # alphabet (the caller checks the length), in one pass from the left without a list (this
+    # runs for every bag on the station and in the bridge's hot path): 10 Luhn (ISO/IEC 7812-1)
+    # over digits, 36 Luhn mod N over 0-9 A-Z (value = index), 3 GS1 mod 10 (EAN/UPC/GTIN/SSCC)
+    # over digits: from the rightmost character the weights are 2, 1, 2, ... with the digits of
+    # each product summed in base n (Luhn), or 3, 1, 3, ... with the products summed (GS1); 37
+    # ISO/IEC 7064 MOD 37-2 (pure system, modulus 37, radix 2, check character from 0-9 A-Z *:
+    # detects every single substitution and every transposition of adjacent characters) over
+    # 0-9 A-Z. The public mod37_2_check, luhn_check, luhn36_check and gs1_check (and the
+    # xxx_valid functions) are in twproto.tagshost.
+    m = 36 if n > 35 else 10  # the alphabet: the first m characters of ALNUM
     k = len(code)
     total = 0
     for i in range(k):
-        v = a.find(code[i])
-        if v < 0:
-            raise TagError("bad_char", repr(code[i]) + " not allowed")
+        v = ALNUM.find(code[i])
+        if not 0 <= v < m:
+            return None
         if n == 37:
             total = (total + v) * 2 % 37
         else:
             p = v * ((3 if n == 3 else 2) if (k - i) % 2 else 1)  # weight by place from the right
             total += p if n == 3 else p // m + p % m
     if n == 37:
-        return MOD37[(38 - total) % 37]
-    return a[(m - total % m) % m]
+        v = (38 - total) % 37
+        return "*" if v == 36 else ALNUM[v]  # MOD37: ALNUM + "*"
+    return ALNUM[(m - total % m) % m]
 
 
 def _valid(text, n):
-    # Whether the last character of `text` is _check(everything before it, n).
-    _over(text)
-    if len(text) < 2:
-        return False
-    try:
-        return _check(text[:-1], n) == text[-1]
-    except TagError:
-        return False
-
-
-# A format's `valid` is one of these (the station's compact rule set names it).
-def mod37_2_valid(text):
-    return _valid(text, 37)
-
-
-def luhn_valid(text):
-    return _valid(text, 10)
-
-
-def luhn36_valid(text):
-    return _valid(text, 36)
-
-
-def gs1_valid(text):
-    return _valid(text, 3)
+    # Whether the last character of `text` (at most MAX_TAG long) is _check(everything before
+    # it, n): a TagFormat's check with its scheme number n (TagFormat.valid).
+    return len(text) > 1 and _check(text[:-1], n) == text[-1]
 
 
 def _uid(uid):
@@ -157,8 +122,8 @@ def _uid(uid):
 def _hex(b):
     out = []
     for c in b:
-        out.append(HEX[c >> 4])
-        out.append(HEX[c & 15])
+        out.append(ALNUM[c >> 4])  # ALNUM's first 16 characters: the upper-case hex digits
+        out.append(ALNUM[c & 15])
     return "".join(out)
 
 
@@ -187,7 +152,9 @@ class TagFormat:
     """One entry of a rule set's `tag_formats`. Text formats: the value (after removing `strip`)
     is the tag's code: it starts with `prefix`, has lo..hi characters (the spec's `length`: int
     or [min, max]) drawn from `alphabet`, and if `check` is not 'none' its last character is the check
-    character of everything before it (prefix included). UID formats: `uid_lengths` (subset of
+    character of everything before it (prefix included) by the check scheme `valid` (37
+    MOD 37-2, 10 Luhn, 36 Luhn mod 36, 3 GS1: the xxx_valid function of that scheme is
+    tagshost.VALID[valid]; None without a check character). UID formats: `uid_lengths` (subset of
     4, 7, 10) and optionally `manufacturers` (allowed first bytes). Built and validated by
     twproto.rsload.tag_format, or from the station's compact copy (twproto.ruleset)."""
 
@@ -199,7 +166,7 @@ class TagFormat:
     strip: str
     prefix: str
     alphabet: str
-    valid: "Callable[[str], bool] | None"  # the scheme's xxx_valid, None without a check char
+    valid: "int | None"  # the check scheme's number (see above), None without a check char
     check_chars: "str | None"
     lo: int  # code length bounds (names the station already interns)
     hi: int
@@ -238,7 +205,7 @@ class TagFormat:
             return _OK
         if cc.find(code[n]) < 0:
             return _BAD_SYNTAX
-        return _OK if valid(code) else _BAD_CHECK
+        return _OK if _valid(code, valid) else _BAD_CHECK
 
 
 def identify(formats, kind, tag):

@@ -1,9 +1,10 @@
-# The host half of twproto.tags: its public numbers, the check-character functions,
-# fallback_text and uid_problem, which the station never names (tags keeps private const()
-# copies of the numbers, a rule set checks codes with tags' xxx_valid functions, identify()
-# builds the fallback key itself and asks tags._uid). Reached as tags.X (tags' module __getattr__), so code keeps importing
-# everything from twproto.tags.
-from twproto.tags import _check, _hex, _uid, canonical
+# The host half of twproto.tags: its public numbers, the alphabets but ALNUM, the
+# check-character functions, fallback_text and uid_problem, which the station never names (tags
+# keeps private const() copies of the numbers, a TagFormat checks codes with tags._valid and its
+# scheme number, identify() builds the fallback key itself and asks tags._uid). Reached as
+# tags.X (tags' module __getattr__), so code keeps importing everything from twproto.tags.
+from twproto.errors import TagError
+from twproto.tags import ALNUM, _check, _hex, _uid, _valid, canonical
 
 __all__ = (  # twproto.tags' public API
     "MAX_TAG", "KIND_UID", "KIND_NDEF_TEXT", "KIND_NDEF_URI", "KIND_QR", "KIND_BARCODE", "OK",
@@ -24,25 +25,75 @@ OK = 0
 BAD_SYNTAX = 1  # same numbers as reasons.TAG_SYNTAX / TAG_CHECK
 BAD_CHECK = 2
 
+DIGITS = ALNUM[:10]
+HEX = ALNUM[:16]
+MOD37 = ALNUM + "*"  # check characters of MOD 37-2
+
+# A TagFormat's `valid` (its check scheme's number) -> the name of the scheme's xxx_valid
+# function: how the compact rule set stores it (RULES.md section 9, twproto.rsbin).
+VALID = {37: "mod37_2_valid", 10: "luhn_valid", 36: "luhn36_valid", 3: "gs1_valid"}
+
+
+def _over(s):
+    # Refuse a text longer than MAX_TAG before any work.
+    if len(s) > MAX_TAG:
+        raise TagError("tag_too_long", "more than %d characters" % MAX_TAG)
+
+
+def _checked(code, n):
+    # tags._check for the public functions: TagError for a text too long or a bad character.
+    _over(code)
+    c = _check(code, n)
+    if c is None:
+        m = 36 if n > 35 else 10
+        for ch in code:
+            if not 0 <= ALNUM.find(ch) < m:
+                raise TagError("bad_char", repr(ch) + " not allowed")
+    return c
+
+
+def mod37_2_valid(text):
+    """Whether the last character of `text` is the MOD 37-2 check of the rest."""
+    _over(text)
+    return _valid(text, 37)
+
+
+def luhn_valid(text):
+    """Whether the last digit of `text` is the Luhn check digit of the rest."""
+    _over(text)
+    return _valid(text, 10)
+
+
+def luhn36_valid(text):
+    """Whether the last character of `text` is the Luhn mod 36 check of the rest."""
+    _over(text)
+    return _valid(text, 36)
+
+
+def gs1_valid(text):
+    """Whether the last digit of `text` is the GS1 mod-10 check digit of the rest."""
+    _over(text)
+    return _valid(text, 3)
+
 
 def mod37_2_check(code):
     """ISO/IEC 7064 MOD 37-2 check character of code (0-9 A-Z)."""
-    return _check(code, 37)
+    return _checked(code, 37)
 
 
 def luhn_check(digits):
     """Luhn (ISO/IEC 7812-1) check digit for a string of digits."""
-    return _check(digits, 10)
+    return _checked(digits, 10)
 
 
 def luhn36_check(code):
     """Luhn mod N with N = 36 over 0-9 A-Z (character value = its index)."""
-    return _check(code, 36)
+    return _checked(code, 36)
 
 
 def gs1_check(digits):
     """GS1 mod-10 check digit (EAN/UPC/GTIN/SSCC): weights 3,1,3,... from the right."""
-    return _check(digits, 3)
+    return _checked(digits, 3)
 
 
 def fallback_text(kind, tag):
