@@ -6,9 +6,10 @@
 #   fb.show(ACCEPTED)           # a transient pattern, then back to the background
 #   fb.tick(ticks_ms())
 #
-# A pattern is a flat tuple: (repeat_from, leds, buzz, ms, leds, buzz, ms, ...). `leds` is a mask
-# (1 ok, 2 bad, 4 attention); ms 0 holds the step until the next show(). repeat_from -1 means the
-# pattern ends after its last step and the background pattern resumes.
+# A pattern is a run of bytes in _PATTERNS: repeat_from, then one (leds | buzz << 3, ms // 10)
+# pair per step. `leds` is a mask (1 ok, 2 bad, 4 attention), buzz 1 sounds the buzzer; ms 0
+# holds the step until the next show(). repeat_from is the step the pattern repeats from; 255
+# means the pattern ends after its last step and the background pattern resumes.
 from micropython import const
 
 from twproto.port import ticks_add, ticks_diff, ticks_ms
@@ -22,14 +23,20 @@ _ATTENTION = const(3)
 _NOT_SYNCED = const(4)
 _IDLE = const(5)
 
-_PATTERNS = const((
-    (0, 0, 0, 0),  # OFF
-    (-1, 1, 1, 120, 1, 0, 1880),  # ACCEPTED: green, one short beep, 2 s
-    (-1, 2, 1, 150, 2, 0, 100, 2, 1, 150, 2, 0, 100, 2, 1, 150, 2, 0, 2350),  # REJECTED: 3 beeps
-    (1, 4, 1, 400, 4, 0, 400, 0, 0, 400),  # ATTENTION: amber blinks; one long beep, then silent
-    (0, 4, 0, 80, 0, 0, 1920),  # NOT_SYNCED: short amber flash every 2 s
-    (0, 1, 0, 40, 0, 0, 4960),  # IDLE: a faint green heartbeat every 5 s
-))  # fmt: skip
+# One bytes object (not a tuple of int tuples: ~300 bytes less heap). Its first 6 bytes are the
+# offsets of the patterns in it; a pattern ends where the next begins (or at the end).
+_PATTERNS = const(
+    b"\x06\x09\x0e\x1b\x22\x27"  # offsets of OFF ACCEPTED REJECTED ATTENTION NOT_SYNCED IDLE
+    b"\x00" b"\x00\x00"  # OFF: all off, held
+    b"\xff" b"\x09\x0c\x01\xbc"  # ACCEPTED: green + beep 120 ms, green 1880 ms
+    b"\xff" b"\x0a\x0f\x02\x0a" b"\x0a\x0f\x02\x0a" b"\x0a\x0f\x02\xeb"  # REJECTED: 3 x
+    # (red + beep 150 ms, red 100 ms), the last red 2350 ms
+    b"\x01" b"\x0c\x28" b"\x04\x28\x00\x28"  # ATTENTION: amber + beep 400 ms, then
+    # (amber 400 ms, off 400 ms) repeated: one long beep, then silent blinks
+    b"\x00" b"\x04\x08\x00\xc0"  # NOT_SYNCED: short amber flash (80 ms) every 2 s
+    b"\x00" b"\x01\x04\x00\xf8\x00\xf8"  # IDLE: a faint green heartbeat (40 ms) every
+    # 5 s (the 4960 ms off in two steps of 2480: a step's ms // 10 fits in a byte)
+)
 
 
 class Feedback:
@@ -61,17 +68,19 @@ class Feedback:
 
     def _next(self, now):  # the pattern's next step
         pats = _PATTERNS
-        p = pats[self.pattern]
-        i = self._i
-        if i >= len(p):
-            if p[0] < 0:  # transient finished: back to the background
-                self.pattern = self._bg
-                p = pats[self._bg]
+        k = self.pattern
+        i = self._i  # offset of the step in the pattern
+        end = pats[k + 1] if k < _IDLE else len(pats)  # IDLE is the last pattern
+        if pats[k] + i >= end:
+            r = pats[pats[k]]
+            if r == 255:  # transient finished: back to the background
+                self.pattern = k = self._bg
                 i = 1
             else:
-                i = 1 + 3 * p[0]
-        leds = p[i]
-        buzz = p[i + 1]
+                i = 1 + 2 * r
+        i += pats[k]
+        leds = pats[i] & 7
+        buzz = pats[i] >> 3
         inv = self._inv
         pins = self._io
         pins[0].value((leds & 1 and 1) ^ inv)
@@ -85,10 +94,10 @@ class Feedback:
                 b.value(buzz)
         self.leds = leds
         self.buzzing = buzz
-        ms = p[i + 2]
+        ms = pats[i + 1] * 10
         self._hold = ms == 0
         self._end = ticks_add(now, ms)
-        self._i = i + 3
+        self._i = i + 2 - pats[k]
 
     def tick(self, now=None):
         if self._hold:

@@ -119,3 +119,31 @@ def test_outputs_off_after_init(pins):
     fb = fbm.Feedback(*pins)
     assert fb.leds == 0 and fb.buzzing == 0 and fb.pattern == OFF
     assert [p.value() for p in pins[:3]] == [0, 0, 0]
+
+
+def test_pattern_table_decodes_to_the_documented_steps():
+    # _PATTERNS: 6 offsets, then per pattern repeat_from (255: transient) and (leds | buzz << 3,
+    # ms // 10) per step
+    p = fbm._PATTERNS
+    spec = {
+        OFF: (0, [(0, 0, 0)]),
+        ACCEPTED: (255, [(1, 1, 120), (1, 0, 1880)]),
+        REJECTED: (255, [(2, 1, 150), (2, 0, 100)] * 2 + [(2, 1, 150), (2, 0, 2350)]),
+        ATTENTION: (1, [(4, 1, 400), (4, 0, 400), (0, 0, 400)]),
+        NOT_SYNCED: (0, [(4, 0, 80), (0, 0, 1920)]),
+        IDLE: (0, [(1, 0, 40), (0, 0, 2480), (0, 0, 2480)]),  # 4960 ms off in two steps
+    }
+    for k, (rep, steps) in spec.items():
+        a = p[k]
+        b = p[k + 1] if k < IDLE else len(p)
+        got = [(p[i] & 7, p[i] >> 3, p[i + 1] * 10) for i in range(a + 1, b, 2)]
+        assert (p[a], got) == (rep, steps), k
+
+
+def test_idle_heartbeat_every_5_s(pins):
+    fb = fbm.Feedback(*pins)
+    fb.background(IDLE, 0)
+    tl = timeline(fb, pins, 0, 15000)
+    assert [row for row in tl if row[1]] == [(0, 1, 0, 0, 0), (5000, 1, 0, 0, 0),
+                                              (10000, 1, 0, 0, 0)]
+    assert all(t % 5000 == 40 for t, g, *_ in tl if not g)
