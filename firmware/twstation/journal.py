@@ -68,12 +68,10 @@ class JournalError(StationError):
     pass
 
 
-class JournalFull(JournalError):
-    pass
-
-
-class JournalCorrupt(JournalError):
-    pass
+# No caller tells "full" or "corrupt" apart from any other journal error (the station refuses
+# the reading either way; a corrupt journal stops the boot with its message): one class, the
+# message says which (a class costs ~122 bytes of heap, a name ~26; firmware/MEMORY.md).
+JournalFull = JournalCorrupt = JournalError
 
 
 class OsFs:
@@ -101,10 +99,15 @@ def _u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
 
-def _with_crc(b):
-    """b followed by its CRC-16, little-endian (ack log entries, segment headers)."""
-    c = crc16(b)
-    return b + bytes((c & 0xFF, c >> 8))
+def _cold(name, *args):
+    """jrecover.<name>(*args), then forget jrecover again: the journal's rare work (opening, a
+    new segment, the ack log's rewrite, compaction, a refused or failed append) is not kept in
+    the station's heap (twstation.COLD)."""
+    from twstation import forget, jrecover
+
+    r = getattr(jrecover, name)(*args)
+    forget(("twstation.jrecover",))
+    return r
 
 
 class Journal:
@@ -113,7 +116,16 @@ class Journal:
     append(frame), pending(after=0), frame(seq), ack(seq), head(), backlog(), fill_pct(), full,
     nearly_full, capacity (typical READINGs that fit), recovered, discarded, close()."""
 
-    # set by twstation.jrecover.open_journal (annotations only: no code on MicroPython)
+    # set by twstation.jrecover.open (annotations only: no code on MicroPython)
+    path: str  # the directory, without a trailing "/"
+    fs: "OsFs"  # the file system (tests pass a fake one)
+    capacity_bytes: int
+    seg_max: int  # bytes per segment, header included
+    capacity: int  # typical READINGs that fit
+    warn_pct: int
+    recovered: int  # bytes of a torn tail cut off at open
+    discarded: int  # records cut off at open (0 or 1)
+    chain: bytearray  # first 4 bytes of the last READING's MAC (the hash-chain head)
     # Private attribute names reuse names the app already interns (each distinct name costs
     # heap once: firmware/MEMORY.md), hence the comments:
     _w: int  # W: every seq <= W is acknowledged (the ack log's value)
@@ -126,21 +138,12 @@ class Journal:
     last_seq: int
 
     def __init__(self, path, capacity_bytes, fs=None, warn_pct=80, segments=8):
-        from twstation import jrecover  # boot only: forgotten afterwards (twstation.COLD)
+        # boot only: checks the sizes, sets the attributes, recovers. jrecover is forgotten
+        # with the boot's other COLD modules (not here: a reopen would import it again)
+        from twstation import jrecover
 
-        self.path = path.rstrip("/")
-        self.fs = fs if fs is not None else OsFs()
-        self.capacity_bytes = capacity_bytes
-        self.seg_max = capacity_bytes // segments
-        if segments < 2 or self.seg_max < _HDR + 255:
-            raise JournalError("journal: capacity too small for %d segments" % segments)
-        self.capacity = (self.seg_max - _HDR) // _TYPICAL * segments
-        self.warn_pct = warn_pct
-        self.recovered = 0
-        self.discarded = 0
         self._f = None  # the newest segment, open for appending once the first append came
-        self.chain = bytearray(4)
-        jrecover.open(self)
+        jrecover.open(self, path, capacity_bytes, fs, warn_pct, segments)
 
     # -- paths and small files ---------------------------------------------------------------------
 
@@ -197,27 +200,19 @@ class Journal:
         """Store one signed frame (bytes, bytearray or memoryview: SOF LEN TYPE BODY MAC CRC)
         durably. Raises JournalFull (nothing written) or JournalError (bad frame)."""
         n = len(frame)
-        if n < 25 or frame[0] != _SOF or frame[1] > _MAX_BODY or n != frame[1] + _EXTRA + 1:
-            raise JournalError("journal: not a frame")
-        if frame[2] == _NACK:
-            raise JournalError("journal: unauthenticated frame")
-        c = crc16(frame, 0, n - 2)
-        if frame[n - 2] != (c & 0xFF) or frame[n - 1] != (c >> 8):
-            raise JournalError("journal: bad frame CRC")
-        seq = _u32(frame, 3)
-        if seq <= self.last_seq:
-            raise JournalError("journal: seq " + str(seq) + " not above " + str(self.last_seq))
-        rl = n - 1
-        if self._over(rl):
-            raise JournalFull("journal full: " + str(self.backlog()) + " readings not sent")
+        rl = n - 1  # record length
+        ok = (n >= 25 and frame[0] == _SOF and frame[1] <= _MAX_BODY and rl == frame[1] + _EXTRA
+              and frame[2] != _NACK)
+        if ok:
+            c = crc16(frame, 0, n - 2)
+            seq = _u32(frame, 3)
+            ok = (frame[n - 2] == (c & 0xFF) and frame[n - 1] == (c >> 8) and seq > self.last_seq
+                  and not self._over(rl))
+        if not ok:  # rare: jrecover finds which check failed and words the error
+            raise _cold("refused", self, frame)
         seg = self._s[-1]
         if seg[_SIZE] + rl > self.seg_max:
-            # a new segment (every seg_max bytes: rare): twstation.jrecover creates it and is
-            # forgotten again at once
-            from twstation import forget, jrecover
-
-            seg = jrecover.rotate(self, seg)
-            forget(("twstation.jrecover",))
+            seg = _cold("rotate", self, seg)  # a new segment (every seg_max bytes: rare)
         fs = self.fs
         f = self._f
         try:
@@ -226,16 +221,9 @@ class Journal:
             f.write((frame if type(frame) is memoryview else memoryview(frame))[1:n])
             fs.sync(f)  # committed: durable before the station sends it
         except OSError:
-            # the file system refused part of the write: cut back to the last good record so
-            # the next append does not follow garbage (the handle is reopened next time)
-            try:
-                self.close()
-            except OSError:
-                self._f = None
-            from twstation import jrecover  # rare: forgotten again with the other COLD modules
-
-            jrecover.truncate(self, self._segp(seg[_NO]), seg[_SIZE])
-            raise JournalError("journal: write failed")
+            # the file system refused part of the write: jrecover cuts back to the last good
+            # record so the next append does not follow garbage
+            raise _cold("failed", self, seg)
         if self._start is None:
             self._start = (len(self._s) - 1, seg[_SIZE], rl, seq)
         seg[_SIZE] += rl
@@ -326,13 +314,11 @@ class Journal:
             size = fs.size(p)
         except OSError:
             size = _ACK_MAX
-        b = _with_crc(w.to_bytes(4, "little"))
-        if size >= _ACK_MAX:  # every ~85 acks: the rewrite lives in jrecover
-            from twstation import forget, jrecover
-
-            jrecover.write_new(self, p, b)
-            forget(("twstation.jrecover",))
-        else:
+        b = w.to_bytes(4, "little")
+        c = crc16(b)
+        b += bytes((c & 0xFF, c >> 8))  # an entry: W and its CRC-16
+        rewrite = size >= _ACK_MAX  # every ~85 acks
+        if not rewrite:
             f = fs.open(p, "ab")
             try:
                 f.write(b)
@@ -340,12 +326,10 @@ class Journal:
             finally:
                 f.close()
         s = self._s[0]
-        if len(self._s) > 1 and (s[_COUNT] == 0 or s[_LAST] <= w):
-            # the oldest segment is all acknowledged (once per segment): jrecover deletes it
-            from twstation import forget, jrecover
-
-            jrecover.compact(self)
-            forget(("twstation.jrecover",))
+        if rewrite or len(self._s) > 1 and (s[_COUNT] == 0 or s[_LAST] <= w):
+            # the ack log's rewrite, or the oldest segment is all acknowledged (once per
+            # segment): jrecover rewrites the log and deletes acknowledged segments
+            _cold("acked", self, p, b, rewrite)
         return True
 
     def _next(self, v):

@@ -3,8 +3,8 @@
 # bytes), the ack log's rewrite (every ~85 acks), deleting acknowledged segments, the cut-back
 # of a failed write. Imported for those and forgotten afterwards (twstation.COLD), so this code
 # does not stay in the station's heap. The layout and the recovery rules are described in journal.py.
-from twproto.crc import TABLE, crc16
-from twproto.port import MICROPYTHON, const
+from twproto.crc import crc16
+from twproto.port import const
 from twstation import journal as J
 
 # The same numbers as journal.py's (inlined there; tests/firmware/test_journal.py checks them).
@@ -15,15 +15,28 @@ _HDR = const(18)
 _ACK_ENTRY = const(6)
 _CHUNK = const(512)
 _CRC_SOF = const(0x443B)
+_SOF = const(0xA1)
+_TYPICAL = const(63)  # record of a synced READING with a 15-byte tag (64-byte frame)
 _NO = const(0)  # a segment is [number, size, records, last seq] (journal.py)
 _SIZE = const(1)
 _COUNT = const(2)
 _LAST = const(3)
 
 
-def open(j):  # noqa: A001 (jrecover.open(journal); the builtin open is not used here)
-    """Journal.__init__'s second half: list, recover, rebuild the in-RAM index."""
-    fs = j.fs
+def open(j, path, capacity_bytes, fs, warn_pct, segments):  # noqa: A001 (the builtin is not used)
+    """Journal.__init__: check the sizes, set the attributes, list, recover, rebuild the in-RAM
+    index."""
+    j.path = path.rstrip("/")
+    j.fs = fs = fs if fs is not None else J.OsFs()
+    j.capacity_bytes = capacity_bytes
+    j.seg_max = capacity_bytes // segments
+    if segments < 2 or j.seg_max < _HDR + 255:
+        raise J.JournalError("journal: capacity too small for %d segments" % segments)
+    j.capacity = (j.seg_max - _HDR) // _TYPICAL * segments
+    j.warn_pct = warn_pct
+    j.recovered = 0
+    j.discarded = 0
+    j.chain = bytearray(4)
     try:
         names = fs.listdir(j.path)
     except OSError:
@@ -58,6 +71,12 @@ def open(j):  # noqa: A001 (jrecover.open(journal); the builtin open is not used
     compact(j)
 
 
+def _with_crc(b):
+    """b followed by its CRC-16, little-endian (ack log entries, segment headers)."""
+    c = crc16(b)
+    return b + bytes((c & 0xFF, c >> 8))
+
+
 def _load_acks(j, exists):
     if not exists:
         return 0
@@ -77,7 +96,7 @@ def _load_acks(j, exists):
         else:
             clean = False
     if not clean:  # a torn entry: rewrite so later appends stay aligned
-        write_new(j, j.path + "/ack", J._with_crc(w.to_bytes(4, "little")))
+        write_new(j, j.path + "/ack", _with_crc(w.to_bytes(4, "little")))
     return w
 
 
@@ -99,7 +118,6 @@ def _scan(j, v, newest):  # v: the segment's number
             j.last_seq = prev
             j.chain[0:4] = h[12:16]
         seg = [v, _HDR, 0, prev]
-        tab = TABLE
         idx = len(j._s)
         buf = b""
         off = _HDR  # file offset of buf[0]
@@ -120,16 +138,10 @@ def _scan(j, v, newest):  # v: the segment's number
             if buf[pos] > _MAX_BODY or buf[pos] < 4 or buf[pos + 1] == _NACK:
                 bad = "bad length or type"
                 break
-            # The record's CRC is the frame's: over SOF + its first n-2 bytes. On the station
-            # this loop is most of the boot scan's time: inlined (no call per record) over a
-            # bytes slice (iterating bytes is the VM's fastest per-byte loop; the slice is
-            # boot-time garbage). VM, 1,000 readings: scan 49 -> 36 ms (bench/journal.py).
-            if MICROPYTHON:
-                c = _CRC_SOF
-                for b in buf[pos : pos + n - 2]:
-                    c = ((c << 8) & 0xFF00) ^ tab[(c >> 8) ^ b]
-            else:  # CPython (simulator, tests): crc16 is binascii's C function
-                c = crc16(buf, pos, pos + n - 2, _CRC_SOF)
+            # The record's CRC is the frame's: over SOF + its first n-2 bytes (twproto.crc's
+            # function, whatever its table: an inlined copy of its loop broke when the table
+            # changed)
+            c = crc16(buf, pos, pos + n - 2, _CRC_SOF)
             if buf[pos + n - 2] != (c & 0xFF) or buf[pos + n - 1] != (c >> 8):
                 bad = "bad CRC"
                 break
@@ -204,7 +216,7 @@ def rotate(j, seg):
     returns its entry, now the newest."""
     j.close()
     no = seg[_NO] + 1
-    write_new(j, j._segp(no), J._with_crc(
+    write_new(j, j._segp(no), _with_crc(
         b"TWJ\x01" + no.to_bytes(4, "little") + j.last_seq.to_bytes(4, "little") + j.chain))
     seg = [no, _HDR, 0, j.last_seq]
     j._s.append(seg)
@@ -223,3 +235,39 @@ def compact(j):
         if j._start is not None:
             c = j._start
             j._start = (c[0] - 1, c[1], c[2], c[3])
+
+
+def acked(j, path, entry, rewrite):
+    """Journal.ack's rare part: replace the ack log by its one new entry (when it has grown to
+    _ACK_MAX), then delete the segments that are all acknowledged."""
+    if rewrite:
+        write_new(j, path, entry)
+    compact(j)
+
+
+def refused(j, frame):
+    """The error for a frame Journal.append refuses (the first check that fails, in order)."""
+    n = len(frame)
+    if n < 25 or frame[0] != _SOF or frame[1] > _MAX_BODY or n != frame[1] + _EXTRA + 1:
+        return J.JournalError("journal: not a frame")
+    if frame[2] == _NACK:
+        return J.JournalError("journal: unauthenticated frame")
+    c = crc16(frame, 0, n - 2)
+    if frame[n - 2] != (c & 0xFF) or frame[n - 1] != (c >> 8):
+        return J.JournalError("journal: bad frame CRC")
+    seq = J._u32(frame, 3)
+    if seq <= j.last_seq:
+        return J.JournalError("journal: seq " + str(seq) + " not above " + str(j.last_seq))
+    return J.JournalFull("journal full: " + str(j.backlog()) + " readings not sent")
+
+
+def failed(j, seg):
+    """The file system refused part of an append to `seg` (the newest segment): close the
+    append handle (reopened by the next append) and cut the file back to its last good record,
+    so the next append does not follow garbage. Returns the error append raises."""
+    try:
+        j.close()
+    except OSError:
+        j._f = None
+    truncate(j, j._segp(seg[_NO]), seg[_SIZE])
+    return J.JournalError("journal: write failed")

@@ -201,6 +201,40 @@ def test_refuses_bad_frames_and_old_seq():
     assert _seqs(j) == [5, 6]
 
 
+def test_refusals_say_why_and_write_nothing():
+    # one error class for every refusal (JournalFull and JournalCorrupt are names for it): the
+    # message says which check failed, in the order append() checks them
+    fs = FakeFS()
+    j = J.Journal("/j", 4 * 300, fs=fs, segments=4)
+    j.append(reading(5))
+    before = dict((k, bytes(v)) for k, v in fs.files.items())
+    nack = bytearray(reading(6))
+    nack[2] = 0x12
+    for bad, why in ((reading(6)[:-1], "journal: not a frame"), (b"\xa1", "journal: not a frame"),
+                     (bytes(nack), "journal: unauthenticated frame"),
+                     (reading(6)[:-1] + b"\x00", "journal: bad frame CRC"),
+                     (reading(5), "journal: seq 5 not above 5"),
+                     (reading(4), "journal: seq 4 not above 5")):
+        try:
+            j.append(bad)
+            assert False, why
+        except J.JournalError as e:
+            assert str(e) == why, (str(e), why)
+    assert dict((k, bytes(v)) for k, v in fs.files.items()) == before
+    assert J.JournalFull is J.JournalError and J.JournalCorrupt is J.JournalError
+    seq = 5
+    while not j.full:
+        seq += 1
+        j.append(reading(seq))
+    big = reading(seq + 1, tag=b"QR-TW2024-00017-LONGER-TAG")  # no room for it either
+    try:
+        j.append(big)
+        assert False, "full"
+    except J.JournalFull as e:
+        assert str(e) == "journal full: " + str(seq - 4) + " readings not sent", str(e)
+    assert _seqs(j)[-1] == seq
+
+
 def test_newest_segment_stays_open_between_appends():
     # one open per segment, not per reading; each record is on "flash" (the file data) as soon
     # as append() returns; after close() the next append reopens the segment
