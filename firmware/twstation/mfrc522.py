@@ -19,8 +19,8 @@
 # is GONE after _GONE_AFTER scans without an answer. A collision anywhere gives MULTIPLE, never
 # one of the UIDs. After MULTIPLE or an error the field is switched off for 5 ms so every card
 # restarts from IDLE. CRC_A is computed here (crc_a) rather than by the chip's coprocessor;
-# twstation.rfdiag cross-checks the two (technician tool); it also holds init()'s reset and
-# register set-up, which run at boot only.
+# twstation.rfdiag cross-checks the two (technician tool). init()'s reset and register set-up
+# run at boot only: they are in the cold twstation.drvwork.
 from micropython import const
 
 from twproto.port import ticks_add, ticks_diff, ticks_ms
@@ -104,7 +104,7 @@ def crc_a(buf, n, start=0):
 
 
 class MFRC522:
-    # The buffers and counters are allocated by twstation.rfdiag.init() (boot only, code that
+    # The buffers and counters are allocated by twstation.drvwork.mfrc522() (boot only, code that
     # then leaves the heap); declared here for mypy (the compiler emits nothing for these).
     # Private attribute names reuse names the app already interns (firmware/MEMORY.md):
     # _w the 2-byte register buffer; _io the SPI transfer buffer (address byte + 64 FIFO bytes
@@ -166,13 +166,11 @@ class MFRC522:
     def init(self, n=0):
         """Reset, check the chip is there, set the timer (5 ms reply timeout), antenna on; n=1
         (the constructor): allocate the buffers and zero the counters first. Boot and self-test
-        only: the code lives in twstation.rfdiag, forgotten afterwards."""
-        from twstation import forget, rfdiag
+        only: the code lives in the cold twstation.drvwork (forgotten after the boot and after
+        each command)."""
+        from twstation import drvwork
 
-        try:
-            rfdiag.init(self, n)
-        finally:  # also when the chip is missing (DriverError)
-            forget(("twstation.rfdiag",))
+        drvwork.mfrc522(self, n)
         self._next = ticks_add(ticks_ms(), _RF_GUARD_MS)
 
     def antenna(self, on):

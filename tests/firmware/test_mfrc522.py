@@ -306,9 +306,9 @@ def test_every_uri_prefix_code_expands():
     assert ndef.parse_record(rec, 0, len(rec))[0] == ndef._KIND_BAD
 
 
-def test_rfdiag_copies_of_the_driver_numbers():
-    # rfdiag.init allocates the driver's buffers and sets its idle state with literal copies
-    from twstation import rfdiag
+def test_drvwork_copies_of_the_driver_numbers():
+    # drvwork.mfrc522 allocates the driver's buffers and sets its idle state with literal copies
+    from twstation import drvwork
 
-    assert rfdiag._MEM_MAX == rfm._MEM_MAX
-    assert rfm._ST_IDLE == rfm._NONE == rfm._KIND_NONE == 0  # written as 0 by rfdiag.init
+    assert (drvwork._MEM_MAX, drvwork._CommandReg) == (rfm._MEM_MAX, rfm._CommandReg)
+    assert rfm._ST_IDLE == rfm._NONE == rfm._KIND_NONE == 0  # written as 0 by drvwork.mfrc522
