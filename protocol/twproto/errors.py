@@ -26,11 +26,18 @@ class MessageError(ProtocolError):
     bad_count, bad_op, bad_type."""
 
 
-class RuleSetError(ProtocolError):
-    """Rule sets (twproto.ruleset, twproto.canon): bad_json, too_large, too_deep, bad_ruleset.
-    The detail names the bad entry, e.g. "rules[3].params.max_g: must be an integer >= min_g";
-    `path` (third argument) the entry alone."""
-
-
-class TagError(ProtocolError):
-    """Tag values and check characters (twproto.tags): tag_too_long, bad_char, bad_scheme."""
+# RuleSetError: rule sets (twproto.rsload, twproto.canon): bad_json, too_large, too_deep,
+# bad_ruleset. The detail names the bad entry, e.g. "rules[3].params.max_g: must be an integer
+# >= min_g"; `path` (third argument) the entry alone.
+# TagError: tag values and check characters (the check-character functions of twproto.tags):
+# tag_too_long, bad_char, bad_scheme.
+# Both are raised only while a rule set is validated or by host-side tag functions, and no
+# station code catches them apart from ProtocolError: each is made on first use (a class costs
+# the station's heap ~122 B, firmware/MEMORY.md) and then kept here, so every `errors.X` and
+# `from twproto.errors import X` gives the same class.
+def __getattr__(name):
+    if name == "RuleSetError" or name == "TagError":
+        c = type(name, (ProtocolError,), {})
+        globals()[name] = c
+        return c
+    raise AttributeError(name)
