@@ -6,24 +6,18 @@
 import hashlib
 
 from twproto.errors import MacError
+from twproto.frame import __getattr__  # noqa: F401  (the host names, see below)
 from twproto.port import MICROPYTHON, const
 
 # Private copies (inlined: no interned names on the station). The public DIR_STATION,
 # DIR_BRIDGE, MAC_LEN, KEY_LEN and NONCE_LEN live in twproto.framehost and are reached as
-# mac.X (module __getattr__ below); tests/protocol/test_frame_split.py checks they agree.
+# mac.X through frame's module __getattr__ (one function for both modules: each costs heap);
+# tests/protocol/test_frame_split.py checks they agree.
 _DIR_STATION = const(0x53)  # 'S': frame sent by the station
 _DIR_BRIDGE = const(0x42)  # 'B': frame sent by the bridge (its MAC input also carries the nonce)
 _MAC_LEN = const(16)
 _KEY_LEN = const(32)
 _NONCE_LEN = const(8)
-
-
-def __getattr__(name):
-    if name[:2] == "__":  # a probe for a module dunder: not ours to load
-        raise AttributeError(name)
-    from twproto import framehost
-
-    return getattr(framehost, name)
 
 
 if MICROPYTHON:
