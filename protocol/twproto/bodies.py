@@ -40,18 +40,21 @@ _NET_MAX = const(0x7FFFFF)
 # Divisions e: READING/LIVE flags bits 0-2 index this tuple.
 E_CODES = (1, 2, 5, 10, 20, 50, 100, 200)
 
-# The fixed-layout bodies: type -> (struct format, trailing byte string (name, min, max) or
-# None). The field names (the host's message classes and their error texts need them, the
-# station never reads them) are in twproto.messages.FIELDS, keyed by the same types; the HELLO
-# checks beyond the struct ranges too (the station packs HELLO from values it bounds itself).
-# READING, LIVE, ACK and COMMAND have layouts of their own below; EVENT's (the station packs it
-# with pack_event, never unpacks it) is in twproto.messages.
+# The fixed-layout bodies: type -> struct format. RESULT's fixed part is followed by its detail
+# bytes (0..225: the rest of the body), the one trailing byte string of these types: its bounds
+# (name, min, max) are written where they are checked, pack_fixed and unpack_fixed (a tuple per
+# type would cost the station's heap ~100 bytes more). The field names (the host's message
+# classes and their error texts need them, the station never reads them) are in
+# twproto.messages.FIELDS, keyed by the same types, and messages.LAYOUTS has (format, names,
+# tail) per type; the HELLO checks beyond the struct ranges too (the station packs HELLO from
+# values it bounds itself). READING, LIVE, ACK and COMMAND have layouts of their own below;
+# EVENT's (the station packs it with pack_event, never unpacks it) is in twproto.messages.
 LAYOUTS = {
-    _T_HELLO: ("<IBBBBBIHIIHBHIIB8sI", None),
-    _T_WELCOME: ("<IHBIBB", None),  # time ms proto ruleset_id flags window
-    _T_NACK: ("<BIB", None),
-    _T_STATUS: ("<iiiHBBHHHHIIHH", None),
-    _T_RESULT: ("<HBi", ("detail", 0, _MAX_BODY - 7)),
+    _T_HELLO: "<IBBBBBIHIIHBHIIB8sI",
+    _T_WELCOME: "<IHBIBB",  # time ms proto ruleset_id flags window
+    _T_NACK: "<BIB",
+    _T_STATUS: "<iiiHBBHHHHIIHH",
+    _T_RESULT: "<HBi",  # then detail
 }
 
 # The two COMMAND ops unpack_command checks beyond the struct ranges (private copies of
@@ -122,7 +125,8 @@ def pack_fixed(buf, off, t, values, data=b""):
     its trailing bytes `data`; range-checks every field (a bad one: MessageError bad_field
     "field N", N its index in the layout; twproto.messages checks first with the field names).
     Returns the body length."""
-    fmt, tl = LAYOUTS[t]
+    fmt = LAYOUTS[t]
+    tl = ("detail", 0, _MAX_BODY - 7) if t == _T_RESULT else None
     i = 0
     p = 1
     while p < len(fmt):  # one struct code per field; "8s" / "32s" are fixed byte strings
@@ -158,7 +162,8 @@ def unpack_fixed(t, buf):
     """The values (a tuple in layout order, then the trailing bytes if the type has a tail) of a
     fixed body of type t (`buf` a memoryview of it); strict length and field checks
     (MessageError; the HELLO checks beyond the struct ranges are the host's, in messages)."""
-    fmt, tl = LAYOUTS[t]
+    fmt = LAYOUTS[t]
+    tl = ("detail", 0, _MAX_BODY - 7) if t == _T_RESULT else None
     size = struct.calcsize(fmt)
     n = len(buf)
     check_size(n, size, tl)

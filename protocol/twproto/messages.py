@@ -365,7 +365,7 @@ def _table(cls):
 
 
 # The field names of every fixed layout, in layout order (the station's bodies.LAYOUTS has only
-# the struct formats and tails: it never reads the names).
+# the struct formats: it never reads the names).
 FIELDS = {
     T_HELLO: "device_id fw_major fw_minor fw_patch proto_min proto_max ruleset_id "
              "ruleset_version config_hash last_seq backlog journal_pct boot boot_first_seq "
@@ -378,10 +378,14 @@ FIELDS = {
     T_EVENT: "code severity detail uptime_ms",
 }
 
+# RESULT's trailing detail bytes (name, min, max): the rest of the body after cmd_id u16,
+# status u8, value i32 (bodies.pack_fixed and unpack_fixed write the same bounds; a test checks).
+RESULT_DETAIL = ("detail", 0, MAX_BODY - 7)
 # Every fixed layout as type -> (struct format, field names, tail (name, min, max) or None): the
-# station's (twproto.bodies.LAYOUTS with the names above) and EVENT, which the station only packs
-# (bodies.pack_event) and so does not keep in its heap.
-LAYOUTS = {t: (fmt, FIELDS[t], tail) for t, (fmt, tail) in _b.LAYOUTS.items()}
+# station's (twproto.bodies.LAYOUTS with the names and the tail above) and EVENT, which the
+# station only packs (bodies.pack_event) and so does not keep in its heap.
+LAYOUTS = {t: (fmt, FIELDS[t], RESULT_DETAIL if t == T_RESULT else None)
+           for t, fmt in _b.LAYOUTS.items()}
 LAYOUTS[T_EVENT] = ("<BBiI", FIELDS[T_EVENT], None)
 
 

@@ -79,3 +79,31 @@ def test_unpack_reading_still_reachable_through_bodies():
     back = readingbody.unpack_reading(memoryview(buf)[0:n])
     assert type(back) is bodies.Reading and messages.Reading(**vars(back)) == r
     assert bodies.unpack_reading(memoryview(buf)[0:n]) == r  # the host's, messages.Reading
+
+
+def test_fixed_layouts_and_host_names_stay_aligned():
+    assert set(bodies.LAYOUTS) | {messages.T_EVENT} == set(messages.FIELDS) == set(
+        messages.LAYOUTS)
+    for t, fmt in bodies.LAYOUTS.items():
+        n = len(struct.unpack(fmt, bytes(struct.calcsize(fmt))))
+        assert len(messages.FIELDS[t].split()) == n, t
+        assert messages.LAYOUTS[t][0] == fmt
+    tails = {t: v[2] for t, v in messages.LAYOUTS.items() if v[2] is not None}
+    assert tails == {messages.T_RESULT: ("detail", 0, 225)} and 7 + 225 == messages.MAX_BODY
+
+
+def test_result_detail_bounds_are_the_same_on_the_station():
+    buf = bytearray(300)
+    n = bodies.pack_fixed(buf, 0, messages.T_RESULT, (1, 0, -2), b"d" * 225)
+    assert n == 232
+    assert bodies.unpack_fixed(messages.T_RESULT, memoryview(buf)[0:n]) == (1, 0, -2, b"d" * 225)
+    assert bodies.pack_fixed(buf, 0, messages.T_RESULT, (1, 0, -2)) == 7  # no detail
+    with pytest.raises(MessageError) as e:
+        bodies.pack_fixed(buf, 0, messages.T_RESULT, (1, 0, -2), b"d" * 226)
+    assert str(e.value) == "bad_field: detail"
+    with pytest.raises(MessageError) as e:
+        bodies.unpack_fixed(messages.T_RESULT, memoryview(bytes(7 + 226)))
+    assert str(e.value) == "bad_length: detail"
+    with pytest.raises(MessageError) as e:  # the other types take no trailing bytes
+        bodies.unpack_fixed(messages.T_NACK, memoryview(bytes(7)))
+    assert str(e.value) == "bad_length"
