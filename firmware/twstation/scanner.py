@@ -18,6 +18,7 @@
 from micropython import const
 
 from twproto.port import ticks_diff, ticks_ms
+from twproto.tags import utf8_valid
 
 _LINE_MS = const(300)  # a partial line left unterminated this long is dropped as garbage
 
@@ -67,7 +68,7 @@ class Scanner:
         """Forget the partial line (and a partial module reply)."""
         self._n = 0
         self._drop = 0  # 1: bad byte (garbage), 2: past max_line (overlong)
-        self._cont = 0  # UTF-8 continuation bytes still expected; -1: the CR of CR LF seen
+        self._cont = 0  # 1: the first byte of a CR LF terminator was seen
         self._len = 0  # > 0 while a module reply frame is being collected
 
     def poll(self):
@@ -110,18 +111,21 @@ class Scanner:
                 self._drop = 1
             if c == self._term:
                 n = self._n
-                if self._cont < 0:
+                if self._cont:
                     n -= 1  # the CR of CR LF
                 drop = self._drop
                 if drop == 2:
                     self.overlong += 1
-                elif drop or self._cont > 0:
+                elif drop:
                     self.garbage += 1
                 elif n > 0:
-                    self.lines += 1
                     line = bytes(self._buf[:n])
-                    self.reset()
-                    return line
+                    # well-formed UTF-8: twproto.tags' strict check, one validator for the station
+                    if utf8_valid(line):
+                        self.lines += 1
+                        self.reset()
+                        return line
+                    self.garbage += 1
                 self.reset()
                 continue
             if self._n == 0 and c == 0x02 and not self._drop:
@@ -135,22 +139,9 @@ class Scanner:
                 continue
             self._buf[self._n] = c
             self._n += 1
-            if self._cont < 0:
-                self._drop = 1  # CR in the middle of a CR LF line
-            if self._cont > 0:
-                if c & 0xC0 != 0x80:
-                    self._drop = 1
-                self._cont -= 1
-            elif c == self._pre:
-                self._cont = -1
+            if self._cont:
+                self._drop = 1  # a byte after the CR of a CR LF line: CR in the middle
+            if c == self._pre:
+                self._cont = 1
             elif c < 0x20 or c == 0x7F:
                 self._drop = 1
-            elif c >= 0x80:
-                if 0xC2 <= c <= 0xDF:
-                    self._cont = 1
-                elif 0xE0 <= c <= 0xEF:
-                    self._cont = 2
-                elif 0xF0 <= c <= 0xF4:
-                    self._cont = 3
-                else:
-                    self._drop = 1

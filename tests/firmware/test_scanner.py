@@ -189,3 +189,16 @@ def test_lines_survive_any_chunking(texts, chunk):
             line = drv.poll()
     got += drain(drv)
     assert got == [t.encode() for t in texts]
+
+
+def test_malformed_utf8_lines_are_garbage_crlf_too(clock):
+    # one validator for the station (twproto.tags.utf8_valid): overlong forms, surrogates and
+    # truncated sequences are refused, with either terminator
+    for term in (b"\r", b"\r\n"):
+        uart = UART("u8" + term.hex(), 9600)
+        drv = scm.Scanner(uart, terminator=term)
+        for bad in (b"\xc0\xafA", b"\xe0\x80\xafB", b"\xed\xa0\x80C", b"D\xe2\x82"):
+            uart.port.feed(bad + term)
+        uart.port.feed("é✓".encode() + term)
+        assert drain(drv) == ["é✓".encode()]
+        assert drv.garbage == 4 and drv.lines == 1
