@@ -2,7 +2,8 @@
 # the simulator calls the same build() with fake machine objects (tagweigh.hw), a pty-backed
 # stream and its clock, so the code under test is the code that ships. The building itself is in
 # twstation.assemble, imported for build()/selftest() and forgotten afterwards (it runs once per
-# boot); only loop() stays resident.
+# boot); only loop() stays resident. build is assemble.build itself, reached through the module
+# __getattr__ at the end (no wrapper function in the heap).
 #
 #   st = build(root="/", board=None, stream=None, clock=None, reboot=None, urandom=None)
 #   loop(st)        # until Ctrl-C on an idle line, or a REBOOT command without reboot function
@@ -10,16 +11,6 @@ from twproto.port import const, sleep_ms
 
 _LOOP_MS = const(2)  # pause between steps: the HX711 gives a sample every 100 ms, tags take ~10 ms
 _MAX_FAILS = const(20)  # consecutive failing steps before the loop gives up (to the REPL)
-
-
-def build(*args, **kw):
-    """A ready Station: twstation.assemble.build(root="/", board=None, stream=None, clock=None,
-    reboot=None, urandom=None) (the argument names live there, not in the station's heap).
-    Raises StationError (ConfigError, CalibrationError, JournalCorrupt...) with a one-line
-    message when the flash holds something the station cannot trust."""
-    from twstation import assemble
-
-    return assemble.build(*args, **kw)
 
 
 def loop(st):
@@ -50,7 +41,11 @@ def selftest(*args):
 
 
 def __getattr__(name):
-    # JOURNAL_SEGMENTS, RECORD, journal_bytes, STATE_NAMES (host tools, tests)
+    # build (main.py, the simulator, tests): twstation.assemble.build(root="/", board=None,
+    # stream=None, clock=None, reboot=None, urandom=None), a ready Station; it raises
+    # StationError (ConfigError, CalibrationError, JournalCorrupt...) with a one-line message
+    # when the flash holds something the station cannot trust, and forgets itself once built.
+    # Also JOURNAL_SEGMENTS, RECORD, journal_bytes, STATE_NAMES (host tools, tests).
     from twstation import assemble
 
     return getattr(assemble, name)

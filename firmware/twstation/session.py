@@ -1,10 +1,12 @@
 # The link session's rare paths, kept out of the station's heap (firmware/MEMORY.md): the HELLO
-# sent while there is no session, and the bridge frames that are not ACKs: WELCOME (time sync,
-# window, the events queued meanwhile), COMMAND (SPEC 9 retry / stale handling around
-# twstation.commands) and NACK. twstation.station imports this module when one of these happens
-# and forgets it right after (twstation.COLD); what runs per step or per reading (ACKs, the
-# backlog, resends, STATUS, LIVE, EVENT) stays in twstation.station.
-from twproto.port import const, ticks_add
+# sent while there is no session, the STATUS heartbeat (every status_ms, 10 s by default), the
+# HELLO/STATUS flags both carry, EVENTs (rare: faults, refusals, operator mistakes), and the
+# bridge frames that are not ACKs: WELCOME (time sync, window, the events queued meanwhile),
+# COMMAND (SPEC 9 retry / stale handling around twstation.commands) and NACK. twstation.station
+# imports this module when one of these happens and forgets it right after (twstation.COLD);
+# what runs per step or per reading (ACKs, the backlog, resends, LIVE) stays in
+# twstation.station.
+from twproto.port import const, ticks_add, ticks_diff
 from twproto import bodies as M
 from twstation import FIRMWARE_VERSION
 from twstation.station import _u32
@@ -17,10 +19,16 @@ _T_HELLO = const(0x01)
 _T_WELCOME = const(0x02)
 _T_READING = const(0x10)
 _T_NACK = const(0x12)
+_T_STATUS = const(0x20)
 _T_EVENT = const(0x22)
 _T_COMMAND = const(0x30)
 _T_RESULT = const(0x31)
 _WF_TIME_VALID = const(0x01)  # WELCOME flags
+_SF_TIME_SYNCED = const(0x01)  # HELLO/STATUS flags
+_SF_MAINTENANCE = const(0x02)
+_SF_UNCALIBRATED = const(0x08)
+_SF_JOURNAL_FULL = const(0x10)
+_SF_NO_RULESET = const(0x20)
 _NACK_MALFORMED = const(1)
 _NACK_BAD_MAC = const(2)
 _NACK_STORAGE_UNAVAILABLE = const(5)
@@ -33,9 +41,28 @@ _RS_STALE_COMMAND = const(6)
 # station.py's numbers (tests/firmware/test_session.py checks them against its copies)
 _AT_HELLO = const(1)
 _AT_RESEND = const(2)
+_AT_STATUS = const(5)
 _TIME_MIN = const(1700000000)
 _BACKOFF_MS = const(5000)  # after NACK storage_unavailable / busy: 5 s doubling to 60 s (SPEC 10)
 _BACKOFF_MAX_MS = const(60000)
+_EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
+_EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
+
+
+def flags(st):
+    """HELLO/STATUS flags of Station st."""
+    f = st._sf & 0xFF  # the station's own faults (the bits above are private state, station.py)
+    if st._t0 is not None:
+        f |= _SF_TIME_SYNCED
+    if st.maintenance:
+        f |= _SF_MAINTENANCE
+    if not getattr(st.scale, "calibrated", True):
+        f |= _SF_UNCALIBRATED
+    if st.journal.full:
+        f |= _SF_JOURNAL_FULL
+    if st.ruleset is None:
+        f |= _SF_NO_RULESET
+    return f
 
 
 def hello(st, now):
@@ -58,7 +85,7 @@ def hello(st, now):
         FIRMWARE_VERSION[2], 1, 1,  # ..., proto_min, proto_max
         rs.id if rs is not None else 0, rv, _u32(cfg.hash),
         st.seq, min(j.backlog(), 0xFFFF), min(j.fill_pct(), 100), st.boot,
-        st.boot_first_seq, st.uptime_ms & 0xFFFFFFFF, st.flags(),
+        st.boot_first_seq, st.uptime_ms & 0xFFFFFFFF, flags(st),
         bytes(lk.nonce), st.prev,
     )
     lk.send(_T_HELLO, M.pack_fixed(lk.tx, _BODY, _T_HELLO, v))
@@ -83,7 +110,7 @@ def handler(st, t, body, now):
         st._events = []
         for code, sev, detail, up in q:
             lk.send(_T_EVENT, M.pack_event(lk.tx, _BODY, code, sev, detail, up))
-        st._send_status(now)
+        status(st, now)
     elif t == _T_COMMAND:
         # SPEC 9: a higher cmd_id runs; the same id gets the remembered RESULT again (a
         # bridge retry after a lost RESULT); a lower one is stale and does nothing.
@@ -119,3 +146,46 @@ def handler(st, t, body, now):
             if s not in st.skip and len(st.skip) < 32:
                 st.skip.append(s)
                 st.event(_EV_TAMPER, _SEV_ERROR, s & 0x7FFFFFFF)
+
+
+def status(st, now):
+    """STATUS: the scale's raw figures, faults, backlog and heap (Station._send_status)."""
+    st._at[_AT_STATUS] = ticks_add(now, st.config.status_ms)
+    sc = st.scale
+    j = st.journal
+    try:
+        import gc
+
+        heap = gc.mem_free()
+    except (ImportError, AttributeError):
+        heap = 0
+    cal = sc.cal
+    cpk = (1000 * cal.den) // cal.num if cal.num else 0
+    v = [  # STATUS fields in layout order (twproto.bodies.LAYOUTS)
+        st.raw, sc.zero_counts, abs(cpk), 0, sc.sps & 0xFF, flags(st),
+        st.timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
+        heap & 0xFFFFFFFF, st.uptime_ms & 0xFFFFFFFF, st.boot, cal.cal_id & 0xFFFF,
+    ]
+    for i in range(3):  # raw, zero, counts per kg are i32: a value out of range is sent as 0
+        if not -0x80000000 <= v[i] <= 0x7FFFFFFF:
+            v[i] = 0
+    st.link.send(_T_STATUS, M.pack_fixed(st.link.tx, _BODY, _T_STATUS, v))
+
+
+def event(st, code, severity, detail):
+    """Station.event: send (or queue while there is no session) an EVENT; the same code at most
+    once per _EVENT_GAP_MS so a stuck fault cannot flood the link."""
+    now = st.clock.ticks_ms()
+    last = st._ev_last.get(code)
+    if last is not None and ticks_diff(now, last) < _EVENT_GAP_MS:
+        return
+    st._ev_last[code] = now
+    if not -0x80000000 <= detail <= 0x7FFFFFFF:
+        detail = 0
+    up = st.uptime_ms & 0xFFFFFFFF
+    if st.session:
+        st.link.send(_T_EVENT, M.pack_event(st.link.tx, _BODY, code, severity, detail, up))
+    else:
+        if len(st._events) >= _EVENT_QUEUE:
+            st._events.pop(0)
+        st._events.append((code, severity, detail, up))

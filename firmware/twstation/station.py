@@ -56,9 +56,7 @@ _MAX_FRAME = const(253)
 _T_READING = const(0x10)
 _T_ACK = const(0x11)
 _T_NACK = const(0x12)
-_T_STATUS = const(0x20)
 _T_LIVE = const(0x21)
-_T_EVENT = const(0x22)
 _ACCEPT = const(0)  # verdicts
 _WARN = const(1)
 _REJECT = const(2)
@@ -71,12 +69,8 @@ _TAG_NDEF_TEXT = const(1)
 _TAG_NDEF_URI = const(2)
 _TAG_QR_TEXT = const(3)
 _TAG_MAX = const(64)
-_SF_TIME_SYNCED = const(0x01)  # HELLO/STATUS flags
-_SF_MAINTENANCE = const(0x02)
-_SF_ZERO_OUT_OF_RANGE = const(0x04)
-_SF_UNCALIBRATED = const(0x08)
-_SF_JOURNAL_FULL = const(0x10)
-_SF_NO_RULESET = const(0x20)
+_SF_ZERO_OUT_OF_RANGE = const(0x04)  # HELLO/STATUS flags the station raises (the others:
+# twstation.session.flags)
 _SF_SCALE_FAULT = const(0x40)
 _SF_READER_FAULT = const(0x80)
 _TS_NONE = const(0)  # LIVE tag state
@@ -127,10 +121,8 @@ _P_IDLE = const(5)
 
 _REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
 _SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
-_EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
 _SESSION_IDLE_MS = const(30000)  # no valid bridge frame for this long: new HELLO (SPEC 9)
 _TIME_MIN = const(1700000000)  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
-_EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
 _ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
 
 # Deadlines and last-seen ticks, one preallocated list self._at indexed by these (one attribute
@@ -151,8 +143,8 @@ _AT_LIVE_FLAGS = const(11)  # its flags
 
 # The station's own booleans share the int self._sf with its own faults: bits 0-7 are the
 # HELLO/STATUS flag bits the station raises itself (_SF_SCALE_FAULT, _SF_READER_FAULT,
-# _SF_ZERO_OUT_OF_RANGE; flags() adds the others), the bits above are private state (one
-# attribute instead of seven: each attribute name is an interned string kept for good).
+# _SF_ZERO_OUT_OF_RANGE; twstation.session.flags adds the others), the bits above are private
+# state (one attribute instead of seven: each attribute name is an interned string kept for good).
 _B_TAG_LOADED = const(0x100)  # the held tag's bag is (or was) on the platform
 _B_STABLE_CAP = const(0x200)  # the captured weight was stable (else recorded NOT-STABLE)
 _B_WEIGHED = const(0x400)  # the load on the platform settled once (a bag was weighed)
@@ -493,9 +485,28 @@ class Station:
                 self.validate()
                 self.state = _SIGN
         elif s == _SIGN:
-            # Sign and journal in ONE step: the signed frame is in the link's TX buffer, which
-            # every other frame (LIVE, STATUS, EVENT, RESULT) reuses between two steps.
-            self.commit(now)
+            # SIGN: pack the READING into the link's TX buffer and MAC it; JOURNAL: append it.
+            # Both in ONE step: the signed frame is in the link's TX buffer, which every other
+            # frame (LIVE, STATUS, EVENT, RESULT) reuses between two steps.
+            lk = self.link
+            r = self.reading
+            n = lk.seal(_T_READING, M.pack_reading(lk.tx, _BODY, r))
+            self.state = _JOURNAL
+            try:
+                self.journal.append(memoryview(lk.tx)[0:n])
+            except StationError:
+                # JournalFull, or a flash write the journal cut back: the reading is refused
+                # (the journal keeps nothing half-written), the operator sees "rejected"
+                self.reject(now)
+                return
+            self.seq = r.seq
+            mac_off = _BODY + lk.tx[1]
+            self.prev = _u32(lk.tx[mac_off : mac_off + 4])
+            self.result = None
+            if self.verdict is not None:
+                self.rule_state.record(r, self.verdict)
+            self._check_fill()
+            self.state = _SEND
         elif s == _SEND:
             self.flush(now)
             self._at[_AT_DEADLINE] = ticks_add(now, _ACK_WAIT_MS)
@@ -592,28 +603,6 @@ class Station:
         r.reason = reason
         self.verdict = v
 
-    def commit(self, now):
-        # SIGN: pack the READING into the link's TX buffer and MAC it; JOURNAL: append it
-        lk = self.link
-        r = self.reading
-        n = lk.seal(_T_READING, M.pack_reading(lk.tx, _BODY, r))
-        self.state = _JOURNAL
-        try:
-            self.journal.append(memoryview(lk.tx)[0:n])
-        except StationError:
-            # JournalFull, or a flash write the journal cut back: the reading is refused (the
-            # journal keeps nothing half-written), the operator sees "rejected"
-            self.reject(now)
-            return
-        self.seq = r.seq
-        mac_off = _BODY + lk.tx[1]
-        self.prev = _u32(lk.tx[mac_off : mac_off + 4])
-        self.result = None
-        if self.verdict is not None:
-            self.rule_state.record(r, self.verdict)
-        self._check_fill()
-        self.state = _SEND
-
     def show(self, pattern, now):
         fb = self.feedback
         if fb is not None:
@@ -634,25 +623,18 @@ class Station:
     # ------------------------------------------------------------------ events
     def event(self, code, severity, detail):
         """Send (or queue while there is no session) an EVENT; the same code at most once per
-        _EVENT_GAP_MS so a stuck fault cannot flood the link."""
-        now = self.clock.ticks_ms()
-        last = self._ev_last.get(code)
-        if last is not None and ticks_diff(now, last) < _EVENT_GAP_MS:
-            return
-        self._ev_last[code] = now
-        if not -0x80000000 <= detail <= 0x7FFFFFFF:
-            detail = 0
-        up = self.uptime_ms & 0xFFFFFFFF
-        if self.session:
-            self.link.send(_T_EVENT, M.pack_event(self.link.tx, _BODY, code, severity, detail, up))
-        else:
-            if len(self._events) >= _EVENT_QUEUE:
-                self._events.pop(0)
-            self._events.append((code, severity, detail, up))
+        5 s so a stuck fault cannot flood the link. Events are rare (faults, refusals, operator
+        mistakes; none on a good reading): the cold twstation.session sends them, dropped again
+        right after (only it: an event raised at boot or by a command leaves their modules)."""
+        from twstation import session
+
+        session.event(self, code, severity, detail)
+        forget(("twstation.session",))
 
     # ------------------------------------------------------------------ link: receive
     def _rx(self, now):
-        """Receive: a few frames from the bridge per step."""
+        """Receive: a few frames from the bridge per step (the link checked their MAC where the
+        type has one). ACKs are handled here; the rare others in the cold twstation.session."""
         lk = self.link
         for _ in range(4):  # a few frames per step, bounded
             f = lk.poll()
@@ -664,39 +646,35 @@ class Station:
                                                   (nk[0], nk[1], _NACK_BAD_MAC)))
                 return
             self._at[_AT_RX] = now
+            t = f[2]
+            body = memoryview(f)[_BODY : _BODY + f[1]]
             try:
-                self.handler(f, now)
+                if t == _T_ACK:
+                    # The link already checked the MAC over our session nonce: a forged ACK
+                    # never gets here.
+                    for seq, v in M.unpack_ack(body):
+                        if seq > self.seq:
+                            continue  # an ACK for a reading that does not exist yet: ignore
+                        self.journal.ack(seq)
+                        if seq in self._inflight:
+                            self._inflight.remove(seq)
+                        if seq == self.seq:
+                            self.result = v
+                    self._check_fill()
+                    self._backoff = 0
+                    self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
+                else:
+                    # WELCOME, COMMAND, NACK: rare (a session starts, a command, a refusal):
+                    # the cold twstation.session, dropped again (with the command code) after
+                    from twstation import session
+
+                    try:
+                        session.handler(self, t, body, now)
+                    finally:
+                        forget()
             except Exception as e:  # a well-MAC'd but malformed body: NACK it, keep running
-                lk.send(_T_NACK, M.pack_fixed(lk.tx, _BODY, _T_NACK, (f[2], 0, _NACK_MALFORMED)))
+                lk.send(_T_NACK, M.pack_fixed(lk.tx, _BODY, _T_NACK, (t, 0, _NACK_MALFORMED)))
                 self.last_error = e
-
-    def handler(self, f, now):
-        """Handle one frame from the bridge (the link checked its MAC where the type has one)."""
-        t = f[2]
-        body = memoryview(f)[_BODY : _BODY + f[1]]
-        if t == _T_ACK:
-            # The link already checked the MAC over our session nonce: a forged ACK never gets
-            # here.
-            for seq, v in M.unpack_ack(body):
-                if seq > self.seq:
-                    continue  # an ACK for a reading that does not exist yet: ignore
-                self.journal.ack(seq)
-                if seq in self._inflight:
-                    self._inflight.remove(seq)
-                if seq == self.seq:
-                    self.result = v
-            self._check_fill()
-            self._backoff = 0
-            self._at[_AT_RESEND] = ticks_add(now, self.config.ack_ms)
-        else:
-            # WELCOME, COMMAND, NACK: rare (a session starts, a command, a refusal), so handled
-            # by the cold twstation.session, dropped again (with the command code) right after
-            from twstation import session
-
-            try:
-                session.handler(self, t, body, now)
-            finally:
-                forget()
 
     # ------------------------------------------------------------------ link: send
     def send(self, now):
@@ -752,42 +730,13 @@ class Station:
             if len(inflight) >= win:
                 break
 
-    def flags(self):
-        """HELLO/STATUS flags."""
-        f = self._sf & 0xFF  # the station's own faults (the bits above are private state)
-        if self._t0 is not None:
-            f |= _SF_TIME_SYNCED
-        if self.maintenance:
-            f |= _SF_MAINTENANCE
-        if not getattr(self.scale, "calibrated", True):
-            f |= _SF_UNCALIBRATED
-        if self.journal.full:
-            f |= _SF_JOURNAL_FULL
-        if self.ruleset is None:
-            f |= _SF_NO_RULESET
-        return f
-
     def _send_status(self, now):
-        self._at[_AT_STATUS] = ticks_add(now, self.config.status_ms)
-        sc = self.scale
-        j = self.journal
-        try:
-            import gc
+        # STATUS (every status_ms, after a WELCOME, for the STATUS command): built by the cold
+        # twstation.session, dropped again right after
+        from twstation import session
 
-            heap = gc.mem_free()
-        except (ImportError, AttributeError):
-            heap = 0
-        cal = sc.cal
-        cpk = (1000 * cal.den) // cal.num if cal.num else 0
-        v = [  # STATUS fields in layout order (twproto.bodies.LAYOUTS)
-            self.raw, sc.zero_counts, abs(cpk), 0, sc.sps & 0xFF, self.flags(),
-            self.timeouts & 0xFFFF, 0, min(j.backlog(), 0xFFFF), min(j.capacity, 0xFFFF),
-            heap & 0xFFFFFFFF, self.uptime_ms & 0xFFFFFFFF, self.boot, cal.cal_id & 0xFFFF,
-        ]
-        for i in range(3):  # raw, zero, counts per kg are i32: a value out of range is sent as 0
-            if not -0x80000000 <= v[i] <= 0x7FFFFFFF:
-                v[i] = 0
-        self.link.send(_T_STATUS, M.pack_fixed(self.link.tx, _BODY, _T_STATUS, v))
+        session.status(self, now)
+        forget(("twstation.session",))  # only it: the STATUS command's module is still running
 
     def _live(self, now):
         """LIVE frames at most every live_ms, only when the weight changed by a division or a

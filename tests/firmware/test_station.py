@@ -22,6 +22,7 @@ from twproto import frame as F  # noqa: E402
 from twproto import messages as M  # noqa: E402
 from twproto.mac import Mac  # noqa: E402
 from twstation import app, config, feedback, hx711, link, mfrc522, scanner, selftest  # noqa: E402
+from twstation import session  # noqa: E402
 from twstation import station as S  # noqa: E402
 from twstation.board import Board  # noqa: E402
 from twstation.calib import CalStore, Calibration  # noqa: E402
@@ -333,10 +334,10 @@ def test_bag_on_the_platform_at_power_up_is_reported_then_clears_when_lifted(rig
     r.boot()
     r.connect()
     assert r.until(lambda: M.EV_ZERO_OUT_OF_RANGE in r.events(), 5000)
-    assert r.st.flags() & M.SF_ZERO_OUT_OF_RANGE
+    assert session.flags(r.st) & M.SF_ZERO_OUT_OF_RANGE
     zero_before = r.st.scale.zero_counts
     r.cell.remove(r.t)
-    assert r.until(lambda: not r.st.flags() & M.SF_ZERO_OUT_OF_RANGE, 8000)
+    assert r.until(lambda: not session.flags(r.st) & M.SF_ZERO_OUT_OF_RANGE, 8000)
     assert r.st.scale.zero_counts == zero_before  # nothing was re-zeroed
 
 
@@ -346,9 +347,9 @@ def test_hx711_unplugged_raises_event_and_status_flag(rig):
     r.run(1000)
     r.hxm.dout_stuck = 1
     assert r.until(lambda: M.EV_HX711_NOT_READY in r.events(), 3000)
-    assert r.st.flags() & M.SF_SCALE_FAULT
+    assert session.flags(r.st) & M.SF_SCALE_FAULT
     r.hxm.dout_stuck = None
-    assert r.until(lambda: not r.st.flags() & M.SF_SCALE_FAULT, 3000)
+    assert r.until(lambda: not session.flags(r.st) & M.SF_SCALE_FAULT, 3000)
 
 
 def test_selftest_over_the_link_and_from_the_repl(rig):
@@ -367,7 +368,7 @@ def test_selftest_over_the_link_and_from_the_repl(rig):
 
 def test_dead_reader_does_not_stop_the_station_and_selftest_says_so(rig, tmp_path):
     r = rig(version=0x00)  # the MFRC522 does not answer its VersionReg
-    assert r.st.dev.rfid is None and r.st.flags() & M.SF_READER_FAULT
+    assert r.st.dev.rfid is None and session.flags(r.st) & M.SF_READER_FAULT
     r.connect()
     assert M.EV_READER_FAULT in r.events()
     (tmp_path / "key.bin").unlink()
@@ -510,7 +511,7 @@ def test_assemble_state_copy_and_timer_slots(rig):
     assert len(r.st._at) == 12 and r.st.dev is r.st and r.st.feedback is r.st.dev.feedback
     assert r.st._at[S._AT_LIVE_NET] is None  # no LIVE sent yet
     r.st._sf |= sum(bits)
-    assert r.st.flags() & ~0xFF == 0  # HELLO/STATUS never carry the private bits
+    assert session.flags(r.st) & ~0xFF == 0  # HELLO/STATUS never carry the private bits
     # twstation.commands clears the boot zero fault through its own copy of the private bit
     from twstation import commands
 
