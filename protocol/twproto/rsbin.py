@@ -2,7 +2,9 @@
 # builds the engine's objects from X.bin instead of parsing and validating X.json again when X.bin
 # is intact and was made from the current bytes of X.json. It holds exactly what a validated load
 # (twproto.rsload, whose compact() writes it) gives, minus the document: same ID, same verdicts.
-# Imported at boot only (the station forgets it afterwards, twstation.COLD).
+# Also the body of ruleset.load_file (which reads X.json, then tries X.bin, else validates).
+# Imported at boot and for a pushed rule set only (the station forgets it afterwards,
+# twstation.COLD).
 import json
 import os
 from hashlib import sha256
@@ -12,9 +14,28 @@ from twproto.port import const
 from twproto.ruleset import KINDS, Allocation, Rule, RuleSet
 
 _MAX_BIN = const(49152)  # rsload.compact never writes a larger file
+_MAX_BYTES = const(16384)  # canon.MAX_BYTES (a test checks they are equal)
 # Strings the engine's objects share with the modules (a rule's kind, a format's alphabet and
 # check characters), as a validated load shares them: not one heap copy per entry.
 _SHARED = KINDS + (tags.DIGITS, tags.ALNUM, tags.HEX, tags.MOD37)
+
+
+def load_file(path, cache):
+    """twproto.ruleset.load_file(path, cache) (see there)."""
+    with open(path, "rb") as f:
+        # read(n) allocates n bytes at once: the file's size, or one byte over the limit
+        data = f.read(min(os.stat(path)[6], _MAX_BYTES) + 1)
+    src = None
+    if cache and path.endswith(".json"):
+        src = sha256(data).digest()
+        path = path[:-5] + ".bin"
+        try:
+            return load(path, src)
+        except Exception:  # absent, stale or damaged (whatever it raises): validate the JSON
+            pass
+    from twproto import rsload
+
+    return rsload.load_file(data, path, src)
 
 
 def load(path, src):

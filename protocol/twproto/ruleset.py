@@ -8,7 +8,7 @@
 # the JSON file (X.json -> X.bin, RULES.md section 9), written after a full validation and used
 # at the next boots while it matches the JSON file's SHA-256: then neither the JSON parser nor
 # the validation is imported at boot.
-from twproto.port import MICROPYTHON, const
+from twproto.port import MICROPYTHON
 
 __all__ = (
     "FORMAT",
@@ -31,8 +31,6 @@ KINDS = (
     "TIME-FUTURE", "TIME-BEFORE-PROVISIONING", "TIME-NOT-SYNCED", "SEQ-GAP", "OPERATOR",
     "MASS-BALANCE", "STEP-UNKNOWN", "RULESET-MISMATCH",
 )
-
-_MAX_BYTES = const(16384)  # canon.MAX_BYTES (a test checks they are equal)
 
 
 class Allocation:
@@ -115,24 +113,8 @@ def load_file(path, cache=MICROPYTHON):
     """Read and load a rule-set file, refusing files over the size limit before reading them all.
     With `cache` (default: on the station) and a path ending in .json, the compact form X.bin
     next to X.json is used if it was made from these exact bytes; otherwise the file is
-    validated in full and X.bin (re)written. Either way the same rule set results."""
-    from os import stat
+    validated in full and X.bin (re)written. Either way the same rule set results. (The code is
+    twproto.rsbin.load_file: it runs at boot and for a pushed rule set only.)"""
+    from twproto import rsbin
 
-    with open(path, "rb") as f:
-        # read(n) allocates n bytes at once: the file's size, or one byte over the limit
-        data = f.read(min(stat(path)[6], _MAX_BYTES) + 1)
-    src = None
-    if cache and path.endswith(".json"):
-        from hashlib import sha256
-
-        src = sha256(data).digest()
-        path = path[:-5] + ".bin"
-        try:
-            from twproto import rsbin
-
-            return rsbin.load(path, src)
-        except Exception:  # absent, stale or damaged (whatever it raises): validate the JSON
-            pass
-    from twproto import rsload
-
-    return rsload.load_file(data, path, src)
+    return rsbin.load_file(path, cache)

@@ -21,7 +21,7 @@ T0 = 1790000000
 
 
 def test_private_copies_match():
-    assert ruleset._MAX_BYTES == canon.MAX_BYTES
+    assert rsbin._MAX_BYTES == canon.MAX_BYTES  # ruleset.load_file's limit (its code is in rsbin)
     assert rsbin._MAX_BIN == rsload._MAX_BIN
 
 
