@@ -29,26 +29,39 @@ _FIELDS = ("cal_id", "offset", "num", "den", "e_g", "capacity_g", "ref_mass_g", 
 _I32 = const(0x7FFFFFFF)
 
 
+def _err(msg, code=0):
+    # a CalibrationError with a scale status code (the class keeps no constructor of its own:
+    # resident code on the station)
+    e = CalibrationError(msg)
+    e.code = code
+    return e
+
+
 def validate(c):
-    # Calibration.validate
+    # Calibration's checks (its constructor calls this)
     for k in _FIELDS:
         v = getattr(c, k)
         if not isinstance(v, int) or isinstance(v, bool):
-            raise CalibrationError("calibration: '%s' must be an integer" % k)
+            raise _err("calibration: '%s' must be an integer" % k)
     if not 0 <= c.cal_id <= 0xFFFF:
-        raise CalibrationError("calibration: 'cal_id' must be 0..65535")
+        raise _err("calibration: 'cal_id' must be 0..65535")
     if c.num == 0 or c.den == 0:
-        raise CalibrationError("calibration: 'num' and 'den' must be non-zero")
+        raise _err("calibration: 'num' and 'den' must be non-zero")
     if not -_I32 <= c.offset <= _I32:
-        raise CalibrationError("calibration: 'offset' out of range")
+        raise _err("calibration: 'offset' out of range")
     if c.e_g not in DIVISIONS:
-        raise CalibrationError("calibration: 'e_g' must be one of " + str(list(DIVISIONS)))
+        raise _err("calibration: 'e_g' must be one of " + str(list(DIVISIONS)))
     if not c.e_g < c.capacity_g <= 0x7FFFFF:
-        raise CalibrationError("calibration: 'capacity_g' must be above e and below 2^23 g")
+        raise _err("calibration: 'capacity_g' must be above e and below 2^23 g")
     if not 0 <= c.operator <= 0xFFFF or c.ref_mass_g < 0 or c.time < 0:
-        raise CalibrationError("calibration: 'operator', 'ref_mass_g' or 'time' out of range")
+        raise _err("calibration: 'operator', 'ref_mass_g' or 'time' out of range")
     if c.counts_per_e() < 1:
-        raise CalibrationError("calibration: less than one count per division")
+        raise _err("calibration: less than one count per division")
+
+
+def same(c, other):
+    # Calibration.__eq__
+    return isinstance(other, Calibration) and to_dict(c) == to_dict(other)
 
 
 def to_dict(c):
@@ -60,11 +73,11 @@ def to_dict(c):
 
 def from_dict(d):
     if not isinstance(d, dict):
-        raise CalibrationError("calibration: expected an object")
+        raise _err("calibration: expected an object")
     args = []
     for k in _FIELDS:
         if k not in d:
-            raise CalibrationError("calibration: '%s' missing" % k)
+            raise _err("calibration: '%s' missing" % k)
         args.append(d[k])
     return Calibration(*args)
 
@@ -78,17 +91,17 @@ def load(store):
     except OSError:
         return None
     if len(data) > _MAX_FILE:
-        raise CalibrationError(path + ": larger than 1024 bytes")
+        raise _err(path + ": larger than 1024 bytes")
     try:
         d = json.loads(data)
     except ValueError:
-        raise CalibrationError(path + ": not valid JSON")
+        raise _err(path + ": not valid JSON")
     if not isinstance(d, dict) or d.get("v") != 1 or "cal" not in d:
-        raise CalibrationError(path + ": not a version 1 scale file")
+        raise _err(path + ": not a version 1 scale file")
     cal = from_dict(d["cal"])
     zero = d.get("zero", cal.offset)
     if not isinstance(zero, int) or isinstance(zero, bool) or not -_I32 <= zero <= _I32:
-        raise CalibrationError(path + ": 'zero' must be an integer")
+        raise _err(path + ": 'zero' must be an integer")
     return cal, zero
 
 
@@ -126,7 +139,7 @@ def _samples(ms, sps, lo):
 
 def init(sc, cal, sps, zero, store, calibrated, tune):
     if sps < 1 or sps > 320:
-        raise CalibrationError("scale: sps must be 1..320")
+        raise _err("scale: sps must be 1..320")
     # per-rate tuning, in samples: (prefilter k, motion window m, hold h, band in tenths of
     # e, slow-swing hold (80 SPS: 200 ms; 0 = no shape test and no slow-swing detector)),
     # measured with bench/settle.py on the modelled cell (see the header); other rates fall
@@ -151,7 +164,7 @@ def init(sc, cal, sps, zero, store, calibrated, tune):
     if n <= k:
         n = k + 1  # the prefilter reads the sample k back from the ring
     if n > _MAX_WINDOW or k * m > _MAX_PRE_WINDOW:
-        raise CalibrationError("scale: averaging window too long for this rate")
+        raise _err("scale: averaging window too long for this rate")
     sc._len = n
     sc._buf = array("i", bytes(4 * n))
     sc._w = array("i", bytes(4 * m))  # the motion window: prefilter sums (k samples each)
@@ -164,7 +177,7 @@ def init(sc, cal, sps, zero, store, calibrated, tune):
     sc.boot_zero = None
     sc._valid = calibrated
     set_calibration(sc, cal, zero)
-    sc.reset()
+    reset(sc)
 
 
 def set_calibration(sc, cal, zero):
@@ -193,9 +206,71 @@ def set_calibration(sc, cal, zero):
 
 
 
+def reset(sc):
+    # Scale.reset: forget all samples (after a calibration change or a driver restart)
+    sc._n = 0  # samples in the ring (capped at its length)
+    sc._i = 0  # next write position
+    sc._f = 0  # sum of the last k samples (the prefilter)
+    sc._fill = 0  # prefilter sums in the motion window (capped at m)
+    sc._next = 0  # next write position in the motion window
+    sc._live = 0  # samples in the running average (0 = no valid average: motion)
+    sc._sum = 0
+    sc._done = 0  # the long average: every quiet sample since the last motion (calibration)
+    sc._s = 0
+    sc._start = 0
+    sc._wsum = 0  # sum of the motion window
+    sc._cont = 0  # consecutive quiet windows
+    sc._hold = sc._h  # quiet windows needed for stable (grows while a slow swing lasts)
+    # the slow-swing detector: turning points of the prefiltered signal (hysteresis 1 band)
+    sc._dir = 0  # +1 rising, -1 falling, 0 not started
+    sc._outer = 0  # the extreme since the last turning point
+    sc._last = 0  # the last turning point
+    sc._amp = 1 << 29  # the swing between the last two turning points
+    sc._age = 0  # samples since the last turning point
+    sc._pper = 0  # samples between the last two turning points
+    sc._slow = False  # the last swing decayed by less than half: a lightly damped swing
+    sc._track = 0  # consecutive samples eligible for zero tracking
+    sc.motion = True
+    sc.stable = False
+    sc.overload = False
+    sc.underload = False
+    sc.samples = 0
+
+
+def set_calibrated(sc, v):
+    # Scale.calibrated = v
+    sc._valid = bool(v)
+    set_calibration(sc, sc.cal, sc.zero_counts)
+
+
+def gross_fine_g(sc):
+    # Scale.gross_fine_g: gross to the gram from the long average (every sample since the load
+    # stopped moving, up to _LONG_MAX: the most precise value)
+    s, k = _long(sc)
+    cal = sc.cal
+    return _round_div((s - k * sc.zero_counts) * cal.num, k * cal.den)
+
+
+def check(sc, mass_g):
+    # Scale.check
+    if not sc.stable:
+        return None
+    return gross_fine_g(sc) - mass_g
+
+
+def nominal(e_g=10, capacity_g=60000, offset=0, counts_per_kg=42950):
+    """A stand-in calibration (cal_id 0) for a station never calibrated: a 100 kg 2 mV/V cell at
+    gain 128 gives ~42 950 counts/kg. Readings carry cal_id 0 and the station flags itself
+    uncalibrated until a technician calibrates. (calib.nominal, through its __getattr__)"""
+    return Calibration(0, offset, 1000, counts_per_kg, e_g, capacity_g)
+
+
 def get(name):
     # twstation.scale's module __getattr__: the public names of its private status codes, boot
-    # results and flag bits, and STATUS_NAMES (code -> name), for the host side.
+    # results and flag bits, and STATUS_NAMES (code -> name), for the host side; and
+    # twstation.calib's: nominal().
+    if name == "nominal":
+        return nominal
     if name == "STATUS_NAMES":
         return ("ok", "motion", "range", "overload", "tare_active", "not_ready", "span", "ref")
     for kv in ("OK=0 E_MOTION=1 E_RANGE=2 E_OVERLOAD=3 E_TARE=4 E_NOT_READY=5 E_SPAN=6 E_REF=7 "
@@ -280,13 +355,13 @@ def cal_zero(sc):
 
 def cal_span(sc, ref_mass_g, time, operator, e_g, capacity_g, cal_id):
     if not sc.stable:
-        raise CalibrationError("calibration: scale not stable", _E_MOTION)
+        raise _err("calibration: scale not stable", _E_MOTION)
     if sc._cal_zero_c is None:
-        raise CalibrationError("calibration: capture zero first", _E_NOT_READY)
+        raise _err("calibration: capture zero first", _E_NOT_READY)
     e = sc.e_g if e_g is None else e_g
     cap = sc.capacity_g if capacity_g is None else capacity_g
     if ref_mass_g * 10 < cap or ref_mass_g > cap:
-        raise CalibrationError("calibration: reference mass must be 10..100 % of Max", _E_REF)
+        raise _err("calibration: reference mass must be 10..100 % of Max", _E_REF)
     zs, zk = sc._cal_zero_c
     s, k = _long(sc)
     # grams = (raw - offset) * num / den with mean counts: span = s/k - zs/zk
@@ -300,7 +375,7 @@ def cal_span(sc, ref_mass_g, time, operator, e_g, capacity_g, cal_id):
     if span < 0:
         span = -span
     if span * e < 10 * ref_mass_g:
-        raise CalibrationError("calibration: fewer than 10 counts per division", _E_SPAN)
+        raise _err("calibration: fewer than 10 counts per division", _E_SPAN)
     if cal_id is None:
         cal_id = (sc.cal.cal_id + 1) & 0xFFFF
     cal = Calibration(cal_id, offset, num, den, e, cap, ref_mass_g, time, operator)

@@ -62,7 +62,7 @@
 # At boot the stored zero is used as is; boot_check() reports a live zero away from it.
 
 from twproto.port import const
-from twstation.calib import CalibrationError, DIVISIONS, _cold, _round_div
+from twstation.calib import DIVISIONS, _cold, _round_div
 
 TYPE_CHECKING = const(0)  # true for mypy (it knows this name): Scale's attribute declarations
 if TYPE_CHECKING:
@@ -152,6 +152,34 @@ class Scale:
         _over: int
         _under: int
         _zrange: int
+        # set by twstation.calwork.reset (the sample state: see add_sample)
+        _n: int
+        _i: int
+        _f: int
+        _fill: int
+        _next: int
+        _live: int
+        _sum: int
+        _done: int
+        _s: int
+        _start: int
+        _wsum: int
+        _cont: int
+        _hold: int
+        _dir: int
+        _outer: int
+        _last: int
+        _amp: int
+        _age: int
+        _pper: int
+        _slow: bool
+        _track: int
+        _valid: bool
+        motion: bool
+        stable: bool
+        overload: bool
+        underload: bool
+        samples: int
 
     # Setting up (the per-rate tuning) and a calibration change run at boot or on a command: the
     # code is in the cold twstation.calwork (init, set_calibration), read it there.
@@ -163,33 +191,7 @@ class Scale:
 
     def reset(self):
         """Forget all samples (after a calibration change or a driver restart)."""
-        self._n = 0  # samples in the ring (capped at its length)
-        self._i = 0  # next write position
-        self._f = 0  # sum of the last k samples (the prefilter)
-        self._fill = 0  # prefilter sums in the motion window (capped at m)
-        self._next = 0  # next write position in the motion window
-        self._live = 0  # samples in the running average (0 = no valid average: motion)
-        self._sum = 0
-        self._done = 0  # the long average: every quiet sample since the last motion (calibration)
-        self._s = 0
-        self._start = 0
-        self._wsum = 0  # sum of the motion window
-        self._cont = 0  # consecutive quiet windows
-        self._hold = self._h  # quiet windows needed for stable (grows while a slow swing lasts)
-        # the slow-swing detector: turning points of the prefiltered signal (hysteresis 1 band)
-        self._dir = 0  # +1 rising, -1 falling, 0 not started
-        self._outer = 0  # the extreme since the last turning point
-        self._last = 0  # the last turning point
-        self._amp = 1 << 29  # the swing between the last two turning points
-        self._age = 0  # samples since the last turning point
-        self._pper = 0  # samples between the last two turning points
-        self._slow = False  # the last swing decayed by less than half: a lightly damped swing
-        self._track = 0  # consecutive samples eligible for zero tracking
-        self.motion = True
-        self.stable = False
-        self.overload = False
-        self.underload = False
-        self.samples = 0
+        _cold("reset", self)
 
     @property
     def calibrated(self):
@@ -197,8 +199,7 @@ class Scale:
 
     @calibrated.setter
     def calibrated(self, v):
-        self._valid = bool(v)
-        self.set_calibration(self.cal, self.zero_counts)
+        _cold("set_calibrated", self, v)
 
     # -- the per-sample path: integers only, no allocation -------------------------------------------
 
@@ -434,14 +435,8 @@ class Scale:
 
     def gross_fine_g(self):
         """Gross to the gram (not rounded to e), from the long average: for calibration checks
-        and diagnostics only."""
-        k = self._done  # the long average: every sample since the load stopped moving (up to
-        if k:  # _LONG_MAX), the most precise value (twstation.calwork uses the same sum)
-            s = self._start * k + self._s
-        else:
-            s, k = self._sum_k()
-        cal = self.cal
-        return _round_div((s - k * self.zero_counts) * cal.num, k * cal.den)
+        and diagnostics only (twstation.calwork)."""
+        return _cold("gross_fine_g", self)
 
     @property
     def out_of_range(self):
@@ -506,8 +501,8 @@ class Scale:
             code = _BOOT_OFF_ZERO
         else:
             code = _BOOT_OUT_OF_RANGE
-        if self.boot_zero is None:
-            self.boot_zero = (code, self.gross_fine_g())
+        if self.boot_zero is None:  # once per boot
+            self.boot_zero = (code, _cold("gross_fine_g", self))
         return code
 
     def zero_at_boot_ok(self):
@@ -531,7 +526,4 @@ class Scale:
     def check(self, mass_g):
         """Error in grams (exact to 1 g) of the stable indication for a known mass, or None in
         motion: for linearity checks at several loads after a calibration."""
-        if not self.stable:
-            return None
-        return self.gross_fine_g() - mass_g
-
+        return _cold("check", self, mass_g)
