@@ -127,25 +127,25 @@ def pack_fixed(buf, off, t, values, data=b""):
     Returns the body length."""
     fmt = LAYOUTS[t]
     tl = ("detail", 0, _MAX_BODY - 7) if t == _T_RESULT else None
-    i = 0
-    p = 1
-    while p < len(fmt):  # one struct code per field; "8s" / "32s" are fixed byte strings
-        q = p
-        while fmt[q] in "0123456789":
-            q += 1
-        v = values[i]
-        if fmt[q] == "s":
-            n = int(fmt[p:q])
+    i = n = 0  # i: the field's index; n: the length of a byte string field ("8s")
+    for p in range(1, len(fmt)):  # one struct code per field
+        c = fmt[p]
+        k = "BHIbhi".find(c)  # B H I unsigned, b h i signed (the codes LAYOUTS uses)
+        if k < 0:  # a digit of a byte string's length, or its "s"
+            if c != "s":
+                n = n * 10 + int(c)
+                continue
+            v = values[i]
             ok = not (isinstance(v, int) or isinstance(v, str)) and len(v) == n
-        else:  # B H I unsigned, b h i signed (the codes LAYOUTS uses)
-            k = "BHIbhi".find(fmt[q])
-            bits = (8, 16, 32)[k % 3]
-            a = 0 if k < 3 else -(1 << (bits - 1))
+            n = 0
+        else:
+            v = values[i]
+            bits = 8 << k % 3
+            a = -(1 << bits - 1) if k > 2 else 0
             ok = isinstance(v, int) and a <= v < a + (1 << bits)
         if not ok:
             raise MessageError("bad_field", "field %d" % i)
         i += 1
-        p = q + 1
     struct.pack_into(fmt, buf, off, *values)
     n = struct.calcsize(fmt)
     if tl is not None:  # the trailing byte string, bounded by tl = (name, min, max)

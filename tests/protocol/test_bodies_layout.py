@@ -107,3 +107,39 @@ def test_result_detail_bounds_are_the_same_on_the_station():
     with pytest.raises(MessageError) as e:  # the other types take no trailing bytes
         bodies.unpack_fixed(messages.T_NACK, memoryview(bytes(7)))
     assert str(e.value) == "bad_length"
+
+
+def _bounds(code):
+    if code.endswith("s"):
+        return None
+    bits = {"B": 8, "H": 16, "I": 32}[code.upper()]
+    lo = -(1 << (bits - 1)) if code.islower() else 0
+    return lo, lo + (1 << bits) - 1
+
+
+@pytest.mark.parametrize("t", sorted(bodies.LAYOUTS))
+def test_pack_fixed_checks_every_field_by_its_struct_code(t):
+    # the station's own guard (the host's message classes check with names before it)
+    fmt = bodies.LAYOUTS[t]
+    codes = messages._codes(fmt)
+    good = [bytes(int(c[:-1])) if c.endswith("s") else _bounds(c)[0] for c in codes]
+    buf = bytearray(300)
+    assert bodies.pack_fixed(buf, 0, t, tuple(good)) == struct.calcsize(fmt)
+    for i, c in enumerate(codes):
+        b = _bounds(c)
+        if b is None:
+            bad = [bytes(int(c[:-1]) + 1), bytes(int(c[:-1]) - 1), "x" * int(c[:-1]), 0]
+            ok = [bytearray(int(c[:-1]))]
+        else:
+            bad = [b[0] - 1, b[1] + 1, "1", None, 1.0]
+            ok = [b[1], True]
+        for v in ok:
+            vals = list(good)
+            vals[i] = v
+            bodies.pack_fixed(buf, 0, t, tuple(vals))
+        for v in bad:
+            vals = list(good)
+            vals[i] = v
+            with pytest.raises(MessageError) as e:
+                bodies.pack_fixed(buf, 0, t, tuple(vals))
+            assert str(e.value) == "bad_field: field %d" % i, (c, v)
