@@ -71,7 +71,7 @@ def _check(code, n):
     # ISO/IEC 7064 MOD 37-2 (pure system, modulus 37, radix 2, check character from 0-9 A-Z *:
     # detects every single substitution and every transposition of adjacent characters) over
     # 0-9 A-Z. The public mod37_2_check, luhn_check, luhn36_check and gs1_check (and the
-    # xxx_valid functions) are in twproto.tagshost.
+    # xxx_valid functions) are in twproto.tagshost; TagFormat.check compares the last character.
     m = 36 if n > 35 else 10  # the alphabet: the first m characters of ALNUM
     k = len(code)
     total = 0
@@ -88,12 +88,6 @@ def _check(code, n):
         v = (38 - total) % 37
         return "*" if v == 36 else ALNUM[v]  # MOD37: ALNUM + "*"
     return ALNUM[(m - total % m) % m]
-
-
-def _valid(text, n):
-    # Whether the last character of `text` (at most MAX_TAG long) is _check(everything before
-    # it, n): a TagFormat's check with its scheme number n (TagFormat.valid).
-    return len(text) > 1 and _check(text[:-1], n) == text[-1]
 
 
 def _uid(uid):
@@ -137,14 +131,7 @@ def canonical(kind, tag):
         return _hex(tag)
     if not utf8_valid(tag):
         return None
-    s = str(bytes(tag), "utf-8")
-    a = 0
-    b = len(s)
-    while a < b and s[a] in " \t\r\n":
-        a += 1
-    while b > a and s[b - 1] in " \t\r\n":
-        b -= 1
-    return s[a:b] if b > a else None
+    return str(bytes(tag), "utf-8").strip(" \t\r\n") or None
 
 
 # --- tag-format spec (part of a rule set) ------------------------------------------------------
@@ -205,7 +192,7 @@ class TagFormat:
             return _OK
         if cc.find(code[n]) < 0:
             return _BAD_SYNTAX
-        return _OK if _valid(code, valid) else _BAD_CHECK
+        return _OK if n > 0 and _check(code[:n], valid) == code[n] else _BAD_CHECK
 
 
 def identify(formats, kind, tag):

@@ -1,10 +1,10 @@
 # The host half of twproto.tags: its public numbers, the alphabets but ALNUM, the
 # check-character functions, fallback_text and uid_problem, which the station never names (tags
-# keeps private const() copies of the numbers, a TagFormat checks codes with tags._valid and its
+# keeps private const() copies of the numbers, a TagFormat checks codes with tags._check and its
 # scheme number, identify() builds the fallback key itself and asks tags._uid). Reached as
 # tags.X (tags' module __getattr__), so code keeps importing everything from twproto.tags.
 from twproto.errors import TagError
-from twproto.tags import ALNUM, _check, _hex, _uid, _valid, canonical
+from twproto.tags import ALNUM, _check, _hex, _uid, canonical
 
 __all__ = (  # twproto.tags' public API
     "MAX_TAG", "KIND_UID", "KIND_NDEF_TEXT", "KIND_NDEF_URI", "KIND_QR", "KIND_BARCODE", "OK",
@@ -52,27 +52,30 @@ def _checked(code, n):
     return c
 
 
+def _valid(text, n):
+    # Whether the last character of `text` is the check character of everything before it by
+    # scheme n (as TagFormat.check decides it), after refusing a text over MAX_TAG.
+    _over(text)
+    return len(text) > 1 and _check(text[:-1], n) == text[-1]
+
+
 def mod37_2_valid(text):
     """Whether the last character of `text` is the MOD 37-2 check of the rest."""
-    _over(text)
     return _valid(text, 37)
 
 
 def luhn_valid(text):
     """Whether the last digit of `text` is the Luhn check digit of the rest."""
-    _over(text)
     return _valid(text, 10)
 
 
 def luhn36_valid(text):
     """Whether the last character of `text` is the Luhn mod 36 check of the rest."""
-    _over(text)
     return _valid(text, 36)
 
 
 def gs1_valid(text):
     """Whether the last digit of `text` is the GS1 mod-10 check digit of the rest."""
-    _over(text)
     return _valid(text, 3)
 
 
