@@ -10,10 +10,8 @@
 # Technicians' tools keep the REPL: a Ctrl-C byte (0x03) received while NO frame is in progress
 # (the decoder holds no partial frame) sets `exit_requested`; the app then restores kbd_intr(3),
 # closes the journal and returns to the REPL. Bytes inside a frame are never taken as Ctrl-C.
-import os
-
 from twproto.errors import ProtocolError
-from twproto.frame import MAX_FRAME, T_COMMAND, Rx, encode, verify
+from twproto.frame import Rx, encode, verify
 from twproto.port import const, ticks_diff
 
 _CTRL_C = const(0x03)
@@ -26,6 +24,9 @@ _DIR_BRIDGE = const(0x42)  # twproto.mac.DIR_BRIDGE
 _NONCE_LEN = const(8)  # twproto.mac.NONCE_LEN
 _FRAME = const(1)  # twproto.frame.FRAME
 _NEED_MORE = const(0)  # twproto.frame.NEED_MORE
+_MAX_FRAME = const(253)  # twproto.frame.MAX_FRAME
+_T_COMMAND = const(0x30)  # twproto.frame.T_COMMAND
+_NACK_BAD_MAC = const(2)  # twproto.messages.NACK_BAD_MAC
 
 
 class Link:
@@ -38,15 +39,19 @@ class Link:
         # No weak fallback: a predictable nonce would let old bridge frames be replayed.
         # Attribute names reuse names the app already interns (firmware/MEMORY.md): urandom,
         # mac and clock as the arguments, _s the stream.
-        self.urandom = urandom if urandom is not None else os.urandom
+        if urandom is None:
+            import os
+
+            urandom = os.urandom
+        self.urandom = urandom
         self._s = stream
         self.mac = mac
         self.clock = clock
-        self.tx = bytearray(MAX_FRAME)
+        self.tx = bytearray(_MAX_FRAME)
         self._rx = Rx()
         self.nonce = bytearray(_NONCE_LEN)  # set for each HELLO by twstation.session.hello
         self.exit_requested = False
-        self.nack_due = None  # (type, ref) of the last frame that failed its MAC
+        self.nack_due = None  # (type, ref, NACK_BAD_MAC): the NACK owed for a frame with a bad MAC
         self._t0 = clock.ticks_ms()
         self.bad_mac = 0  # bridge frames refused for their MAC (diagnostics, tests)
 
@@ -118,8 +123,8 @@ class Link:
             if e.code == "bad_mac":
                 self.bad_mac += 1
                 t = f[2]
-                ref = (f[3] | (f[4] << 8)) if t == T_COMMAND and f[1] >= 2 else 0
-                self.nack_due = (t, ref)
+                ref = (f[3] | (f[4] << 8)) if t == _T_COMMAND and f[1] >= 2 else 0
+                self.nack_due = (t, ref, _NACK_BAD_MAC)
             return None
         return f
 

@@ -76,7 +76,6 @@ _SF_READER_FAULT = const(0x80)
 _TS_NONE = const(0)  # LIVE tag state
 _TS_READ = const(2)
 _NACK_MALFORMED = const(1)
-_NACK_BAD_MAC = const(2)
 _EV_HX711_NOT_READY = const(1)
 _EV_OVERLOAD = const(2)
 _EV_UNDERLOAD = const(3)
@@ -642,8 +641,7 @@ class Station:
                 nk = lk.nack_due
                 if nk is not None:  # a frame failed its MAC: tell the bridge, never act on it
                     lk.nack_due = None
-                    lk.send(_T_NACK, M.pack_fixed(lk.tx, _BODY, _T_NACK,
-                                                  (nk[0], nk[1], _NACK_BAD_MAC)))
+                    lk.send(_T_NACK, M.pack_fixed(lk.tx, _BODY, _T_NACK, nk))  # type ref reason
                 return
             self._at[_AT_RX] = now
             t = f[2]

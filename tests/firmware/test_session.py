@@ -51,3 +51,10 @@ def test_session_copies_equal_the_protocol_and_station_numbers():
 
 def test_session_is_cold():
     assert "twstation.session" in COLD
+
+
+def test_link_copies_equal_the_protocol_numbers():
+    from twstation import link
+
+    assert (link._MAX_FRAME, link._T_COMMAND) == (frame.MAX_FRAME, frame.T_COMMAND)
+    assert link._NACK_BAD_MAC == messages.NACK_BAD_MAC
