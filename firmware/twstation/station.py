@@ -1,6 +1,8 @@
 # The station: one state machine advanced by non-blocking steps (Station.step), plus the link
 # session (HELLO/WELCOME, in-order backlog with a bounded window, ACKs, commands) serviced in the
-# same step. Nothing here waits: every wait is a deadline checked with ticks_diff.
+# same step. Nothing here waits: every wait is a deadline checked with ticks_diff. What runs per
+# step or per reading is here; the session's rare parts (HELLO, WELCOME, COMMAND, NACK, STATUS,
+# EVENT) are in twstation.session, imported when needed and dropped again (firmware/MEMORY.md).
 #
 # Reading states (self.state):
 #   IDLE       platform empty, no tag held
