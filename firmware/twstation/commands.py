@@ -202,7 +202,7 @@ def _set_config(st, a):
     if "device_id" in changes and changes["device_id"] != st.config.device_id:
         return _RS_BAD_ARGS, 0, b"device_id is set by provisioning"
     try:
-        cfg = st.config.updated(changes)
+        cfg = config_mod.updated(st.config, changes)  # twstation.settings.updated
         config_mod.save(st.root, cfg)
     except StationError as e:
         return _RS_BAD_ARGS, 0, str(e).encode()[:120]

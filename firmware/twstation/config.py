@@ -9,11 +9,11 @@
 # Paths are joined to a `root` so the simulator and tests run the same code in a temp directory.
 #
 # Only the Config class stays in the station's heap. Reading and writing the files (load, save,
-# load_key, key_present, next_boot), the field table and its validation (FIELDS, DIVISIONS,
-# READERS, check, canonical) and the limits KEY_LEN / MAX_FILE live in twstation.settings, which
-# is needed at boot and for SET_CONFIG only (the app forgets it afterwards, twstation.COLD);
-# `config.load(...)` etc. still work: this module's __getattr__ imports settings on use.
-import hashlib
+# load_key, key_present, next_boot), a changed copy (updated), the field table and its
+# validation (FIELDS, DIVISIONS, READERS, check, canonical, and fill, which Config() calls) and
+# the limits KEY_LEN / MAX_FILE live in twstation.settings, which is needed at boot and for
+# SET_CONFIG only (the app forgets it afterwards, twstation.COLD); `config.load(...)` etc. still
+# work: this module's __getattr__ imports settings on use.
 
 
 def __getattr__(name):
@@ -26,19 +26,12 @@ class Config:
     """Validated settings. Attributes are the FIELDS names; `hash` is the 4-byte config hash
     (first 4 bytes of SHA-256 of the canonical JSON) that HELLO and STATUS report."""
 
+    # set by twstation.settings.fill (annotations only: no code on MicroPython)
+    values: dict  # the validated settings, defaults filled in
+    division_code: int  # index of division_g in DIVISIONS (READING flags bits 0-2)
+    hash: bytes
+
     def __init__(self, d):
-        from twstation.settings import DIVISIONS, canonical, check
+        from twstation import settings  # validation and hashing: twstation.settings.fill
 
-        d = check(d)
-        self.values = d
-        for k in d:
-            setattr(self, k, d[k])
-        self.division_code = DIVISIONS.index(d["division_g"])
-        self.hash = hashlib.sha256(canonical(d)).digest()[:4]
-
-    def updated(self, changes):
-        """A new Config with `changes` merged in (validated as a whole)."""
-        d = dict(self.values)
-        for k in changes:
-            d[k] = changes[k]
-        return Config(d)
+        settings.fill(self, d)

@@ -81,6 +81,28 @@ def check(d):
     return out
 
 
+def fill(c, d):
+    """twstation.config.Config(d): validate d, set its fields as c's attributes, the division
+    code and the config hash (c.values keeps the dict)."""
+    import hashlib
+
+    d = check(d)
+    c.values = d
+    for k in d:
+        setattr(c, k, d[k])
+    c.division_code = DIVISIONS.index(d["division_g"])
+    c.hash = hashlib.sha256(canonical(d)).digest()[:4]
+
+
+def updated(config, changes):
+    """A new Config: `config`'s settings with `changes` merged in (validated as a whole)."""
+    from twstation.config import Config
+
+    d = dict(config.values)
+    d.update(changes)
+    return Config(d)
+
+
 def canonical(d):
     """Canonical bytes of a flat settings dict (sorted keys, no spaces), same on both VMs."""
     keys = sorted(d)
