@@ -68,3 +68,26 @@ def test_hx711_poll_does_not_allocate(mpvm_loaded):
     assert delta == 0 and glitches == 0
     assert total == -76621 * 200
     assert samples >= 200
+
+
+def test_rare_methods_reload_the_forgotten_cold_module(mpvm_loaded):
+    # HX711.__getattr__ -> twstation.drvwork.hx_<name>: after forget() (as after the boot) the
+    # driver polls without it and a rare method imports it again, inside MicroPython
+    vm = mpvm_loaded
+    vm.exec(_FAKES)
+    out = vm.exec(
+        "import sys\n"
+        "from twstation import forget\n"
+        "from twstation.hx711 import HX711\n"
+        "d = Dout(0xFED4B3)\n"
+        "hx = HX711(d, Sck(d), rate_sps=80)\n"
+        "forget(('twstation.drvwork',))\n"
+        "gone = 'twstation.drvwork' not in sys.modules\n"
+        "d.n = 0\n"
+        "hx._discard = 0\n"
+        "v = hx.poll()\n"
+        "hx.set_gain(64)\n"
+        "print(gone, v, hx.gain, hx._pulses, 'twstation.drvwork' in sys.modules,"
+        " hasattr(hx, 'no_such'))\n"
+    )
+    assert out.split() == ["True", "-76621", "64", "27", "True", "False"]

@@ -106,3 +106,21 @@ def test_scanner_reply_frame_is_not_a_line():
     assert bytes(u.tx) == bytes([0x7E, 0x00, 0x08, 0x01, 0x00, 0x02, 0x01]) + bytes(
         [crc_gm65(bytes([0x08, 0x01, 0x00, 0x02, 0x01]), 0, 5) >> 8,
          crc_gm65(bytes([0x08, 0x01, 0x00, 0x02, 0x01]), 0, 5) & 0xFF])  # fmt: skip
+
+
+
+def test_scanner_runs_after_its_cold_setup_module_is_forgotten():
+    # Scanner's construction lives in twstation.drvwork (twstation.COLD); once it is forgotten
+    # (MicroPython only) the scanner keeps working
+    import sys
+
+    from twstation import COLD, forget
+
+    assert "twstation.drvwork" in COLD
+    u = _Uart()
+    sc = Scanner(u, terminator=b"\r\n")
+    forget(("twstation.drvwork",))
+    if sys.implementation.name == "micropython":
+        assert "twstation.drvwork" not in sys.modules
+    u.rx.extend("Zé\r\n".encode())
+    assert sc.poll() == "Zé".encode()
