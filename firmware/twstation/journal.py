@@ -77,10 +77,8 @@ JournalFull = JournalCorrupt = JournalError
 class OsFs:
     """The file system the journal uses by default: builtin open + os (littlefs on the ESP32)."""
 
-    listdir = staticmethod(os.listdir)
-    remove = staticmethod(os.remove)
-    rename = staticmethod(os.rename)
-    mkdir = staticmethod(os.mkdir)
+    def __getattr__(self, name):  # listdir, remove, rename, mkdir (jrecover): os's own
+        return getattr(os, name)  # (one method instead of four staticmethod entries)
 
     def open(self, path, mode):  # a def, not staticmethod(open): keeps open()'s typing
         return open(path, mode)
