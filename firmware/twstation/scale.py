@@ -52,6 +52,16 @@
 # shape test, 4/12/0 at 0.7 e gives errors up to 1.0..1.7 e; without the slow-swing hold,
 # 1.5..2.3 e and 53 false stables (swinging bags' quiet turning points). The 0.37..0.39 s the
 # load itself needs to come within 1 e is a floor no causal test reaches.
+# Held out later (seeds 8-15): 80 SPS 0.581..0.613 s, max error <= 0.96 e, 10 SPS 0.900 s, one
+# false stable at 10 SPS (seed 8). Tried on seeds 0-3 for a margin under 0.6 s (2026-11-22), none
+# kept: every variant that gained time let a rocking bag's residual swing (~1..1.5 e, 2..2.3 Hz,
+# damping 0.3..0.5) through at a peak that is still flat when the window ends, with no sign yet of
+# turning back (it looks like an arrival): k 2..6 with windows of 12..14 raw samples and bands
+# 0.6..0.9 e (0.55..0.59 s at 1.5..2.5 e); a slope test (last third vs middle, 0.1..0.3 e): no
+# error fixed, 12..25 ms gained only where errors were already > 1 e; a minimum age since the
+# last turning point: same; the raw samples just before the window within 1.5..3 e of its mean:
+# slower (0.62..0.68 s) for the same errors; a window looser in its older half (x1.5..2): 0.575 s
+# at 1.05 e. So a rocking bag needs ~190 ms of quiet to tell an arrival from a peak.
 # The HX711's own digital filter (sinc, settles in 4 conversions) already removes mains hum and
 # the fast ringing of the platform; this engine only decides when the load has stopped moving.
 #

@@ -257,8 +257,14 @@ def test_calstore_refuses_bad_files():
         try:
             CalStore(path).load()
             assert False, data
-        except CalibrationError:
-            pass
+        except CalibrationError as e:
+            assert e.code == 0 and str(e), data  # a bad file: no scale status code, a message
+    try:  # the constructor checks too (twstation.calwork.validate)
+        Calibration(1, 0, 1, 1, 7, 60000)
+        assert False, "e_g 7 accepted"
+    except CalibrationError as e:
+        assert e.code == 0 and "e_g" in str(e)
+    assert nominal(20, 30000).e_g == 20 and nominal().capacity_g == 60000  # calib.__getattr__
 
 
 def test_negative_sensitivity_cell():
