@@ -349,6 +349,8 @@ def pack_reading(buf, off, r):
 
 def __getattr__(name):
     # Host only: the public numbers and host-side helpers moved to twproto.messages.
+    if name[:2] == "__":  # CPython's `from twproto.bodies import x` probes __path__: not ours
+        raise AttributeError(name)
     from twproto import messages
 
     return getattr(messages, name)
