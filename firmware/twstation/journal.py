@@ -52,6 +52,7 @@ _NACK = const(0x12)
 _MAX_BODY = const(232)
 _EXTRA = const(20)  # record length = LEN + 20 (LEN, TYPE, MAC 16, CRC 2)
 _HDR = const(18)
+_ACK_ENTRY = const(6)  # an ack log entry: u32 W, CRC-16
 _ACK_MAX = 512  # not const: the power-cut test lowers it to cut the ack-log rewrite too
 _X_MAX = const(32)
 _CHUNK = const(512)
@@ -89,8 +90,6 @@ class OsFs:
         if s is not None:
             s(f.fileno())
 
-    def size(self, path):
-        return os.stat(path)[6]
 
 
 def _u32(b, i):
@@ -133,6 +132,7 @@ class Journal:
     _end: "tuple | None"  # (segment number, offset, seq) of the record pending() saw last
     _n: int  # records pending (not yet acknowledged, out-of-order acks included)
     _len: int  # bytes in all segments, headers included
+    _alen: int  # bytes in the ack log (_ACK_MAX if there is none yet: the first ack creates it)
     last_seq: int
 
     def __init__(self, path, capacity_bytes, fs=None, warn_pct=80, segments=8):
@@ -307,22 +307,19 @@ class Journal:
         # (temp + rename) once the log has grown to _ACK_MAX
         self._w = w
         p = self.path + "/ack"
-        fs = self.fs
-        try:
-            size = fs.size(p)
-        except OSError:
-            size = _ACK_MAX
         b = w.to_bytes(4, "little")
         c = crc16(b)
         b += bytes((c & 0xFF, c >> 8))  # an entry: W and its CRC-16
-        rewrite = size >= _ACK_MAX  # every ~85 acks
+        rewrite = self._alen >= _ACK_MAX  # every ~85 acks, or no ack log yet
         if not rewrite:
+            fs = self.fs
             f = fs.open(p, "ab")
             try:
                 f.write(b)
                 fs.sync(f)
             finally:
                 f.close()
+            self._alen += _ACK_ENTRY
         s = self._s[0]
         if rewrite or len(self._s) > 1 and (s[_COUNT] == 0 or s[_LAST] <= w):
             # the ack log's rewrite, or the oldest segment is all acknowledged (once per

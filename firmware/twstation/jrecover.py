@@ -78,6 +78,7 @@ def _with_crc(b):
 
 
 def _load_acks(j, exists):
+    j._alen = J._ACK_MAX  # no ack log: the first ack creates it (temp + rename)
     if not exists:
         return 0
     f = j.fs.open(j.path + "/ack", "rb")
@@ -86,6 +87,7 @@ def _load_acks(j, exists):
     finally:
         f.close()
     w = 0
+    j._alen = len(data)
     clean = len(data) % _ACK_ENTRY == 0
     for i in range(0, len(data) - _ACK_ENTRY + 1, _ACK_ENTRY):
         c = crc16(data, i, i + 4)
@@ -97,14 +99,16 @@ def _load_acks(j, exists):
             clean = False
     if not clean:  # a torn entry: rewrite so later appends stay aligned
         write_new(j, j.path + "/ack", _with_crc(w.to_bytes(4, "little")))
+        j._alen = _ACK_ENTRY
     return w
 
 
 def _scan(j, v, newest):  # v: the segment's number
     p = j._segp(v)
-    size = j.fs.size(p)
     f = j.fs.open(p, "rb")
     try:
+        size = f.seek(0, 2)  # the file's length
+        f.seek(0)
         h = f.read(_HDR)
         if (len(h) != _HDR or h[0:4] != b"TWJ\x01" or J._u32(h, 4) != v
                 or crc16(h, 0, 16) != h[16] | (h[17] << 8)):
@@ -242,6 +246,7 @@ def acked(j, path, entry, rewrite):
     _ACK_MAX), then delete the segments that are all acknowledged."""
     if rewrite:
         write_new(j, path, entry)
+        j._alen = _ACK_ENTRY
     compact(j)
 
 

@@ -162,5 +162,5 @@ def test_inlined_constants_match_what_they_stand_for():
     assert R._CRC_SOF == crc16(b"\xa1")
     # defined in both files (a segment is the list [_NO, _SIZE, _COUNT, _LAST] in both)
     for name in ("_NACK", "_MAX_BODY", "_EXTRA", "_HDR", "_CHUNK", "_NO", "_SIZE", "_COUNT",
-                 "_LAST", "_SOF", "_TYPICAL"):
+                 "_LAST", "_SOF", "_TYPICAL", "_ACK_ENTRY"):
         assert getattr(R, name) == getattr(J, name), name

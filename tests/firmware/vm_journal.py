@@ -235,6 +235,28 @@ def test_refusals_say_why_and_write_nothing():
     assert _seqs(j)[-1] == seq
 
 
+def test_ack_log_is_rewritten_when_it_reaches_its_limit():
+    # the ack log's length is kept in RAM (set at open from the file): it grows by one 6-byte
+    # entry per in-order ack and is replaced by a single entry once it reaches _ACK_MAX, also
+    # across reopens; the first ack creates it
+    fs = FakeFS()
+    j = J.Journal("/j", 4096, fs=fs, segments=4)
+    assert "/j/ack" not in fs.files
+    sizes = []
+    for s in range(1, 201):
+        j.append(reading(s))
+        j.ack(s)
+        n = len(fs.files["/j/ack"])
+        sizes.append(n)
+        assert n % 6 == 0 and 6 <= n < J._ACK_MAX + 6, (s, n)
+        if s in (50, 51, 130):
+            j = J.Journal("/j", 4096, fs=fs, segments=4)
+            assert len(fs.files["/j/ack"]) == n  # a clean log is not rewritten at open
+    assert sizes.count(6) >= 2 and max(sizes) >= J._ACK_MAX
+    j = J.Journal("/j", 4096, fs=fs, segments=4)
+    assert _seqs(j) == [] and j.head()[0] == 200 and j.backlog() == 0
+
+
 def test_newest_segment_stays_open_between_appends():
     # one open per segment, not per reading; each record is on "flash" (the file data) as soon
     # as append() returns; after close() the next append reopens the segment
