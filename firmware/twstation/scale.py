@@ -443,6 +443,19 @@ class Scale:
     def net_g(self):
         return self.gross_g - self.tare_g
 
+    def load_g(self):
+        """Net weight from the newest samples only (the prefilter: 1 sample at 10 SPS, 4 at 80),
+        rounded to e: it follows a bag put down or lifted at once, where net_g (the stability
+        average) lags. For the station's "is a bag on the platform" test only, never recorded:
+        a quick swap of bags (one lifted, the next put down within half a second) must show the
+        empty platform in between."""
+        k = self._pre
+        if self._n < k:  # the prefilter is not full yet (just booted or restarted)
+            return self.net_g
+        cal = self.cal
+        return (_round_div((self._f - k * self.zero_counts) * cal.num, k * cal.den * cal.e_g)
+                * cal.e_g - self.tare_g)
+
     def gross_fine_g(self):
         """Gross to the gram (not rounded to e), from the long average: for calibration checks
         and diagnostics only (twstation.calwork)."""

@@ -319,7 +319,9 @@ class Station:
             self._sf &= ~_B_OVER
 
     def _loaded(self):
-        return self.scale.net_g >= self.config.empty_g
+        # from the newest samples (Scale.load_g), not the stability average: a bag lifted and the
+        # next one put down within ~0.5 s must still be seen as two bags
+        return self.scale.load_g() >= self.config.empty_g
 
     def stable(self):
         """The scale is settled and its HX711 answers (commands refuse tare/zero otherwise)."""
