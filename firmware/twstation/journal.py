@@ -20,11 +20,15 @@
 # the commit: MicroPython's flush() is lfs_file_sync) of one record at the end of the newest
 # segment: no file is ever rewritten per reading. The newest segment stays open for appending
 # between appends (no path string, file object or littlefs cache buffer per reading); it is
-# closed before a new segment is created, before a failed write is cut back, and by close(). ack = one 6-byte append to the ack log; a segment is deleted once every record in it
+# closed before a new segment is created, before a failed write is cut back, and by close().
+# ack = one 6-byte append to the ack log; a segment is deleted once every record in it
 # is acknowledged (the newest is kept). The ack log is replaced (temp + rename) when it passes
-# 512 bytes.
+# 512 bytes (its length is kept in RAM: no stat per ack).
 #
-# Recovery at open (twstation.jrecover, imported at boot only): leftover temp files are
+# Rare work lives in twstation.jrecover, imported for it and forgotten again: opening, a new
+# segment, the ack log's rewrite, deleting acknowledged segments, refused or failed appends.
+#
+# Recovery at open (twstation.jrecover): leftover temp files are
 # deleted; every record of every segment is checked (length, CRC, increasing seq); a torn
 # record at the end of the newest segment (the only place a write can be interrupted) is cut
 # off by copying the valid prefix (temp + rename) and counted in `recovered` (bytes) /
