@@ -166,8 +166,9 @@ MODULES = [  # every station module, in dependency order (the order figures are 
     "twproto.canon", "twproto.rsload", "twstation.settings", "twstation.board",
     "twstation.commands", "twstation.selftest", "twstation.jrecover", "twstation.assemble",
     "twstation.calwork",
-    "twproto.rsbin", "twstation.gm65", "twstation.rfdiag", "twproto.messages",
-    "twproto.reasontext", "twproto.framehost",
+    "twproto.rsbin", "twstation.gm65", "twstation.rfdiag", "twstation.session",
+    "twstation.drvwork", "twproto.readingbody", "twproto.messages", "twproto.reasontext",
+    "twproto.framehost",
 ]
 BASELINE = "import gc, machine, micropython, sys, binascii\n"
 
