@@ -5,7 +5,6 @@ the boot, like the boot's other cold modules (firmware/MEMORY.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ for m in [m for m in sys.modules if m.startswith('tw')]:
 
 # the unpacker, the host modules that also have one, and the boot code itself
 GONE = ["twproto.readingbody", "twproto.messages", "twproto.framehost", "twstation.assemble"]
-
-
-@pytest.fixture(scope="module")
-def bench(mpvm_available):
-    path = ROOT / "bench" / "firmware_memory.py"
-    spec = importlib.util.spec_from_file_location("firmware_memory", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_pending_reading_is_replayed_and_the_unpacker_dropped(bench):

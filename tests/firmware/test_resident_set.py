@@ -6,12 +6,7 @@ from: a provisioned flash (RFID + QR reader, the example depot rule set)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # Modules a station needs only at boot or for a command, and the host-side halves of the shared
 # modules (reached through module __getattr__ on the host). None may stay resident.
@@ -28,15 +23,6 @@ NOT_RESIDENT = {
 # ~25 KB on top for a moment. Measured 77.4 KB, then 65.3 KB after the fifth memory pass
 # (2026-11-22); the budget keeps room for the conservative collector's layout noise.
 BUDGET = 75_000
-
-
-@pytest.fixture(scope="module")
-def bench(mpvm_available):
-    path = ROOT / "bench" / "firmware_memory.py"
-    spec = importlib.util.spec_from_file_location("firmware_memory", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("compact", [True, False], ids=["provisioned", "validating"])
