@@ -109,12 +109,11 @@ def test_bridge_resumes_after_the_station_is_unplugged_and_replugged(tmp_path):
         end.welcome()
         end.send(station.reading())
         end.collect(lambda fr: 1 in end.acked())
-        st1.unplug()  # cable out
+        st1.unplug()  # cable out: the device node goes, and udev removes its by-id name with it
+        os.remove(link_path)  # (left in place, it could name a pty another process gets next)
         time.sleep(0.3)
         st2 = PtyStation()  # cable in: a new device node behind the same stable name
-        tmp = tmp_path / "ttyTAGWEIGH0.new"
-        os.symlink(st2.path, tmp)
-        os.replace(tmp, link_path)
+        os.symlink(st2.path, link_path)
         end2 = StationEnd(st2, station)
         end2.welcome(timeout=10)  # HELLO repeats until the bridge has reopened the port
         end2.send(station.reading())
