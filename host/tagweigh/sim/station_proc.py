@@ -4,7 +4,10 @@ Started by the supervisor as ``python -m tagweigh.sim.station_proc ROOT --tty-fd
 ROOT is the station's flash (station.json, key.bin, board.json, scale.json, ruleset.json,
 journal/). The tty fd is the pty master: the station's USB/UART side. The control fd is a socket
 on which the supervisor sends one JSON action per line ({"kind": "place", "args": {...}}, or
-{"kind": "link", "args": {"up": false}} to pull the cable to the bridge); the
+{"kind": "link", "args": {"up": false}} to pull the cable to the bridge); an action may carry
+its scripted time "at" (seconds): it is then applied no sooner after the previous timed action
+than the script says, so a supervisor held up by a busy machine cannot squeeze a tap and its
+untap (or a lift and the next bag) into one instant the station never sees; the
 station answers nothing on it except one line {"ready": true} once it runs, and
 {"feedback": ...} lines when the station shows a verdict to the operator.
 
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     _send(control, {"ready": True, "pid": os.getpid()})
     _watch_feedback(st, control)
     pending = b""
+    paced = _Paced()
     trace = os.environ.get("TAGWEIGH_SIM_TRACE") == "1"
     last_state = None
     try:
@@ -70,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
                 last_state = st.state
                 print(f"{time.monotonic():.3f} state {_state_name(st.state)} net={st.scale.net_g} "
                       f"stable={st.scale.stable}", file=sys.stderr)
-            pending = _apply_control(control, pending, world, stream)
-            if pending is None:
+            got = _apply_control(control, pending, paced)
+            if got is None:
                 return 0  # the supervisor went away
+            pending = got
+            paced.apply_due(world, stream, time.monotonic())
             time.sleep(0.001)
     except _Reboot:
         return EXIT_REBOOT
@@ -86,7 +92,38 @@ def _state_name(state: int) -> str:
     return STATE_NAMES[state] if 0 <= state < len(STATE_NAMES) else str(state)
 
 
-def _apply_control(control: socket.socket, pending: bytes, world, stream) -> bytes | None:
+class _Paced:
+    """Control messages waiting to be applied: in arrival order, a timed one ("at") no sooner
+    after the previous timed one than their scripted times differ."""
+
+    def __init__(self) -> None:
+        self.queue: list[dict] = []
+        self.last_at: float | None = None  # scripted time of the last timed action applied
+        self.last_wall = 0.0  # and when it was applied
+
+    def apply_due(self, world, stream, now: float) -> None:
+        while self.queue:
+            msg = self.queue[0]
+            at = msg.get("at")
+            if at is not None and self.last_at is not None \
+                    and now - self.last_wall < at - self.last_at - 1e-3:  # (1 ms: float slack)
+                return
+            self.queue.pop(0)
+            if at is not None:
+                self.last_at, self.last_wall = at, now
+            try:
+                if msg["kind"] == "link":
+                    stream.set_connected(bool(msg["args"]["up"]))
+                else:
+                    world.apply(msg["kind"], msg.get("args", {}))
+            except (ValueError, KeyError, TypeError) as exc:
+                print(f"station: bad control message {msg!r:.80}: {exc}", file=sys.stderr)
+                continue
+            if os.environ.get("TAGWEIGH_SIM_TRACE") == "1":
+                print(f"{now:.3f} action {msg['kind']} {msg.get('args', {})}", file=sys.stderr)
+
+
+def _apply_control(control: socket.socket, pending: bytes, paced: _Paced) -> bytes | None:
     readable, _, _ = select.select([control], [], [], 0)
     if not readable:
         return pending
@@ -103,14 +140,12 @@ def _apply_control(control: socket.socket, pending: bytes, world, stream) -> byt
         line, pending = pending.split(b"\n", 1)
         try:
             msg = json.loads(line)
-            if msg["kind"] == "link":
-                stream.set_connected(bool(msg["args"]["up"]))
-            else:
-                world.apply(msg["kind"], msg.get("args", {}))
-            if os.environ.get("TAGWEIGH_SIM_TRACE") == "1":
-                print(f"{time.monotonic():.3f} action {msg['kind']} {msg.get('args', {})}", file=sys.stderr)
-        except (ValueError, KeyError) as exc:
+            if not isinstance(msg, dict) or not isinstance(msg.get("kind"), str):
+                raise ValueError("not an action")
+        except ValueError as exc:
             print(f"station: bad control line {line[:80]!r}: {exc}", file=sys.stderr)
+            continue
+        paced.queue.append(msg)
     return pending
 
 

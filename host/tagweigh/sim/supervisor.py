@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tagweigh.errors import TagweighError
 from tagweigh.sim import scenarios as S
@@ -136,8 +137,10 @@ class SimStation:
         line, self._buf = self._buf.split(b"\n", 1)
         return line
 
-    def act(self, kind: str, args: dict | None = None) -> None:
-        """Do one scenario action on this station now."""
+    def act(self, kind: str, args: dict | None = None, at: float | None = None) -> None:
+        """Do one scenario action on this station now. ``at``: its scripted time (s, already
+        scaled by the speed); the station process keeps the script's spacing between timed
+        actions even when this process was held up and sends them late (station_proc)."""
         args = args or {}
         if kind == S.POWER_CUT:
             self.power_cut(args.get("off_s", 1.0))
@@ -153,8 +156,11 @@ class SimStation:
         if not self.powered:
             return  # nobody is at a dead station's display; the bag still moves (tracked above)
         assert self.control is not None
+        msg: dict[str, Any] = {"kind": kind, "args": args}
+        if at is not None:
+            msg["at"] = at
         try:
-            self.control.sendall((json.dumps({"kind": kind, "args": args}) + "\n").encode())
+            self.control.sendall((json.dumps(msg) + "\n").encode())
         except OSError:
             pass
 
@@ -273,9 +279,9 @@ class Simulator:
         while True:
             now = time.monotonic() - t0
             while k < len(timeline) and timeline[k][0] / speed <= now:
-                _, i, action = timeline[k]
+                at, i, action = timeline[k]
                 st = self.stations[i]
-                st.act(action.kind, action.args)
+                st.act(action.kind, action.args, at=at / speed)
                 if on_action is not None:
                     on_action(st, action)
                 k += 1
