@@ -3,7 +3,9 @@
 # keeps private const() copies of the numbers, a TagFormat checks codes with tags._check and its
 # scheme number, identify() builds the fallback key itself and asks tags._uid). Reached as
 # tags.X (tags' module __getattr__), so code keeps importing everything from twproto.tags.
-from twproto.errors import TagError
+# The station imports this module at boot (twproto.rsbin asks for the alphabets and VALID), so
+# TagError is named only where it is raised: errors makes the class on first use, not here.
+from twproto import errors as _E
 from twproto.tags import ALNUM, _check, _hex, _uid, canonical
 
 __all__ = (  # twproto.tags' public API
@@ -37,7 +39,7 @@ VALID = {37: "mod37_2_valid", 10: "luhn_valid", 36: "luhn36_valid", 3: "gs1_vali
 def _over(s):
     # Refuse a text longer than MAX_TAG before any work.
     if len(s) > MAX_TAG:
-        raise TagError("tag_too_long", "more than %d characters" % MAX_TAG)
+        raise _E.TagError("tag_too_long", "more than %d characters" % MAX_TAG)
 
 
 def _checked(code, n):
@@ -48,7 +50,7 @@ def _checked(code, n):
         m = 36 if n > 35 else 10
         for ch in code:
             if not 0 <= ALNUM.find(ch) < m:
-                raise TagError("bad_char", repr(ch) + " not allowed")
+                raise _E.TagError("bad_char", repr(ch) + " not allowed")
     return c
 
 

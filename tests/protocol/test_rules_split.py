@@ -87,3 +87,26 @@ def test_the_station_modules_do_not_load_the_host_halves():
     loaded = set(out.split())
     assert "twproto.rules" in loaded
     assert not loaded & {"twproto.reasons", "twproto.reasontext", "twproto.ruleshost"}, loaded
+
+
+def test_a_boot_from_the_compact_rule_set_makes_no_tag_error(tmp_path):
+    # The station's boot reads X.bin through rsbin, which asks tagshost for the alphabets and the
+    # scheme names: TagError (a class on the station's heap for good) must not be made by that.
+    import hashlib
+    import json
+
+    from twproto import canon, rsload
+
+    data = canon.canonical_bytes(json.loads(EXAMPLE.read_text()))
+    (tmp_path / "rs.json").write_bytes(data)
+    (tmp_path / "rs.bin").write_bytes(
+        rsload.compact(ruleset.load_file(str(EXAMPLE)), hashlib.sha256(data).digest()))
+    code = (
+        "import sys\n"
+        "from twproto import errors, ruleset\n"
+        f"rs = ruleset.load_file({str(tmp_path / 'rs.json')!r}, True)\n"
+        "assert rs.doc is None and rs.formats and 'twproto.tagshost' in sys.modules\n"
+        "print(sorted(n for n in vars(errors) if n.endswith('Error')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["['FrameError',", "'MacError',", "'MessageError',", "'ProtocolError']"], out
