@@ -6,7 +6,7 @@
 # imports this module when one of these happens and forgets it right after (twstation.COLD);
 # what runs per step or per reading (ACKs, the backlog, resends, LIVE) stays in
 # twstation.station.
-from twproto.port import const, ticks_add, ticks_diff
+from twproto.port import const, ticks_add
 from twproto import bodies as M
 from twstation import FIRMWARE_VERSION
 from twstation.station import _u32
@@ -45,7 +45,6 @@ _AT_STATUS = const(5)
 _TIME_MIN = const(1700000000)
 _BACKOFF_MS = const(5000)  # after NACK storage_unavailable / busy: 5 s doubling to 60 s (SPEC 10)
 _BACKOFF_MAX_MS = const(60000)
-_EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
 _EVENT_QUEUE = const(8)  # events kept while no session (oldest dropped beyond)
 
 
@@ -173,13 +172,8 @@ def status(st, now):
 
 
 def event(st, code, severity, detail):
-    """Station.event: send (or queue while there is no session) an EVENT; the same code at most
-    once per _EVENT_GAP_MS so a stuck fault cannot flood the link."""
-    now = st.clock.ticks_ms()
-    last = st._ev_last.get(code)
-    if last is not None and ticks_diff(now, last) < _EVENT_GAP_MS:
-        return
-    st._ev_last[code] = now
+    """Station.event, once its gap check let the event through: send it, or queue it while
+    there is no session."""
     if not -0x80000000 <= detail <= 0x7FFFFFFF:
         detail = 0
     up = st.uptime_ms & 0xFFFFFFFF

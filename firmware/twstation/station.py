@@ -122,6 +122,7 @@ _P_IDLE = const(5)
 
 _REPEAT_MS = const(1000)  # a tag unseen this long counts as a new presentation
 _SAMPLE_MS = const(1000)  # no HX711 sample for this long: EVENT hx711_not_ready
+_EVENT_GAP_MS = const(5000)  # the same event code is not repeated faster than this
 _SESSION_IDLE_MS = const(30000)  # no valid bridge frame for this long: new HELLO (SPEC 9)
 _TIME_MIN = const(1700000000)  # a bridge time before 2023-11-14 is invalid and ignored (SPEC 11)
 _ACK_WAIT_MS = const(400)  # feedback waits this long for the bridge's verdict, no longer
@@ -626,9 +627,16 @@ class Station:
     # ------------------------------------------------------------------ events
     def event(self, code, severity, detail):
         """Send (or queue while there is no session) an EVENT; the same code at most once per
-        5 s so a stuck fault cannot flood the link. Events are rare (faults, refusals, operator
-        mistakes; none on a good reading): the cold twstation.session sends them, dropped again
-        right after (only it: an event raised at boot or by a command leaves their modules)."""
+        _EVENT_GAP_MS so a stuck fault cannot flood the link. That check is made here, before
+        any import: a fault can raise its event every few steps (a dead RFID reader: every
+        ~40 ms). Events that pass it are rare (faults, refusals, operator mistakes; none on a
+        good reading): the cold twstation.session sends them, dropped again right after (only
+        it: an event raised at boot or by a command leaves their modules)."""
+        ev = self._ev_last
+        now = self.clock.ticks_ms()
+        if code in ev and ticks_diff(now, ev[code]) < _EVENT_GAP_MS:
+            return
+        ev[code] = now
         from twstation import session
 
         session.event(self, code, severity, detail)

@@ -813,3 +813,39 @@ def test_session_code_leaves_the_heap_after_hello_welcome_command_and_nack():
     if MICROPYTHON:
         assert "twstation.session" not in sys.modules
         assert "twstation.commands" not in sys.modules
+
+
+def test_an_event_repeated_within_its_gap_reaches_no_session_code():
+    # A fault can raise its event every few steps (a dead RFID reader: every ~40 ms). The 5 s
+    # gap is checked by Station.event itself: a repeat neither imports the cold
+    # twstation.session (which reads it from flash) nor sends anything.
+    import sys
+
+    import twstation
+
+    r = Rig()
+    r.connect()
+    r.st.event(M.EV_READER_FAULT, M.SEV_ERROR, 4)
+    r.run(20)
+    assert [e.code for e in r.bridge.of(F.T_EVENT)].count(M.EV_READER_FAULT) == 1
+    calls = []
+
+    class Stand:  # in place of twstation.session: records what would have been imported
+        @staticmethod
+        def event(*args):
+            calls.append(args)
+
+    saved = sys.modules.get("twstation.session")
+    sys.modules["twstation.session"] = twstation.session = Stand
+    try:
+        r.clock.t += 1000
+        r.st.event(M.EV_READER_FAULT, M.SEV_ERROR, 4)
+    finally:
+        sys.modules.pop("twstation.session", None)
+        if "session" in twstation.__dict__:
+            delattr(twstation, "session")
+        if saved is not None:
+            sys.modules["twstation.session"] = twstation.session = saved
+    assert calls == []
+    r.run(20)
+    assert [e.code for e in r.bridge.of(F.T_EVENT)].count(M.EV_READER_FAULT) == 1
