@@ -444,16 +444,29 @@ class Scale:
         return self.gross_g - self.tare_g
 
     def load_g(self):
-        """Net weight from the newest samples only (the prefilter: 1 sample at 10 SPS, 4 at 80),
-        rounded to e: it follows a bag put down or lifted at once, where net_g (the stability
-        average) lags. For the station's "is a bag on the platform" test only, never recorded:
-        a quick swap of bags (one lifted, the next put down within half a second) must show the
-        empty platform in between."""
+        """Net weight from the newest samples only, rounded to e: the larger of the prefilter's
+        value now and one sample earlier (1 sample each at 10 SPS, 4 at 80). It follows a bag
+        put down or lifted at once, where net_g (the stability average) lags; a single odd
+        sample (a glitch) never makes a loaded platform look empty. For the station's "is a bag
+        on the platform" test only, never recorded: a quick swap of bags (one lifted, the next
+        put down within half a second) must show the empty platform in between."""
         k = self._pre
-        if self._n < k:  # the prefilter is not full yet (just booted or restarted)
+        if self._n <= k:  # not two prefilter values yet (just booted or restarted)
             return self.net_g
+        ring = self._buf
+        n = self._len
+        j = self._i - 1  # the newest sample
+        if j < 0:
+            j += n
+        o = j - k  # the one just before the prefilter
+        if o < 0:
+            o += n
+        f = self._f
+        p = f - ring[j] + ring[o]  # the prefilter's sum one sample earlier
+        if (p - f) * self._sgn > 0:
+            f = p
         cal = self.cal
-        return (_round_div((self._f - k * self.zero_counts) * cal.num, k * cal.den * cal.e_g)
+        return (_round_div((f - k * self.zero_counts) * cal.num, k * cal.den * cal.e_g)
                 * cal.e_g - self.tare_g)
 
     def gross_fine_g(self):
