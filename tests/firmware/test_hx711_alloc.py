@@ -78,7 +78,11 @@ def test_rare_methods_reload_the_forgotten_cold_module(mpvm_loaded):
     out = vm.exec(
         "import sys\n"
         "from twstation import forget\n"
+        "import twstation.hx711 as H\n"
         "from twstation.hx711 import HX711\n"
+        # Node's timing jitter is not the ESP32's (a loaded machine failed the 50 us check once)
+        "def _zero():\n    return 0\n"
+        "H.ticks_us = _zero\n"
         "d = Dout(0xFED4B3)\n"
         "hx = HX711(d, Sck(d), rate_sps=80)\n"
         "forget(('twstation.drvwork',))\n"
