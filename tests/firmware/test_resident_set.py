@@ -20,7 +20,7 @@ NOT_RESIDENT = {
 }
 # A booted station's heap (modules, interned names, rule set, buffers, journal, rule state).
 # A stock ESP32-WROOM gives MicroPython ~100 KB; a reading, a command and a rule-set push need
-# ~25 KB on top for a moment. Measured 77.4 KB, then 65.3 KB after the fifth memory pass
+# ~25 KB on top for a moment. Measured 77.4 KB, then 65.4 KB after the fifth memory pass
 # (2026-11-22); the budget keeps room for the conservative collector's layout noise.
 BUDGET = 75_000
 
