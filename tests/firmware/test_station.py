@@ -378,11 +378,8 @@ def test_dead_reader_does_not_stop_the_station_and_selftest_says_so(rig, tmp_pat
     assert d["rdr"] == "not_found" and d["jnl"] == "ok"
 
 
-def test_rule_set_pushed_over_link_survives_reboot(rig):
-    r = rig()
-    r.connect()
-    doc = dict(RULESET, version="9")
-    data = canon.canonical_bytes(doc)
+def _push_ruleset(r, data):
+    """The bridge pushes canonical rule-set bytes as COMMANDs (maintenance, BEGIN, CHUNKs, END)."""
     r.bridge.command(M.OP_MAINTENANCE, on=1)
     r.bridge.command(M.OP_RULESET_BEGIN, length=len(data), sha256=hashlib.sha256(data).digest())
     for off in range(0, len(data), 180):
@@ -390,6 +387,14 @@ def test_rule_set_pushed_over_link_survives_reboot(rig):
         r.run(10)
     r.bridge.command(M.OP_RULESET_END)
     r.run(20)
+
+
+def test_rule_set_pushed_over_link_survives_reboot(rig):
+    r = rig()
+    r.connect()
+    doc = dict(RULESET, version="9")
+    data = canon.canonical_bytes(doc)
+    _push_ruleset(r, data)
     assert r.bridge.of(F.T_RESULT)[-1].status == M.RS_OK
     r.boot()
     assert r.st.ruleset.version == "9"
@@ -407,13 +412,7 @@ def test_pushed_rule_set_gets_its_compact_boot_copy_at_once(rig, monkeypatch):
     r = rig()
     r.connect()
     data = canon.canonical_bytes(dict(RULESET, version="11"))
-    r.bridge.command(M.OP_MAINTENANCE, on=1)
-    r.bridge.command(M.OP_RULESET_BEGIN, length=len(data), sha256=hashlib.sha256(data).digest())
-    for off in range(0, len(data), 180):
-        r.bridge.command(M.OP_RULESET_CHUNK, offset=off, data=data[off : off + 180])
-        r.run(10)
-    r.bridge.command(M.OP_RULESET_END)
-    r.run(20)
+    _push_ruleset(r, data)
     assert r.bridge.of(F.T_RESULT)[-1].status == M.RS_OK
     path = config.join(r.st.root, "ruleset.json")
     with open(path[:-5] + ".bin", "rb") as f:
